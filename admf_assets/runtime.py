@@ -1,0 +1,55 @@
+"""Runtime choices shared by definitions.py and the CLI: executor and resources from the environment.
+
+* ``ADMF_EXECUTOR``: ``in_process`` (default: ~0.1 s per asset on this kind of machine) or
+  ``multiprocess`` (one forkserver process per step, ``ADMF_MAX_CONCURRENT`` at once, default 2).
+* ``ADMF_MARKET_SOURCE``: ``synthetic`` (default) or ``files`` with ``ADMF_MARKET_PATH`` a directory.
+* ``ADMF_SYMBOLS``: comma-separated universe (default: the 20 built-in synthetic symbols, or every
+  file in ``ADMF_MARKET_PATH``).  ``ADMF_SEED``: seed of the synthetic market (default 42).
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from admf_assets import settings
+from admf_assets.engine import synthetic
+from resources import DuckDBParquetIOManager, MarketDataSource, StorageResource
+
+PRELOAD = ["pandas", "numpy", "pyarrow", "dagster", "admf_assets.engine.marketdata"]
+
+
+def executor(kind: str | None = None, max_concurrent: int | None = None) -> dg.ExecutorDefinition:
+    kind = (kind or os.environ.get("ADMF_EXECUTOR") or "in_process").lower()
+    if kind in ("in_process", "inprocess", "in-process"):
+        return dg.in_process_executor
+    if kind in ("multiprocess", "multi_process", "multiprocessing"):
+        n = max_concurrent or int(os.environ.get("ADMF_MAX_CONCURRENT", "2"))
+        return dg.multiprocess_executor.configured(
+            {"max_concurrent": n, "start_method": {"forkserver": {"preload_modules": PRELOAD}}},
+            name="multiprocess_forkserver",
+        )
+    raise ValueError(f"ADMF_EXECUTOR={kind!r}: use 'in_process' or 'multiprocess'")
+
+
+def market_source() -> MarketDataSource:
+    kind = os.environ.get("ADMF_MARKET_SOURCE", "synthetic")
+    symbols = [s.strip().upper() for s in os.environ.get("ADMF_SYMBOLS", "").split(",") if s.strip()]
+    if kind == "files":
+        return MarketDataSource(kind="files", path=os.environ.get("ADMF_MARKET_PATH"), symbols=symbols)
+    return MarketDataSource(
+        kind="synthetic",
+        symbols=symbols or list(synthetic.DEFAULT_SYMBOLS),
+        seed=int(os.environ.get("ADMF_SEED", "42")),
+    )
+
+
+def resources() -> dict:
+    root = str(settings.storage_root())
+    return {
+        "io_manager": DuckDBParquetIOManager(storage_root=root),
+        "array_io_manager": DuckDBParquetIOManager(storage_root=root, register_views=False),
+        "storage": StorageResource(storage_root=root),
+        "market_source": market_source(),
+    }

@@ -1,0 +1,58 @@
+"""Where things live on disk: the Dagster instance, stored tables, the DuckDB catalog, reports.
+
+* ``DAGSTER_HOME``: the instance the ``admf`` command and the UI share.  When it is not set,
+  ``~/.admf/dagster_home`` is used (outside any source tree) and created on first use.
+* ``ADMF_STORAGE``: root of the stored phase outputs; default ``$DAGSTER_HOME/admf_storage``.
+  Under it: ``tables/`` (Parquet per asset / per partition), ``research.duckdb`` (views over
+  every table, open it with the ``duckdb`` CLI or Python), ``reports/`` (HTML reports).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_HOME = Path("~/.admf/dagster_home")
+
+_DAGSTER_YAML = """\
+# Written by admf on first use; edit freely.
+telemetry:
+  enabled: false
+run_monitoring:
+  enabled: true
+  free_slots_after_run_end_seconds: 300
+concurrency:
+  pools:
+    default_limit: 2
+"""
+
+
+def dagster_home() -> Path:
+    env = os.environ.get("DAGSTER_HOME")
+    return Path(env).expanduser().resolve() if env else DEFAULT_HOME.expanduser().resolve()
+
+
+def ensure_dagster_home() -> Path:
+    """Make sure DAGSTER_HOME is set in this process, exists, and has a dagster.yaml."""
+    home = dagster_home()
+    home.mkdir(parents=True, exist_ok=True)
+    cfg = home / "dagster.yaml"
+    if not cfg.exists():
+        tmp = cfg.with_suffix(".yaml.tmp")
+        tmp.write_text(_DAGSTER_YAML)
+        os.replace(tmp, cfg)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def storage_root() -> Path:
+    env = os.environ.get("ADMF_STORAGE")
+    return Path(env).expanduser().resolve() if env else dagster_home() / "admf_storage"
+
+
+def duckdb_path() -> Path:
+    return storage_root() / "research.duckdb"
+
+
+def reports_dir() -> Path:
+    return storage_root() / "reports"

@@ -1,0 +1,232 @@
+"""Parquet files as the stored truth, DuckDB views over them for queries.
+
+Layout under the storage root::
+
+    tables/<key>/<part>/.../<name>.parquet            unpartitioned asset
+    tables/<key>/<part>/.../<name>/<partition>.parquet partitioned asset, one file per partition
+    research.duckdb                                   schema <first key part>, view <rest joined by __>
+
+Why not write into one DuckDB file: DuckDB allows one writing process per file, and any other
+open connection (even read-only, e.g. an analyst's notebook) makes writes fail after the
+IO manager's retries run out.  Parquet files are written by each process independently and
+atomically (temp file + rename), so parallel backfills and open notebooks never block a run;
+the DuckDB file holds only view definitions, created once per table and skipped (then retried
+on the next write or by ``admf db``) when another process holds the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+_IDENT = re.compile(r"[^A-Za-z0-9_]")
+
+
+def _ident(text: str) -> str:
+    return _IDENT.sub("_", text)
+
+
+def write_parquet_atomic(df: pd.DataFrame, path: Path) -> None:
+    """Write ``df`` to ``path`` so that readers see the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+class TableStore:
+    """Paths, reads and view registration for tables stored under one root."""
+
+    def __init__(self, root: str | os.PathLike, duckdb_path: str | os.PathLike | None = None):
+        self.root = Path(root).expanduser().resolve()
+        self.tables = self.root / "tables"
+        self.duckdb_path = Path(duckdb_path) if duckdb_path else self.root / "research.duckdb"
+
+    # ------------------------------------------------------------------ paths
+    def table_path(self, key: Sequence[str]) -> Path:
+        return self.tables.joinpath(*key)
+
+    def file_path(self, key: Sequence[str]) -> Path:
+        return self.table_path(key).with_suffix(".parquet")
+
+    def partition_path(self, key: Sequence[str], partition: str) -> Path:
+        return self.table_path(key) / f"{partition}.parquet"
+
+    def stored_partitions(self, key: Sequence[str]) -> set[str]:
+        d = self.table_path(key)
+        if not d.is_dir():
+            return set()
+        return {p.name[: -len(".parquet")] for p in d.iterdir()
+                if p.name.endswith(".parquet") and not p.name.startswith(".")}
+
+    # ------------------------------------------------------------------ writes
+    def write(self, key: Sequence[str], df: pd.DataFrame, views: bool = True) -> Path:
+        path = self.file_path(key)
+        write_parquet_atomic(df, path)
+        if views:
+            self.register_view(key)
+        return path
+
+    def write_partitions(self, key: Sequence[str], parts: dict[str, pd.DataFrame],
+                         views: bool = True) -> list[Path]:
+        paths = []
+        for pk, frame in parts.items():
+            path = self.partition_path(key, pk)
+            write_parquet_atomic(frame, path)
+            paths.append(path)
+        if parts and views:
+            self.register_view(key, partitioned=True)
+        return paths
+
+    # ------------------------------------------------------------------ reads
+    def read(self, key: Sequence[str], columns: list[str] | None = None) -> pd.DataFrame:
+        path = self.file_path(key)
+        if not path.exists():
+            raise FileNotFoundError(f"{'/'.join(key)} has not been materialized yet ({path} missing)")
+        return pd.read_parquet(path, columns=columns)
+
+    def read_partitions(self, key: Sequence[str], partitions: Iterable[str],
+                        columns: list[str] | None = None) -> pd.DataFrame:
+        partitions = list(partitions)
+        missing = [p for p in partitions if not self.partition_path(key, p).exists()]
+        if missing:
+            raise MissingPartitionsError(key, missing)
+        if not partitions:
+            return pd.DataFrame(columns=columns) if columns else pd.DataFrame()
+        files = [str(self.partition_path(key, p)) for p in partitions]
+        # pyarrow reads the many small files in parallel and unifies schemas
+        tables = [pq.read_table(f, columns=columns) for f in files]
+        tables = [t for t in tables if t.num_rows] or tables[:1]
+        table = pa.concat_tables(tables, promote_options="default")
+        return table.to_pandas()
+
+    # ------------------------------------------------------------------ DuckDB catalog
+    def view_name(self, key: Sequence[str]) -> tuple[str, str]:
+        schema = _ident(key[0]) if len(key) > 1 else "main"
+        name = _ident("__".join(key[1:]) if len(key) > 1 else key[0])
+        return schema, name
+
+    def view_sql(self, key: Sequence[str], partitioned: bool) -> str:
+        schema, name = self.view_name(key)
+        if partitioned:
+            src = (self.table_path(key) / "*.parquet").as_posix()
+        else:
+            src = self.file_path(key).as_posix()
+        src = src.replace("'", "''")
+        return (f'CREATE SCHEMA IF NOT EXISTS "{schema}"; '
+                f'CREATE OR REPLACE VIEW "{schema}"."{name}" AS '
+                f"SELECT * FROM read_parquet('{src}', union_by_name = true)")
+
+    def _marker(self, key: Sequence[str]) -> Path:
+        schema, name = self.view_name(key)
+        return self.root / ".views" / f"{schema}.{name}.sql"
+
+    def register_view(self, key: Sequence[str], partitioned: bool = False) -> bool:
+        """Create the DuckDB view for ``key`` once.  Returns False when the catalog file is
+        held by another process (the view is then created by a later write or ``admf db``)."""
+        sql = self.view_sql(key, partitioned)
+        marker = self._marker(key)
+        if marker.exists() and marker.read_text() == sql:
+            return True
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        pending = marker.with_suffix(".pending")
+        pending.write_text(sql)
+        return self.sync_views()
+
+    def sync_views(self) -> bool:
+        """Apply every pending view definition; False if the DuckDB file is busy."""
+        import duckdb
+
+        pend = sorted((self.root / ".views").glob("*.pending")) if (self.root / ".views").is_dir() else []
+        if not pend:
+            return True
+        try:
+            con = duckdb.connect(str(self.duckdb_path))
+        except duckdb.Error:
+            return False  # held by another process: leave pending
+        try:
+            for p in pend:
+                try:
+                    sql = p.read_text()
+                except FileNotFoundError:  # applied meanwhile by another process
+                    continue
+                con.execute(sql)
+                done = p.with_suffix(".sql")
+                done.write_text(sql)
+                p.unlink(missing_ok=True)
+        finally:
+            con.close()
+        return True
+
+    def rebuild_views(self) -> list[str]:
+        """Recreate views for every stored table (used by ``admf db``); returns view names."""
+        names = []
+        if not self.tables.is_dir():
+            return names
+        for dirpath, dirnames, filenames in os.walk(self.tables):
+            rel = Path(dirpath).relative_to(self.tables)
+            pq_files = [f for f in filenames if f.endswith(".parquet") and not f.startswith(".")]
+            if not pq_files:
+                continue
+            if _is_partition_dir(pq_files) and not dirnames:
+                key = list(rel.parts)
+                self._marker(key).parent.mkdir(parents=True, exist_ok=True)
+                self._marker(key).with_suffix(".pending").write_text(self.view_sql(key, True))
+                names.append(".".join(self.view_name(key)))
+            else:
+                for f in pq_files:
+                    key = [*rel.parts, f[: -len(".parquet")]]
+                    self._marker(key).parent.mkdir(parents=True, exist_ok=True)
+                    self._marker(key).with_suffix(".pending").write_text(self.view_sql(key, False))
+                    names.append(".".join(self.view_name(key)))
+        if not self.sync_views():
+            raise RuntimeError(f"{self.duckdb_path} is open in another process; close it and retry")
+        return names
+
+
+_DATE_FILE = re.compile(r"^\d{4}-\d{2}-\d{2}\.parquet$")
+
+
+def _is_partition_dir(files: list[str]) -> bool:
+    return all(_DATE_FILE.match(f) for f in files)
+
+
+class MissingPartitionsError(LookupError):
+    def __init__(self, key: Sequence[str], missing: list[str]):
+        self.key = list(key)
+        self.missing = sorted(missing)
+        super().__init__(
+            f"{'/'.join(key)}: {len(self.missing)} partition(s) not materialized: "
+            f"{summarize_dates(self.missing)}. Backfill them with: "
+            f"admf backfill --start {self.missing[0]} --end {self.missing[-1]}"
+        )
+
+
+def summarize_dates(keys: list[str], limit: int = 4) -> str:
+    """'2022-01-03..2022-01-07, 2022-03-01' style summary of sorted date keys (runs of weekdays)."""
+    if not keys:
+        return "none"
+    idx = pd.DatetimeIndex(sorted(keys))
+    runs, start, prev = [], idx[0], idx[0]
+    for d in idx[1:]:
+        if (d - prev).days > 3 or len(pd.bdate_range(prev, d)) > 2:
+            runs.append((start, prev))
+            start = d
+        prev = d
+    runs.append((start, prev))
+    parts = [f"{a.date()}" if a == b else f"{a.date()}..{b.date()}" for a, b in runs[:limit]]
+    if len(runs) > limit:
+        parts.append(f"... ({len(runs) - limit} more ranges)")
+    return ", ".join(parts)
