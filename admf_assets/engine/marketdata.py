@@ -217,7 +217,7 @@ def check_bars(bars: pd.DataFrame) -> dict[str, pd.DataFrame]:
             "no_missing_close": np.isnan(c),
             "high_ge_open_close": ~(h >= np.fmax(o, c)),
             "low_le_open_close": ~(lo <= np.fmin(o, c)),
-            "positive_prices": ~((o > 0) & (h > 0) & (lo > 0) & (c > 0)),
+            "positive_prices": (o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0),
             "unique_date_symbol": bars.duplicated(["date", "symbol"], keep=False).to_numpy(),
         }
     return {name: bars[mask] for name, mask in masks.items()}
