@@ -1,0 +1,523 @@
+"""pydantic models of a workflow YAML file.
+
+Top-level sections: ``workflow``, ``template`` (see templates.py), ``data``, ``phases``,
+``infrastructure``, ``reporting``, ``execution``.  Every model forbids unknown keys
+(the error names the key and the closest allowed one).  These models hold what the user
+wrote, after template merging; the resolved DAG with implicit phases, effective configs
+and output names lives in graph.py (``WorkflowSpec.graph``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import date
+from typing import TYPE_CHECKING, Any, Literal, Sequence
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .graph import WorkflowGraph
+
+__all__ = [
+    "NAME_PATTERN",
+    "DEFAULT_TEST_FRACTION",
+    "StrictModel",
+    "WorkflowInfo",
+    "DataSplit",
+    "DataSpec",
+    "RetrySpec",
+    "Criterion",
+    "PhaseSpec",
+    "PhaseResources",
+    "Infrastructure",
+    "Execution",
+    "Reporting",
+    "WorkflowSpec",
+    "slugify",
+]
+
+#: phase names, output names and workflow ids become parts of Dagster asset keys
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
+POOL_PATTERN = re.compile(r"^[A-Za-z0-9_./-]+$")
+#: the test share of the data when the data section gives no split
+DEFAULT_TEST_FRACTION = 0.3
+
+
+def slugify(text: str) -> str:
+    """``'Basic Research-Pipeline'`` -> ``'basic_research_pipeline'`` (only [a-z0-9_])."""
+    slug = re.sub(r"[^a-z0-9]+", "_", str(text).lower()).strip("_")
+    return slug or "workflow"
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+    #: extra accepted spellings (shown in "unknown key" suggestions)
+    __key_aliases__: tuple[str, ...] = ()
+
+
+# ---------------------------------------------------------------------- workflow
+class WorkflowInfo(StrictModel):
+    """The ``workflow:`` section."""
+
+    type: StrictStr = "multi_phase"
+    name: StrictStr | None = None
+    description: StrictStr = ""
+    version: StrictStr = "1"
+    id: StrictStr | None = None
+    # ADMF-PC sections that Dagster replaces: accepted, reported as warnings
+    checkpointing: dict[str, Any] | None = None
+    error_handling: dict[str, Any] | None = None
+    resource_management: dict[str, Any] | None = None
+    monitoring: dict[str, Any] | None = None
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_str(cls, v: Any) -> Any:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return str(v)
+        return v
+
+    @field_validator("id")
+    @classmethod
+    def _id_ok(cls, v: str | None) -> str | None:
+        if v is not None and not NAME_PATTERN.match(v):
+            raise ValueError(
+                f"invalid workflow id {v!r}: use only letters, digits and '_' "
+                f"(it prefixes every asset key), e.g. '{slugify(v)}'"
+            )
+        return v
+
+
+# -------------------------------------------------------------------------- data
+class DataSplit(StrictModel):
+    """Train/test split: exactly one of ``test_start``, ``train_end``, ``test_fraction``.
+
+    ``test_start``: the first test date; ``train_end``: the last train date;
+    ``test_fraction``: the last share of trading days is the test set.
+    Default when nothing is given: ``test_fraction: 0.3``.
+    """
+
+    test_start: date | None = None
+    train_end: date | None = None
+    test_fraction: float | None = Field(default=None, gt=0.0, lt=1.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        # `split: 0.3` or `split: 2022-01-01`
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, (int, float)):
+            return {"test_fraction": v}
+        if isinstance(v, (date, str)):
+            return {"test_start": v}
+        return v
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "DataSplit":
+        given = [k for k in ("test_start", "train_end", "test_fraction") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"[{given[1]}] give only one of test_start, train_end, test_fraction (got {', '.join(given)})")
+        if not given:
+            self.test_fraction = DEFAULT_TEST_FRACTION
+        return self
+
+    @property
+    def method(self) -> str:
+        for k in ("test_start", "train_end", "test_fraction"):
+            if getattr(self, k) is not None:
+                return k
+        return "test_fraction"  # pragma: no cover
+
+    def as_config(self) -> dict[str, Any]:
+        """JSON-safe: ``{"test_start": "2022-01-01"}`` or ``{"test_fraction": 0.3}``."""
+        value = getattr(self, self.method)
+        return {self.method: value.isoformat() if isinstance(value, date) else value}
+
+    def test_start_index(self, dates: Sequence[date]) -> int:
+        """Index of the first test date in sorted trading ``dates`` (len(dates) if none)."""
+        n = len(dates)
+        if self.test_start is not None:
+            return next((i for i, d in enumerate(dates) if _as_date(d) >= self.test_start), n)
+        if self.train_end is not None:
+            return next((i for i, d in enumerate(dates) if _as_date(d) > self.train_end), n)
+        n_test = max(1, int(math.ceil(n * float(self.test_fraction or DEFAULT_TEST_FRACTION)))) if n else 0
+        return n - n_test
+
+
+def _as_date(d: Any) -> date:
+    if hasattr(d, "date") and callable(d.date):
+        return d.date()
+    return d
+
+
+class DataSpec(StrictModel):
+    """The ``data:`` section: symbols, date range, train/test split."""
+
+    symbols: list[StrictStr] = Field(min_length=1)
+    start_date: date
+    end_date: date
+    split: DataSplit = Field(default_factory=DataSplit)
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _one_symbol(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols_ok(cls, v: list[str]) -> list[str]:
+        out = [s.strip() for s in v]
+        if any(not s for s in out):
+            raise ValueError("empty symbol")
+        dup = sorted({s for s in out if out.count(s) > 1})
+        if dup:
+            raise ValueError(f"duplicate symbols: {', '.join(dup)}")
+        return out
+
+    @field_validator("split", mode="before")
+    @classmethod
+    def _split_none(cls, v: Any) -> Any:
+        return {} if v is None else v
+
+    @field_validator("end_date")
+    @classmethod
+    def _end_after_start(cls, v: date, info: ValidationInfo) -> date:
+        start = info.data.get("start_date")
+        if start is not None and start >= v:
+            raise ValueError(f"end_date {v} must be after start_date {start}")
+        return v
+
+    @field_validator("split")
+    @classmethod
+    def _split_inside(cls, v: "DataSplit", info: ValidationInfo) -> "DataSplit":
+        start, end = info.data.get("start_date"), info.data.get("end_date")
+        if start is not None and end is not None and start < end:
+            check_dates(start, end, v)
+        return v
+
+
+def check_dates(start: date, end: date, split: DataSplit) -> None:
+    if start >= end:
+        raise ValueError(f"start_date {start} must be before end_date {end}")
+    for key in ("test_start", "train_end"):
+        d = getattr(split, key)
+        if d is not None and not (start < d < end):
+            raise ValueError(f"split.{key} {d} must lie strictly between start_date {start} and end_date {end}")
+
+
+# ------------------------------------------------------------------------ phases
+class RetrySpec(StrictModel):
+    """``retries: 3`` or ``retries: {count: 3, delay: 10, backoff: exponential, jitter: full}``.
+
+    ``delay`` in seconds before the first retry; ``backoff`` how it grows;
+    ``jitter``: ``full`` / ``plus_minus`` (``true`` means ``full``).
+    """
+
+    __key_aliases__ = ("max_retries",)
+
+    count: StrictInt = Field(ge=0)
+    delay: float = Field(default=0.0, ge=0.0)
+    backoff: Literal["constant", "linear", "exponential"] = "constant"
+    jitter: Literal["full", "plus_minus"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        if isinstance(v, int) and not isinstance(v, bool):
+            return {"count": v}
+        if not isinstance(v, dict):
+            raise ValueError(f"expected a number of retries or {{count, delay, backoff, jitter}} (got {v!r})")
+        if isinstance(v, dict):
+            v = dict(v)
+            if "max_retries" in v:
+                if "count" in v:
+                    raise ValueError("[count] give count or max_retries, not both")
+                v["count"] = v.pop("max_retries")
+            if v.get("jitter") is True:
+                v["jitter"] = "full"
+            elif v.get("jitter") is False:
+                v["jitter"] = None
+        return v
+
+
+class Criterion(StrictModel):
+    """A success criterion on one metric: ``{min: x}``, ``{max: y}`` or both; a bare number is a minimum."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _number(cls, v: Any) -> Any:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return {"min": v}
+        if not isinstance(v, dict):
+            raise ValueError(f"expected {{min: x}}, {{max: y}} or a number (a minimum) (got {v!r})")
+        return v
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "Criterion":
+        if self.min is None and self.max is None:
+            raise ValueError("give min and/or max")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"[min] min {self.min} is greater than max {self.max}")
+        return self
+
+    def describe(self, metric: str) -> str:
+        if self.min is not None and self.max is not None:
+            return f"{self.min:g} <= {metric} <= {self.max:g}"
+        if self.min is not None:
+            return f"{metric} >= {self.min:g}"
+        return f"{metric} <= {self.max:g}"
+
+    def passes(self, value: float) -> bool:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return False
+        if self.min is not None and value < self.min:
+            return False
+        if self.max is not None and value > self.max:
+            return False
+        return True
+
+
+_ON_FAILURE_ALIASES = {"abort_workflow": "abort", "fail": "abort", "continue": "continue_with_warning"}
+
+
+class PhaseSpec(StrictModel):
+    """One entry of ``phases:`` as written (after template merging)."""
+
+    __key_aliases__ = ("timeout_minutes", "timeout_hours", "resource_class", "container_count")
+
+    name: StrictStr
+    type: StrictStr
+    description: StrictStr | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    inputs: list[StrictStr] = Field(default_factory=list)
+    depends_on: list[StrictStr] = Field(default_factory=list)
+    outputs: list[StrictStr] | None = None
+    enabled: StrictBool = True
+    retries: RetrySpec | None = None
+    timeout: float | None = Field(default=None, gt=0, description="seconds")
+    pool: StrictStr | None = None
+    max_workers: StrictInt | None = Field(default=None, ge=1)
+    critical: StrictBool = False
+    success_criteria: dict[StrictStr, Criterion] = Field(default_factory=dict)
+    on_failure: Literal["abort", "continue_with_warning", "retry"] = "abort"
+    # reserved for the (not yet available) conditional phase type
+    condition: StrictStr | None = None
+    if_true: dict[str, Any] | None = None
+    if_false: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _aliases(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            return v
+        v = dict(v)
+        # timeout / timeout_minutes / timeout_hours -> timeout (seconds)
+        given = [k for k in ("timeout", "timeout_minutes", "timeout_hours") if v.get(k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"[{given[1]}] give only one of {', '.join(given)}")
+        for key, factor in (("timeout_minutes", 60.0), ("timeout_hours", 3600.0)):
+            if key in v:
+                raw = v.pop(key)
+                if raw is not None:
+                    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+                        raise ValueError(f"[{key}] must be a number of {key.split('_')[1]} (got {raw!r})")
+                    v["timeout"] = float(raw) * factor
+        # resource_class is another name for pool
+        if "resource_class" in v:
+            rc = v.pop("resource_class")
+            if v.get("pool") not in (None, rc):
+                raise ValueError(f"[resource_class] pool {v['pool']!r} and resource_class {rc!r} disagree; give one")
+            v["pool"] = rc
+        # ADMF-PC: container_count -> max_workers
+        if "container_count" in v:
+            cc = v.pop("container_count")
+            if v.get("max_workers") not in (None, cc):
+                raise ValueError("[container_count] give container_count or max_workers, not both")
+            v["max_workers"] = cc
+        # ADMF-PC: a phase-level `method` belongs to the phase config
+        if "method" in v:
+            method = v.pop("method")
+            cfg = v.get("config")
+            cfg = dict(cfg) if isinstance(cfg, dict) else ({} if cfg is None else cfg)
+            if isinstance(cfg, dict):
+                if "method" in cfg and cfg["method"] != method:
+                    raise ValueError("[method] `method` is given both on the phase and in its config")
+                cfg["method"] = method
+            v["config"] = cfg
+        if v.get("config") is None and "config" in v:
+            v["config"] = {}
+        for key in ("inputs", "depends_on", "outputs"):
+            if isinstance(v.get(key), str):
+                v[key] = [v[key]]
+        if isinstance(v.get("on_failure"), str):
+            v["on_failure"] = _ON_FAILURE_ALIASES.get(v["on_failure"], v["on_failure"])
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, v: str) -> str:
+        if not NAME_PATTERN.match(v):
+            raise ValueError(
+                f"invalid phase name {v!r}: use only letters, digits and '_' "
+                f"(it becomes part of a Dagster asset key), e.g. '{slugify(v)}'"
+            )
+        return v
+
+    @field_validator("pool")
+    @classmethod
+    def _pool_ok(cls, v: str | None) -> str | None:
+        if v is not None and not POOL_PATTERN.match(v):
+            raise ValueError(f"invalid pool name {v!r}: use letters, digits, '_', '-', '.', '/'")
+        return v
+
+    @field_validator("success_criteria", mode="before")
+    @classmethod
+    def _criteria_none(cls, v: Any) -> Any:
+        return {} if v is None else v
+
+
+# ---------------------------------------------------------------- infrastructure
+class PhaseResources(StrictModel):
+    """Resources of one phase: ``max_workers`` (parallel workers inside the phase),
+    ``memory_limit_gb`` (informational), ``pool`` (a Dagster concurrency pool)."""
+
+    max_workers: StrictInt | None = Field(default=None, ge=1)
+    memory_limit_gb: float | None = Field(default=None, gt=0)
+    pool: StrictStr | None = None
+
+    @field_validator("pool")
+    @classmethod
+    def _pool_ok(cls, v: str | None) -> str | None:
+        if v is not None and not POOL_PATTERN.match(v):
+            raise ValueError(f"invalid pool name {v!r}: use letters, digits, '_', '-', '.', '/'")
+        return v
+
+
+Executor = Literal["in_process", "multiprocess"]
+
+
+class Infrastructure(StrictModel):
+    """The ``infrastructure:`` section."""
+
+    phase_resources: dict[StrictStr, PhaseResources] = Field(default_factory=dict)
+    executor: Executor | None = None
+    max_concurrent: StrictInt | None = Field(default=None, ge=1)
+
+    @field_validator("phase_resources", mode="before")
+    @classmethod
+    def _none(cls, v: Any) -> Any:
+        return {} if v is None else v
+
+
+class Execution(StrictModel):
+    """The optional ``execution:`` section (same keys as in ``infrastructure:``)."""
+
+    executor: Executor | None = None
+    max_concurrent: StrictInt | None = Field(default=None, ge=1)
+
+
+class Reporting(StrictModel):
+    """The ``reporting:`` section; configures the implicit ``report`` phase.
+
+    ``enabled: false`` turns the implicit report off.
+    """
+
+    enabled: StrictBool = True
+    title: StrictStr | None = None
+    output_path: StrictStr | None = None
+    include_phase_reports: StrictBool = True
+    generate_summary_report: StrictBool = True
+    # ADMF-PC analytics: the Dagster UI provides run timings; accepted, reported as a warning
+    workflow_analytics: dict[str, Any] | None = None
+
+
+# ---------------------------------------------------------------------- workflow
+class WorkflowSpec(StrictModel):
+    """A whole workflow file, validated.
+
+    ``load_workflow`` returns it with ``source``, ``workflow_id``, ``warnings`` and the
+    resolved ``graph`` filled in.
+    """
+
+    workflow: WorkflowInfo = Field(default_factory=WorkflowInfo)
+    template: StrictStr | None = None
+    data: DataSpec | None = None
+    phases: list[PhaseSpec] = Field(min_length=1)
+    infrastructure: Infrastructure = Field(default_factory=Infrastructure)
+    reporting: Reporting | None = None
+    execution: Execution | None = None
+
+    _source: str | None = PrivateAttr(default=None)
+    _workflow_id: str = PrivateAttr(default="workflow")
+    _warnings: list[str] = PrivateAttr(default_factory=list)
+    _graph: Any = PrivateAttr(default=None)
+
+    @field_validator("workflow", "infrastructure", mode="before")
+    @classmethod
+    def _none_section(cls, v: Any) -> Any:
+        return {} if v is None else v
+
+    @property
+    def source(self) -> str | None:
+        """The file the workflow was read from (as displayed in messages)."""
+        return self._source
+
+    @property
+    def workflow_id(self) -> str:
+        """Asset-key prefix and group name: ``workflow.id`` or the slugified file stem."""
+        return self._workflow_id
+
+    @property
+    def name(self) -> str:
+        return self.workflow.name or self._workflow_id
+
+    @property
+    def description(self) -> str:
+        return self.workflow.description
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self._warnings)
+
+    @property
+    def graph(self) -> "WorkflowGraph":
+        if self._graph is None:
+            raise RuntimeError("the workflow graph is built by load_workflow()")
+        return self._graph
+
+    @property
+    def executor(self) -> str:
+        """in_process (default) or multiprocess."""
+        for section in (self.execution, self.infrastructure):
+            if section is not None and section.executor is not None:
+                return section.executor
+        return "in_process"
+
+    @property
+    def max_concurrent(self) -> int | None:
+        for section in (self.execution, self.infrastructure):
+            if section is not None and section.max_concurrent is not None:
+                return section.max_concurrent
+        return None
+
+    def phase(self, name: str) -> PhaseSpec:
+        for p in self.phases:
+            if p.name == name:
+                return p
+        raise KeyError(name)
