@@ -1,13 +1,20 @@
 """The Dagster code location: market data plus one asset group and job per workflow YAML."""
 
+import warnings
+
 import dagster as dg
 
-from admf_assets import market, runtime
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+from admf_assets import market, runtime  # noqa: E402
+from admf_assets.workflow.compiler import compile_all  # noqa: E402
+
+workflows = compile_all()
 
 defs = dg.Definitions(
-    assets=market.ASSETS,
+    assets=[*market.ASSETS, *(a for w in workflows for a in w.assets)],
     asset_checks=market.CHECKS,
-    jobs=[market.market_data_job],
+    jobs=[market.market_data_job, *(w.job for w in workflows)],
     schedules=[market.market_data_schedule],
     resources=runtime.resources(),
     executor=runtime.executor(),

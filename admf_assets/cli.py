@@ -55,6 +55,57 @@ def cmd_backfill(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    t_start = time.perf_counter()
+    from admf_assets.workflow.errors import WorkflowError
+    from admf_assets.workflow.compiler import workflows_dir
+    from admf_assets.workflow.validate import load_workflow
+
+    try:
+        spec = load_workflow(args.workflow, workflows_dir())
+    except WorkflowError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    graph = spec.graph
+    instance = _instance()
+    from admf_assets import runner, settings
+
+    level = "INFO" if args.verbose else "WARNING"
+    gap = runner.missing_market_range(graph)
+    if gap and not args.no_backfill:
+        print(f"backfilling missing market data {gap[0]}..{gap[1]} (one run)")
+        b = runner.backfill(gap[0], gap[1], instance, log_level=level)
+        if not b.success:
+            for line in b.failures:
+                print(f"  {line}", file=sys.stderr)
+            print(f"market-data backfill run {b.run_id} FAILED", file=sys.stderr)
+            return 1
+    t_run = time.perf_counter()
+    print(f"running workflow {graph.workflow_id} ({len(graph.order)} phases, {len(graph.assets())} assets)")
+    out = runner.run_workflow(args.workflow, instance, executor=args.executor, log_level=level)
+    total = time.perf_counter() - t_start
+    if not out.success:
+        for line in out.failures or ["run failed; open it in the UI (admf ui) for the logs"]:
+            print(f"  {line}", file=sys.stderr)
+        print(f"run {out.run_id} FAILED", file=sys.stderr)
+        return 1
+    orchestration = max(0.0, out.run_seconds - out.compute_seconds)
+    print(f"run {out.run_id} succeeded: {out.materialized} assets materialized")
+    print(f"  time: {total:.1f}s end to end (backfill {t_run - t_start:.1f}s incl. start-up; workflow run "
+          f"{out.run_seconds:.1f}s = phases {out.compute_seconds:.1f}s + orchestration {orchestration:.1f}s)")
+    print(f"  instance (DAGSTER_HOME): {settings.dagster_home()}   (open it with: admf ui)")
+    print(f"  tables: {settings.duckdb_path()}  (schema {graph.workflow_id})")
+    if out.report_path:
+        print(f"report: {out.report_path}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from admf_assets.workflow.validate import main as validate_main
+
+    return validate_main(args.rest)
+
+
 def cmd_ui(args) -> int:
     from admf_assets import settings
 
@@ -112,6 +163,18 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--executor", choices=["in_process", "multiprocess"], default=None)
     b.add_argument("-v", "--verbose", action="store_true", help="show Dagster's event log")
     b.set_defaults(func=cmd_backfill)
+
+    r = sub.add_parser("run", help="run a workflow end to end (backfilling the market data it needs)")
+    r.add_argument("workflow", help="a workflow name (workflows/<name>.yaml) or a path to a YAML file")
+    r.add_argument("--executor", choices=["in_process", "multiprocess"], default=None,
+                   help="override the workflow's executor")
+    r.add_argument("--no-backfill", action="store_true", help="fail instead of backfilling missing market data")
+    r.add_argument("-v", "--verbose", action="store_true", help="show Dagster's event log")
+    r.set_defaults(func=cmd_run)
+
+    v = sub.add_parser("validate", help="check workflow YAML files without running them", add_help=False)
+    v.add_argument("rest", nargs=argparse.REMAINDER)
+    v.set_defaults(func=cmd_validate)
 
     u = sub.add_parser("ui", help="start the Dagster UI (webserver + daemon) on the admf instance")
     u.add_argument("--host", default="127.0.0.1")

@@ -88,3 +88,102 @@ def backfill(start, end, instance: dg.DagsterInstance, executor: str | None = No
     first, last, _ = partition_range(start, end)
     return run_job("market_data", instance, tags={RANGE_START: first, RANGE_END: last},
                    executor=executor, log_level=log_level)
+
+
+# ----------------------------------------------------------------------------- workflows
+def workflow_defs(path_or_name: str) -> tuple[dg.Definitions, "object"]:
+    """Definitions holding the market assets and one compiled workflow (a name or a path)."""
+    from admf_assets import market, runtime
+    from admf_assets.workflow.compiler import compile_workflow, workflows_dir
+
+    compiled = compile_workflow(path_or_name, workflows_dir())
+    defs = dg.Definitions(
+        assets=[*market.ASSETS, *compiled.assets],
+        asset_checks=market.CHECKS,
+        jobs=[compiled.job],
+        resources=runtime.resources(),
+    )
+    return defs, compiled
+
+
+def workflow_job(path_or_name: str) -> dg.JobDefinition:
+    """Reconstructor for the multiprocess executor."""
+    defs, compiled = workflow_defs(path_or_name)
+    return defs.resolve_job_def(compiled.graph.workflow_id)
+
+
+@dataclass
+class WorkflowOutcome:
+    run_id: str
+    success: bool
+    failures: list[str]
+    report_path: str | None
+    compute_seconds: float
+    run_seconds: float
+    materialized: int
+
+
+def missing_market_range(graph) -> tuple[str, str] | None:
+    """First and last weekday of market data the workflow's data phases need but lack."""
+    from admf_assets import settings
+    from admf_assets.phases.data_preparation import missing_partitions
+    from resources.storage import TableStore
+
+    store = TableStore(settings.storage_root())
+    missing = []
+    for node in graph.phases.values():
+        if node.type == "data_preparation":
+            missing += missing_partitions(store, node.config["start_date"], node.config["end_date"])
+    return (min(missing), max(missing)) if missing else None
+
+
+def run_workflow(path_or_name: str, instance: dg.DagsterInstance, executor: str | None = None,
+                 log_level: str = "WARNING") -> WorkflowOutcome:
+    import time
+
+    defs, compiled = workflow_defs(path_or_name)
+    wid = compiled.graph.workflow_id
+    kind = (executor or compiled.graph.executor or "in_process").lower()
+    tags = {"admf/launched_by": "admf-cli", "admf/workflow": wid}
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level.upper()}}}}
+    t0 = time.perf_counter()
+    if kind.startswith("in"):
+        job = defs.resolve_job_def(wid)
+        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False,
+                                        run_config=run_config)
+        events, run_id, success = result.all_events, result.run_id, result.success
+        failures = _failures(result)
+    else:
+        recon = dg.build_reconstructable_job("admf_assets.runner", "workflow_job",
+                                             reconstructable_args=(path_or_name,))
+        with dg.execute_job(recon, instance=instance, tags=tags, raise_on_error=False,
+                            run_config=run_config) as result:
+            events, run_id, success = list(result.all_events), result.run_id, result.success
+            failures = _failures(result)
+    run_seconds = time.perf_counter() - t0
+    report_phase = _report_phase(compiled)
+    report_path, n = None, 0
+    for ev in events:
+        if ev.event_type_value != "ASSET_MATERIALIZATION":
+            continue
+        n += 1
+        mat = ev.event_specific_data.materialization
+        if mat.asset_key.path[1] == report_phase and "report_path" in mat.metadata:
+            report_path = mat.metadata["report_path"].value
+    return WorkflowOutcome(run_id, success, failures, report_path, _compute_seconds(events),
+                           run_seconds, n)
+
+
+def _report_phase(compiled) -> str | None:
+    return next((n.name for n in compiled.graph.phases.values() if n.type == "report"), None)
+
+
+def _compute_seconds(events) -> float:
+    """Sum of the phases' own compute time (each phase reports it on every output)."""
+    per_step: dict[str, float] = {}
+    for ev in events:
+        if ev.event_type_value == "ASSET_MATERIALIZATION":
+            md = ev.event_specific_data.materialization.metadata
+            if "compute_seconds" in md:
+                per_step[ev.step_key] = float(md["compute_seconds"].value)
+    return sum(per_step.values())

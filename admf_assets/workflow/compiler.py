@@ -1,0 +1,236 @@
+"""Workflow graph -> Dagster: one multi-asset per phase, one asset per output, one job.
+
+| YAML                         | Dagster                                                       |
+| ---------------------------- | ------------------------------------------------------------- |
+| workflow id                  | asset-key prefix, asset group, job name                       |
+| phase output                 | asset ``[workflow, phase, output]`` (Parquet + DuckDB view)   |
+| inputs / depends_on          | ``AssetIn`` (loaded values) / ``deps`` (lineage, ordering)    |
+| retries, delay, backoff      | ``RetryPolicy`` (user errors are not retried)                 |
+| timeout                      | job tag ``dagster/max_runtime`` (sum of the phase timeouts)   |
+| pool / resource class        | asset ``pool`` (concurrency pools)                            |
+| success_criteria             | asset checks; blocking when the phase is ``critical``         |
+| on_failure: continue_with_warning | outputs optional: the failure is logged, dependents skip |
+| executor / max_concurrent    | the job's executor                                            |
+| phase config                 | ``code_version`` (a config change marks the asset unsynced)   |
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from admf_assets import runtime, settings
+from admf_assets.market import CLEAN_KEY
+from admf_assets.phases import REGISTRY
+from admf_assets.phases.base import PhaseContext, PhaseError, metric_metadata
+from admf_assets.workflow.errors import WorkflowError
+from admf_assets.workflow.graph import PhaseNode, WorkflowGraph
+from admf_assets.workflow.validate import load_workflow
+
+RESERVED_IDS = {"market", "market_data"}
+_BACKOFF = {"exponential": dg.Backoff.EXPONENTIAL, "linear": dg.Backoff.LINEAR}
+_JITTER = {"full": dg.Jitter.FULL, "plus_minus": dg.Jitter.PLUS_MINUS}
+
+
+@dataclass
+class CompiledWorkflow:
+    graph: WorkflowGraph
+    assets: list[dg.AssetsDefinition]
+    job: dg.UnresolvedAssetJobDefinition
+
+    def asset_key(self, phase: str, output: str) -> dg.AssetKey:
+        return dg.AssetKey([self.graph.workflow_id, phase, output])
+
+
+def _key(graph: WorkflowGraph, phase: str, output: str) -> dg.AssetKey:
+    return dg.AssetKey([graph.workflow_id, phase, output])
+
+
+def _ident(key: dg.AssetKey) -> str:
+    return key.to_python_identifier()
+
+
+def _code_version(node: PhaseNode) -> str:
+    blob = json.dumps({"type": node.type, "config": node.config}, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def _retry_policy(node: PhaseNode) -> dg.RetryPolicy | None:
+    r = node.retries
+    if r is None or r.count <= 0:
+        return None
+    return dg.RetryPolicy(max_retries=r.count, delay=r.delay or None,
+                          backoff=_BACKOFF.get(r.backoff), jitter=_JITTER.get(r.jitter or ""))
+
+
+def _check_name(metric: str, bound: str) -> str:
+    return f"{metric}_{bound}"
+
+
+def _phase_asset(graph: WorkflowGraph, node: PhaseNode) -> dg.AssetsDefinition:
+    wf = graph.workflow_id
+    optional = node.on_failure == "continue_with_warning"
+    outs = {}
+    for o in node.outputs:
+        key = _key(graph, node.name, o.name)
+        outs[_ident(key)] = dg.AssetOut(
+            key=key,
+            group_name=wf,
+            description=(o.description or o.canonical) + f" ({node.type} phase '{node.name}' of workflow {wf})",
+            is_required=not optional,
+            code_version=_code_version(node),
+            io_manager_key="io_manager",
+            kinds={"pandas", "parquet"},
+            metadata={"phase": node.name, "phase_type": node.type,
+                      "effective_config": dg.MetadataValue.json(dict(node.config))},
+        )
+    ins, deps = {}, set()
+    for e in node.upstream:
+        key = _key(graph, e.upstream_phase, e.upstream_output)
+        deps.add(key)
+        ins[_ident(key)] = dg.AssetIn(key)  # loaded: the report and lineage use every upstream value
+    if node.type == "data_preparation":
+        deps.add(CLEAN_KEY)
+    primary = _key(graph, node.name, node.outputs[0].name)
+    check_specs = []
+    for metric, crit in node.success_criteria.items():
+        for bound in ("min", "max"):
+            if getattr(crit, bound) is not None:
+                check_specs.append(dg.AssetCheckSpec(
+                    _check_name(metric, bound), asset=primary, blocking=node.critical,
+                    description=f"success criterion of phase '{node.name}': {crit.describe(metric)}",
+                ))
+    tags = {"admf/phase_type": node.type}
+    if node.timeout_seconds:
+        tags["admf/timeout_seconds"] = str(int(node.timeout_seconds))
+
+    @dg.multi_asset(
+        name=f"{wf}__{node.name}",
+        outs=outs,
+        ins=ins,
+        deps=sorted(deps - {i.key for i in ins.values()}, key=str) or None,
+        check_specs=check_specs or None,
+        retry_policy=_retry_policy(node),
+        pool=node.pool,
+        op_tags=tags,
+        required_resource_keys={"storage"},
+        description=node.description or f"{node.type} phase '{node.name}' of workflow {graph.name}",
+    )
+    def _phase(context, **loaded):
+        yield from _execute(context, graph, node, loaded, primary, check_specs)
+
+    return _phase
+
+
+def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, primary, check_specs):
+    upstream, inputs = {}, {}
+    for e in node.upstream:
+        value = loaded.get(_ident(_key(graph, e.upstream_phase, e.upstream_output)))
+        upstream[f"{e.upstream_phase}.{e.upstream_output}"] = value
+        if e.consumed:
+            inputs[e.canonical] = value
+    store = context.resources.storage.store()
+    ctx = PhaseContext(graph=graph, node=node, inputs=inputs, upstream=upstream, store=store,
+                       reports_dir=settings.reports_dir(), run_id=context.run_id,
+                       lineage=_lineage(context, graph, node), log=context.log)
+    where = f"{graph.source or graph.workflow_id}: phase '{node.name}'"
+    t0 = time.perf_counter()
+    try:
+        result = REGISTRY[node.type](ctx)
+    except PhaseError as exc:
+        if node.on_failure == "continue_with_warning":
+            context.log.warning(f"{where}: {exc} (on_failure: continue_with_warning; dependents skip)")
+            return
+        raise dg.Failure(description=f"{where}: {exc}", allow_retries=False) from None
+    seconds = time.perf_counter() - t0
+    for o in node.outputs:
+        value = result.outputs[o.canonical]
+        meta = dict(result.metadata.get(o.canonical, {}))
+        meta["compute_seconds"] = dg.MetadataValue.float(round(seconds, 4))
+        if o is node.outputs[0]:
+            meta.update({f"metric/{k}": v for k, v in metric_metadata(result.metrics).items()})
+        yield dg.Output(value, output_name=_ident(_key(graph, node.name, o.name)), metadata=meta)
+    for spec in check_specs:
+        metric, bound = spec.name.rsplit("_", 1)
+        crit = node.success_criteria[metric]
+        value = result.metrics.get(metric)
+        passed = value is not None and crit.passes(float(value))
+        yield dg.AssetCheckResult(
+            asset_key=primary, check_name=spec.name, passed=bool(passed),
+            severity=dg.AssetCheckSeverity.ERROR if node.critical else dg.AssetCheckSeverity.WARN,
+            metadata={"value": float(value) if value is not None else "not reported",
+                      "criterion": crit.describe(metric)},
+        )
+
+
+def _lineage(context, graph: WorkflowGraph, node: PhaseNode) -> list[dict]:
+    """Latest materialization of every upstream asset (for the report)."""
+    if node.type != "report":
+        return []
+    out = []
+    for name in graph.order:
+        if name == node.name:
+            continue
+        for o in graph.phases[name].outputs:
+            key = _key(graph, name, o.name)
+            ev = context.instance.get_latest_materialization_event(key)
+            out.append({"phase": name, "asset": key.to_user_string(),
+                        "materialized_at": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ev.timestamp)) if ev else "",
+                        "run_id": ev.run_id[:8] if ev else ""})
+    return out
+
+
+def compile_graph(graph: WorkflowGraph) -> CompiledWorkflow:
+    if graph.workflow_id in RESERVED_IDS:
+        raise WorkflowError(file=graph.source, field="workflow.id",
+                            message=f"'{graph.workflow_id}' is reserved; choose another workflow id")
+    missing = [n.name for n in graph.phases.values() if n.type not in REGISTRY]
+    if missing:
+        raise WorkflowError(file=graph.source, phase=missing[0], field="type",
+                            message=f"phase type '{graph.phases[missing[0]].type}' is not available yet")
+    assets = [_phase_asset(graph, graph.phases[name]) for name in graph.order]
+    tags = {"admf/workflow": graph.workflow_id}
+    timeouts = [n.timeout_seconds for n in graph.phases.values() if n.timeout_seconds]
+    if timeouts:
+        tags["dagster/max_runtime"] = str(int(sum(timeouts)))
+    job = dg.define_asset_job(
+        graph.workflow_id,
+        selection=dg.AssetSelection.groups(graph.workflow_id),
+        executor_def=runtime.executor(graph.executor, graph.max_concurrent),
+        tags=tags,
+        description=f"{graph.name}: {graph.description}".strip(": "),
+    )
+    return CompiledWorkflow(graph=graph, assets=assets, job=job)
+
+
+def compile_workflow(path_or_name, workflows_dir=None) -> CompiledWorkflow:
+    return compile_graph(load_workflow(path_or_name, workflows_dir).graph)
+
+
+def workflows_dir() -> Path:
+    env = os.environ.get("ADMF_WORKFLOWS_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "workflows"
+
+
+def compile_all(directory: str | os.PathLike | None = None) -> list[CompiledWorkflow]:
+    """Every ``*.yaml`` in the workflows folder (templates/ excluded); the first broken file
+    raises its one-line WorkflowError, which makes the code location fail with that message."""
+    d = Path(directory) if directory else workflows_dir()
+    if not d.is_dir():
+        return []
+    out, seen = [], {}
+    for path in sorted(d.glob("*.y*ml")):
+        compiled = compile_workflow(str(path))
+        wid = compiled.graph.workflow_id
+        if wid in seen:
+            raise WorkflowError(file=str(path), field="workflow.id",
+                                message=f"workflow id '{wid}' is also used by {seen[wid]}")
+        seen[wid] = str(path)
+        out.append(compiled)
+    return out
