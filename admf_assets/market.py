@@ -32,7 +32,7 @@ def _range(context) -> tuple[pd.Timestamp, pd.Timestamp, list[str]]:
     return start, end, list(context.partition_keys)
 
 
-def _preview(df: pd.DataFrame, n: int = 10) -> dg.MetadataValue:
+def _preview(df: pd.DataFrame, n: int = 5) -> dg.MetadataValue:
     return dg.MetadataValue.md(df.head(n).to_markdown(index=False, floatfmt=".4f") if len(df) else "_no rows_")
 
 
@@ -85,8 +85,9 @@ def raw_bars(context: dg.AssetExecutionContext, market_source: MarketDataSource)
     kinds={"pandas", "parquet"},
     code_version="1",
     description="Raw bars sorted, de-duplicated per (date, symbol), with bad rows dropped or "
-    "repaired (counts of each kind in the metadata, repaired rows flagged in column "
-    "`repaired`). Guarded by blocking quality checks.",
+    "repaired; every change is counted in the metadata and repaired rows carry `repaired = "
+    "true`. Rules: " + "; ".join(f"{k}: {v}" for k, v in marketdata.CLEANING_RULES.items())
+    + ". Guarded by blocking quality checks.",
 )
 def clean_bars(context: dg.AssetExecutionContext, raw: pd.DataFrame) -> dg.Output:
     cleaned, report = marketdata.clean_bars(raw)
@@ -97,7 +98,6 @@ def clean_bars(context: dg.AssetExecutionContext, raw: pd.DataFrame) -> dg.Outpu
     meta["preview"] = _preview(cleaned)
     if report.examples is not None:
         meta["flagged_rows"] = _preview(report.examples, 20)
-    meta["rules"] = dg.MetadataValue.json(marketdata.CLEANING_RULES)
     return dg.Output(cleaned, metadata=meta)
 
 

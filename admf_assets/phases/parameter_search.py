@@ -58,7 +58,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
         except ValueError as exc:
             raise PhaseError(f"field 'config.optimization': {exc}") from None
         h = res.history.copy()
-        h[PARAM_JSON] = [json.dumps({k: _py(r[k]) for k in res.params}) for _, r in h[res.params].iterrows()]
+        h[PARAM_JSON] = [json.dumps(rec) for rec in h[res.params].to_dict("records")]
         histories.append(h)
         notes.append(f"{strat['type']}: {res.message}")
     hist = pd.concat(histories, ignore_index=True)
@@ -110,7 +110,8 @@ def evaluate_sets(close: pd.DataFrame, sets: pd.DataFrame, config: BacktestConfi
     from admf_assets.engine.backtest import run_grid
 
     parsed = [params_from_row(r) for _, r in sets.iterrows()]
-    labels = labels or [f"#{i + 1} {s} " + " ".join(f"{k}={v}" for k, v in p.items())
+    multi = len({s for s, _ in parsed}) > 1
+    labels = labels or [f"#{i + 1} " + (f"{s} " if multi else "") + "(" + ", ".join(str(v) for v in p.values()) + ")"
                         for i, (s, p) in enumerate(parsed)]
     cols: dict[int, pd.Series] = {}
     for strategy in dict.fromkeys(s for s, _ in parsed):

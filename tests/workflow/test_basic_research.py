@@ -65,11 +65,11 @@ def test_data_split_and_phase_settings():
     spec = _spec()
     g = spec.graph
     assert spec.data.symbols == ["SPY", "QQQ"]
-    assert (spec.data.start_date, spec.data.end_date) == (date(2018, 1, 1), date(2023, 12, 31))
-    assert spec.data.split.test_start == date(2022, 1, 1)
+    assert (spec.data.start_date, spec.data.end_date) == (date(2021, 1, 1), date(2023, 12, 31))
+    assert spec.data.split.test_start == date(2023, 1, 1)
     assert dict(g.phases["data"].config) == {
-        "symbols": ["SPY", "QQQ"], "start_date": "2018-01-01", "end_date": "2023-12-31",
-        "split": {"test_start": "2022-01-01"},
+        "symbols": ["SPY", "QQQ"], "start_date": "2021-01-01", "end_date": "2023-12-31",
+        "split": {"test_start": "2023-01-01"},
     }
     opt = g.phases["parameter_optimization"]
     assert opt.declared_type == "optimization" and opt.type == "parameter_search"
