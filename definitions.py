@@ -1,13 +1,9 @@
 """The Dagster code location: market data plus one asset group and job per workflow YAML."""
 
-import warnings
-
 import dagster as dg
 
-warnings.filterwarnings("ignore", category=dg.BetaWarning)
-
-from admf_assets import market, runtime  # noqa: E402
-from admf_assets.workflow.compiler import compile_all  # noqa: E402
+from admf_assets import market, runtime
+from admf_assets.workflow.compiler import compile_all
 
 workflows = compile_all()
 

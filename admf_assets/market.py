@@ -8,12 +8,17 @@ reported in the raw asset's metadata and logged (never dropped silently).
 """
 
 
+import warnings
+
 import dagster as dg
 import pandas as pd
 
 from admf_assets.engine import marketdata
 from resources.market_source import MarketDataSource
 from resources.io_managers import StorageResource
+
+# BackfillPolicy.single_run() is what makes a backfill one run; Dagster still labels it beta.
+warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 MARKET_START = "2010-01-01"
 GROUP = "market_data"

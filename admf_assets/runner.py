@@ -73,7 +73,12 @@ def _failures(result) -> list[str]:
     out = []
     for ev in result.all_events:
         if ev.event_type_value == "STEP_FAILURE":
-            err = ev.event_specific_data.error
+            data = ev.event_specific_data
+            ufd = getattr(data, "user_failure_data", None)
+            if ufd is not None and ufd.description:  # a dg.Failure: its description is the message
+                out.append(ufd.description)
+                continue
+            err = data.error
             msg = getattr(err, "message", str(err)).strip()
             out.append(f"{ev.step_key}: {msg.splitlines()[-1] if msg else 'failed'}")
         elif ev.event_type_value == "ASSET_CHECK_EVALUATION":

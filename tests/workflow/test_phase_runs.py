@@ -1,0 +1,96 @@
+"""Compiled workflows running for real on a small backfilled market: failure policies and checks."""
+
+import textwrap
+
+import dagster as dg
+import pytest
+
+from admf_assets import runner
+
+TINY = """\
+workflow: {{name: Tiny, id: {wid}}}
+data: {{symbols: [SPY], start_date: 2021-01-04, end_date: 2021-09-30, split: {{test_start: 2021-07-01}}}}
+phases:
+  - name: opt
+    type: optimization
+    config:
+      optimization:
+        parameters: {{fast_period: {fast}, slow_period: [20, 30]}}
+{extra}
+  - name: bt
+    type: backtest
+    inputs: [opt.best_parameters]
+reporting: {{enabled: false}}
+"""
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("phase_runs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DAGSTER_HOME", str(root / "home"))
+        mp.delenv("ADMF_STORAGE", raising=False)
+        mp.setenv("ADMF_SYMBOLS", "SPY")
+        from admf_assets import settings
+
+        settings.ensure_dagster_home()
+        with dg.DagsterInstance.get() as instance:
+            yield root, instance
+
+
+def _wf(root, wid, fast="[5, 10]", extra=""):
+    p = root / f"{wid}.yaml"
+    p.write_text(TINY.format(wid=wid, fast=fast, extra=textwrap.indent(extra, "    ")))
+    return str(p)
+
+
+def _materialized(instance, run_id):
+    recs = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+    return {r.event_log_entry.dagster_event.asset_key.to_user_string() for r in recs}
+
+
+def test_missing_market_data_is_a_clear_error_naming_the_dates(env):
+    root, instance = env
+    out = runner.run_workflow(_wf(root, "nodata"), instance)
+    assert not out.success
+    msg = " ".join(out.failures)
+    assert "phase 'data'" in msg and "nodata.yaml" in msg
+    assert "market data for 194 weekday(s) is not materialized: 2021-01-04..2021-09-30" in msg
+    assert "admf backfill --start 2021-01-04 --end 2021-09-30" in msg
+
+
+def test_tiny_workflow_runs_and_critical_criterion_blocks_downstream(env):
+    root, instance = env
+    assert runner.backfill("2021-01-04", "2021-09-30", instance).success
+    ok = runner.run_workflow(_wf(root, "tiny"), instance)
+    assert ok.success, ok.failures
+    assert _materialized(instance, ok.run_id) == {
+        "tiny/data/bars", "tiny/opt/best_parameters", "tiny/opt/top_parameter_sets",
+        "tiny/opt/optimization_history", "tiny/bt/validation_results", "tiny/bt/performance_report"}
+    blocked = runner.run_workflow(_wf(root, "blocked", extra=(
+        "critical: true\nsuccess_criteria:\n  n_valid_trials: {min: 100}\n")), instance)
+    assert not blocked.success
+    assert any("check n_valid_trials_min" in f for f in blocked.failures)
+    mats = _materialized(instance, blocked.run_id)
+    assert "blocked/opt/best_parameters" in mats
+    assert not any(k.startswith("blocked/bt/") for k in mats)  # the failed check blocked it
+
+
+def test_non_critical_criterion_only_warns(env):
+    root, instance = env
+    out = runner.run_workflow(_wf(root, "warned", extra="success_criteria:\n  n_valid_trials: {min: 100}\n"), instance)
+    assert out.success
+    assert any(k.startswith("warned/bt/") for k in _materialized(instance, out.run_id))
+
+
+def test_continue_with_warning_skips_only_dependents(env):
+    root, instance = env
+    # every combination has fast >= slow: the search fails with a user error
+    path = _wf(root, "soft", fast="[40, 50]", extra="on_failure: continue_with_warning\n")
+    out = runner.run_workflow(path, instance)
+    assert out.success
+    mats = _materialized(instance, out.run_id)
+    assert mats == {"soft/data/bars"}
+    hard = runner.run_workflow(_wf(root, "hard", fast="[40, 50]"), instance)
+    assert not hard.success
+    assert any("no valid parameter combination" in f and "phase 'opt'" in f for f in hard.failures)
