@@ -30,6 +30,14 @@ def _fail(msg: str) -> int:
     return 2
 
 
+def _failed(out, what: str) -> int:
+    """Print a failed run's messages (one line each) and return the exit code 1."""
+    for line in out.failures or ["run failed; open it in the UI (admf ui) for the logs"]:
+        print(f"  {line}", file=sys.stderr)
+    print(f"{what} {out.run_id} FAILED", file=sys.stderr)
+    return 1
+
+
 def cmd_backfill(args) -> int:
     instance = _instance()
     from admf_assets import runner, settings
@@ -44,10 +52,7 @@ def cmd_backfill(args) -> int:
                           log_level="INFO" if args.verbose else "WARNING")
     took = time.perf_counter() - t0
     if not out.success:
-        for line in out.failures or ["run failed; see the run in the UI"]:
-            print(f"  {line}", file=sys.stderr)
-        print(f"run {out.run_id} FAILED after {took:.1f}s", file=sys.stderr)
-        return 1
+        return _failed(out, "run")
     print(f"run {out.run_id} succeeded in {took:.1f}s")
     print(f"  instance (DAGSTER_HOME): {settings.dagster_home()}")
     print(f"  tables:  {settings.storage_root() / 'tables' / 'market'}")
@@ -76,19 +81,13 @@ def cmd_run(args) -> int:
         print(f"backfilling missing market data {gap[0]}..{gap[1]} (one run)")
         b = runner.backfill(gap[0], gap[1], instance, log_level=level)
         if not b.success:
-            for line in b.failures:
-                print(f"  {line}", file=sys.stderr)
-            print(f"market-data backfill run {b.run_id} FAILED", file=sys.stderr)
-            return 1
+            return _failed(b, "market-data backfill run")
     t_run = time.perf_counter()
     print(f"running workflow {graph.workflow_id} ({len(graph.order)} phases, {len(graph.assets())} assets)")
     out = runner.run_workflow(args.workflow, instance, executor=args.executor, log_level=level)
     total = time.perf_counter() - t_start
     if not out.success:
-        for line in out.failures or ["run failed; open it in the UI (admf ui) for the logs"]:
-            print(f"  {line}", file=sys.stderr)
-        print(f"run {out.run_id} FAILED", file=sys.stderr)
-        return 1
+        return _failed(out, "run")
     orchestration = max(0.0, out.run_seconds - out.compute_seconds)
     print(f"run {out.run_id} succeeded: {out.materialized} assets materialized")
     print(f"  time: {total:.1f}s end to end (backfill {t_run - t_start:.1f}s incl. start-up; workflow run "
