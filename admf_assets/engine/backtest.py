@@ -1,0 +1,567 @@
+"""Vectorized backtest of whole parameter grids.
+
+Timing and accounting conventions (one place, used by run_grid, replay and search):
+
+* A position is decided at the close of bar t (with data up to t) and earns the
+  asset return from t to t+1: ``gross[t] = pos[t-1] * ret[t]``, ``ret[t] =
+  close[t] / close[t-1] - 1``; bar 0 earns nothing. Returns are indexed by the bar
+  at whose close they are realized, so the first portfolio return is 0 (minus a
+  cost if a position is opened at the first close).
+* Each symbol is a sleeve whose position is a fraction of the sleeve's equity,
+  held constant from bar to bar (the standard vectorized "position x return"
+  model; for positions in {0, 1} this is exactly a buy-all / sell-all account).
+* Costs: ``rate = (cost_bps + slippage_bps) / 1e4`` of the traded notional, traded
+  at the close of the bar where the position changes, paid out of the sleeve's
+  equity. With ``a`` the old and ``w`` the new position the sleeve keeps the factor
+  ``1 - rate*|w-a| / (1 + rate*sign(w-a)*w)`` of its equity, i.e. the cost is
+  ``rate*|w - a|`` of post-trade equity (to first order ``rate*|change in position|``).
+  This is exactly how vectorbt charges ``fees``, so the two engines agree to
+  floating-point precision with costs too.
+* Sizing ``vol_target`` scales the strategy's position by
+  ``min(target_vol / realized_vol, max_leverage)`` where realized_vol is the
+  annualized std (ddof=1) of the symbol's last ``vol_lookback`` returns up to and
+  including bar t (flat until that estimate exists).
+* Path-dependent exits (stop_loss, take_profit, trailing_stop, max_holding) are
+  evaluated at each close on the strategy's direction before sizing; after such an
+  exit the sleeve stays flat until the strategy's signal changes. They are a loop
+  over time vectorized over symbols x combinations.
+* Symbols are combined with fixed weights (equal by default, or ``weights``):
+  ``portfolio[t] = sum_s weight_s * sleeve_s[t]`` (rebalanced every bar).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .indicators import Indicators
+from .metrics import (METRIC_COLUMNS, POSITION_METRICS, RETURN_METRICS, _check_which, _metrics_of_block_rows,
+                      _position_stats_scb)
+from .strategies import MODES, get_strategy, normalize_params, raw_positions
+
+SIZINGS = ("fixed", "vol_target")
+
+# Chunking of the grid: at most this many (symbols x combos x bars) elements per chunk
+# (the strategy step's float64 temporaries: 32 MB each) and this many (combos x bars)
+# elements (the backtest/metrics temporaries: 1 MB each). Small, reused temporaries
+# measured faster than big ones (fewer page faults) and bound the peak memory.
+DEFAULT_CHUNK_ELEMENTS = 4_000_000
+DEFAULT_CHUNK_ROW_ELEMENTS = 125_000  # (combos x bars) per chunk: 1 MB float64 temporaries
+
+
+@dataclass
+class BacktestConfig:
+    cost_bps: float = 0.0
+    slippage_bps: float = 0.0
+    mode: str = "long_only"
+    sizing: str = "fixed"
+    target_vol: float = 0.10
+    vol_lookback: int = 20
+    weights: Any = None  # dict symbol -> weight (missing symbols: 0), or a sequence; None = equal
+    periods_per_year: int = 252
+    stop_loss: Any = None  # fraction, e.g. 0.05; scalar or one value per combination
+    take_profit: Any = None
+    trailing_stop: Any = None
+    max_holding: Any = None  # bars
+    max_leverage: float = 1.0  # cap of the vol-target scale
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"BacktestConfig.mode must be one of {MODES}, got {self.mode!r}")
+        if self.sizing not in SIZINGS:
+            raise ValueError(f"BacktestConfig.sizing must be one of {SIZINGS}, got {self.sizing!r}")
+        for name in ("cost_bps", "slippage_bps"):
+            v = getattr(self, name)
+            if v is None or not np.isfinite(v) or v < 0:
+                raise ValueError(f"BacktestConfig.{name} must be a finite number >= 0, got {v!r}")
+        if not (self.periods_per_year and self.periods_per_year > 0):
+            raise ValueError(f"BacktestConfig.periods_per_year must be > 0, got {self.periods_per_year!r}")
+        if self.sizing == "vol_target":
+            if not (self.target_vol and self.target_vol > 0):
+                raise ValueError(f"BacktestConfig.target_vol must be > 0, got {self.target_vol!r}")
+            if int(self.vol_lookback) < 2:
+                raise ValueError(f"BacktestConfig.vol_lookback must be >= 2, got {self.vol_lookback!r}")
+            if not (self.max_leverage and self.max_leverage > 0):
+                raise ValueError(f"BacktestConfig.max_leverage must be > 0, got {self.max_leverage!r}")
+        for name in ("stop_loss", "take_profit", "trailing_stop", "max_holding"):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            arr = np.asarray(v, dtype=np.float64)
+            if np.any(~np.isnan(arr) & (arr <= 0)):
+                raise ValueError(f"BacktestConfig.{name} must be > 0 (or None), got {v!r}")
+            if name in ("stop_loss", "trailing_stop") and np.any(arr >= 1):
+                raise ValueError(f"BacktestConfig.{name} is a fraction in (0, 1), got {v!r}")
+
+    @property
+    def cost_rate(self) -> float:
+        return (float(self.cost_bps) + float(self.slippage_bps)) / 1e4
+
+    @property
+    def has_exit_rules(self) -> bool:
+        return any(getattr(self, k) is not None for k in ("stop_loss", "take_profit", "trailing_stop", "max_holding"))
+
+
+@dataclass
+class GridResult:
+    params: pd.DataFrame
+    returns: pd.DataFrame  # dates x combos (column i = params row i)
+    metrics: pd.DataFrame  # params columns + metric columns, one row per combo
+    positions: np.ndarray | None = None  # (bars x symbols x combos) held positions, compact dtype
+    strategy: str = ""
+    symbols: list = field(default_factory=list)
+    config: BacktestConfig | None = None
+
+
+# ------------------------------------------------------------------- helpers
+def asset_returns_from_close(close) -> np.ndarray:
+    """(bars x symbols) simple returns close[t]/close[t-1]-1; bar 0 and gaps are 0."""
+    c = np.asarray(close, dtype=np.float64)
+    if c.ndim == 1:
+        c = c[:, None]
+    r = np.zeros_like(c)
+    if len(c) > 1:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            np.divide(c[1:], c[:-1], out=r[1:])
+        r[1:] -= 1.0
+    r[~np.isfinite(r)] = 0.0
+    return r
+
+
+def resolve_weights(symbols: Sequence | None, n_symbols: int, weights) -> np.ndarray:
+    """Weights per symbol: None = equal (1/n); dict symbol -> weight (others 0); sequence."""
+    if weights is None:
+        return np.full(n_symbols, 1.0 / n_symbols)
+    if isinstance(weights, (Mapping, pd.Series)):
+        wmap = dict(weights.items())
+        if symbols is None:
+            raise ValueError("weights given by symbol but the symbols are unknown (pass a DataFrame)")
+        sym = [str(s) for s in symbols]
+        unknown = [k for k in wmap if str(k) not in sym]
+        if unknown:
+            raise ValueError(f"weights name unknown symbols {unknown}; symbols are {sym}")
+        wm = {str(k): float(v) for k, v in wmap.items()}
+        w = np.array([wm.get(s, 0.0) for s in sym], dtype=np.float64)
+    else:
+        w = np.asarray(weights, dtype=np.float64).reshape(-1)
+        if len(w) != n_symbols:
+            raise ValueError(f"{len(w)} weights for {n_symbols} symbols")
+    if not np.all(np.isfinite(w)):
+        raise ValueError(f"weights must be finite, got {w}")
+    return w
+
+
+def _per_combo(value, ncomb: int, name: str) -> np.ndarray | None:
+    if value is None:
+        return None
+    arr = np.asarray(value, dtype=np.float64).reshape(-1)
+    if arr.size == 1:
+        return np.full(ncomb, arr[0])
+    if arr.size != ncomb:
+        raise ValueError(f"{name} has {arr.size} values for {ncomb} combinations")
+    return arr
+
+
+def apply_exit_rules(pos_scb: np.ndarray, price_sb: np.ndarray, config: BacktestConfig, combo_slice: slice | None = None) -> np.ndarray:
+    """Apply stop loss / take profit / trailing stop / max holding to positions.
+
+    pos_scb: (symbols x combos x bars) positions decided at each close; price_sb:
+    (symbols x bars) prices (any scale). Returns positions of the same shape and
+    dtype where a triggered rule sets the position to 0 from that close on, until
+    the strategy's direction changes. Loop over bars, vectorized over symbols x combos.
+    Rule parameters may be scalars or one value per combination (``combo_slice``
+    selects the chunk's values).
+    """
+    S, C, T = pos_scb.shape
+    if T == 0 or C == 0:
+        return pos_scb
+
+    def param(name):
+        v = getattr(config, name)
+        if v is None:
+            return None
+        arr = np.asarray(v, dtype=np.float64).reshape(-1)
+        if arr.size > 1 and combo_slice is not None:
+            arr = arr[combo_slice]
+        arr = _per_combo(arr, C, name)
+        return np.where(np.isnan(arr), np.inf, arr)[None, :]  # NaN = rule off
+
+    sl, tp, ts, mh = param("stop_loss"), param("take_profit"), param("trailing_stop"), param("max_holding")
+    raw = np.ascontiguousarray(pos_scb.transpose(2, 0, 1))  # (T, S, C): contiguous per bar
+    direction = np.sign(raw).astype(np.int8)
+    out = np.zeros_like(raw)
+    price = np.ascontiguousarray(price_sb.T)[:, :, None]  # (T, S, 1)
+    d = np.zeros((S, C), dtype=np.int8)
+    blocked = np.zeros((S, C), dtype=np.int8)
+    entry = np.ones((S, C))
+    ext = np.ones((S, C))
+    held = np.zeros((S, C), dtype=np.int64)
+    lo_sl = 1.0 - sl if sl is not None else None
+    hi_sl = 1.0 + sl if sl is not None else None
+    for t in range(T):
+        raw_d = direction[t]
+        p = price[t]
+        blocked = np.where(raw_d == blocked, blocked, 0).astype(np.int8)
+        desired = np.where(blocked != 0, 0, raw_d).astype(np.int8)
+        cont = (d != 0) & (desired == d)
+        is_long = d > 0
+        is_short = d < 0
+        if cont.any():
+            held += cont
+            hit = np.zeros((S, C), dtype=bool)
+            if ts is not None:
+                ext = np.where(cont & is_long, np.maximum(ext, p), np.where(cont & is_short, np.minimum(ext, p), ext))
+                hit |= is_long & (p <= ext * (1.0 - ts))
+                hit |= is_short & (p >= ext * (1.0 + ts))
+            if sl is not None:
+                hit |= is_long & (p <= entry * lo_sl)
+                hit |= is_short & (p >= entry * hi_sl)
+            if tp is not None:
+                hit |= is_long & (p >= entry * (1.0 + tp))
+                hit |= is_short & (p <= entry * (1.0 - tp))
+            if mh is not None:
+                hit |= held >= mh
+            hit &= cont
+            blocked = np.where(hit, d, blocked).astype(np.int8)
+            new_d = np.where(hit, 0, desired).astype(np.int8)
+        else:
+            new_d = desired
+        entering = (new_d != 0) & (new_d != d)
+        if entering.any():
+            pb = np.broadcast_to(p, (S, C))
+            entry = np.where(entering, pb, entry)
+            ext = np.where(entering, pb, ext)
+            held = np.where(entering, 0, held)
+        d = new_d
+        out[t] = np.where(d != 0, raw[t], 0)
+    return out.transpose(1, 2, 0)
+
+
+def _vol_scale(ret_sb: np.ndarray, config: BacktestConfig) -> np.ndarray:
+    """(symbols x bars) position scale for vol targeting (0 during warm-up)."""
+    L = int(config.vol_lookback)
+    vol = pd.DataFrame(ret_sb.T).rolling(L, min_periods=L).std(ddof=1).to_numpy().T
+    vol = vol * np.sqrt(config.periods_per_year)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = config.target_vol / vol
+    scale = np.where(vol == 0, config.max_leverage, scale)
+    scale = np.minimum(scale, config.max_leverage)
+    # a volatility estimate needs L returns; bar 0's return is a placeholder 0
+    scale[:, : min(L, scale.shape[1])] = np.nan
+    return np.nan_to_num(scale, nan=0.0)
+
+
+def _sleeve_returns(pos_ct: np.ndarray, ret_t: np.ndarray, rate: float, scale: float, out: np.ndarray) -> np.ndarray:
+    """Sleeve returns (combos x bars) * scale, written into ``out``.
+
+    pos_ct: (combos x bars) positions decided at each close; ret_t: (bars,) asset
+    returns; rate: cost per unit of traded notional.
+    """
+    C, T = pos_ct.shape
+    out[:, 0] = 0.0
+    if T > 1:
+        np.multiply(pos_ct[:, :-1], ret_t[1:] * scale, out=out[:, 1:])
+    if rate > 0.0 and T > 0:
+        # sleeve return after costs: (1 + g) * (1 - k) - 1 = g - k * (1 + g), with
+        # k = rate*|d| / (1 + rate*sign(d)*w) the fraction of equity paid (0 when d == 0)
+        if pos_ct.dtype.kind == "f":  # fractional (netted, vol-targeted) positions trade on many bars
+            d = np.empty((C, T), dtype=np.float64)
+            d[:, 0] = pos_ct[:, 0]
+            np.subtract(pos_ct[:, 1:], pos_ct[:, :-1], out=d[:, 1:])
+            den = np.sign(d)
+            den *= pos_ct
+            den *= rate
+            den += 1.0
+            np.abs(d, out=d)
+            d *= rate
+            d /= den  # k, exactly 0 where the position does not change
+            np.add(out, scale, out=den)  # scale * (1 + g)
+            den *= d
+            out -= den
+            return out
+        d = np.empty((C, T), dtype=np.int16)
+        d[:, 0] = pos_ct[:, 0]
+        np.subtract(pos_ct[:, 1:], pos_ct[:, :-1], out=d[:, 1:], casting="unsafe")
+        flat = np.flatnonzero(d)  # trades are sparse: fix up only those bars (works on strided ``out``)
+        if flat.size:
+            rows, cols = np.divmod(flat, T)
+            dz = d.reshape(-1)[flat].astype(np.float64)
+            wz = pos_ct[rows, cols].astype(np.float64)
+            k = rate * np.abs(dz) / (1.0 + rate * np.sign(dz) * wz)
+            out[rows, cols] -= k * (scale + out[rows, cols])
+    return out
+
+
+def _backtest_core(pos_scb: np.ndarray, ret_sb: np.ndarray, config: BacktestConfig, w: np.ndarray,
+                   combine: bool = True, combo_slice: slice | None = None, vol_scale: np.ndarray | None = None,
+                   out: np.ndarray | None = None):
+    """Core on (symbols x combos x bars) positions and (symbols x bars) returns.
+
+    Returns (returns, effective positions): returns is (combos x bars) when
+    ``combine`` else (symbols x combos x bars) -- written into ``out`` when given
+    (any strides); effective positions (S x C x T) are the positions actually held
+    (after exit rules and sizing).
+    """
+    S, C, T = pos_scb.shape
+    pos = pos_scb
+    if config.has_exit_rules:
+        price = np.cumprod(1.0 + ret_sb, axis=1)
+        pos = apply_exit_rules(pos, price, config, combo_slice)
+    if config.sizing == "vol_target":
+        scale = vol_scale if vol_scale is not None else _vol_scale(ret_sb, config)
+        pos = pos * scale[:, None, :]
+    rate = config.cost_rate
+    if combine:
+        acc = np.empty((C, T), dtype=np.float64) if out is None else out
+        active = [s for s in range(S) if w[s] != 0.0]
+        if not active:
+            acc[...] = 0.0
+            return acc, pos
+        # the first sleeve is written in place, the others accumulated (same order always)
+        _sleeve_returns(pos[active[0]], ret_sb[active[0]], rate, float(w[active[0]]), acc)
+        if len(active) > 1:
+            tmp = np.empty((C, T), dtype=np.float64)
+            for s in active[1:]:  # few symbols; each step is vectorized over combos x bars
+                _sleeve_returns(pos[s], ret_sb[s], rate, float(w[s]), tmp)
+                acc += tmp
+        return acc, pos
+    res = np.empty((S, C, T), dtype=np.float64) if out is None else out
+    for s in range(S):
+        _sleeve_returns(pos[s], ret_sb[s], rate, 1.0, res[s])
+    return res, pos
+
+
+def _as_scb(positions, n_symbols: int | None = None) -> np.ndarray:
+    """(bars x symbols x combos) or (bars x combos) -> (symbols x combos x bars) view."""
+    pos = positions.to_numpy() if isinstance(positions, (pd.DataFrame, pd.Series)) else np.asarray(positions)
+    if pos.ndim == 1:
+        pos = pos[:, None, None]
+    elif pos.ndim == 2:
+        if n_symbols not in (None, 1):
+            raise ValueError(f"2-D positions (bars x combos) need 1 symbol, got {n_symbols}")
+        pos = pos[:, None, :]
+    if pos.ndim != 3:
+        raise ValueError(f"positions must be (bars x symbols x combos), got shape {pos.shape}")
+    if pos.dtype == bool:
+        pos = pos.view(np.int8)
+    if pos.dtype.kind == "f" and np.isnan(pos).any():
+        pos = np.nan_to_num(pos, nan=0.0)
+    return pos.transpose(1, 2, 0)
+
+
+def _as_returns_sb(asset_returns) -> tuple[np.ndarray, list | None]:
+    if isinstance(asset_returns, pd.DataFrame):
+        syms = list(asset_returns.columns)
+        arr = asset_returns.to_numpy(dtype=np.float64)
+    elif isinstance(asset_returns, pd.Series):
+        syms = [asset_returns.name]
+        arr = asset_returns.to_numpy(dtype=np.float64)[:, None]
+    else:
+        syms = None
+        arr = np.asarray(asset_returns, dtype=np.float64)
+        if arr.ndim == 1:
+            arr = arr[:, None]
+    arr = np.where(np.isfinite(arr), arr, 0.0)
+    return np.ascontiguousarray(arr.T), syms
+
+
+def backtest_positions(positions, asset_returns, config: BacktestConfig = BacktestConfig(), *, combine: bool = True,
+                       symbols: Sequence | None = None) -> np.ndarray:
+    """Portfolio returns (bars x combos) of positions (bars x symbols x combos).
+
+    asset_returns: (bars x symbols) simple returns, ret[t] = close[t]/close[t-1]-1
+    (NaN = 0). Applies exit rules, sizing, the one-bar lag, costs and symbol weights
+    (see the module docstring). ``combine=False`` returns the per-symbol sleeve
+    returns (bars x symbols x combos) instead.
+    """
+    ret_sb, syms = _as_returns_sb(asset_returns)
+    S, T = ret_sb.shape
+    pos = _as_scb(positions, S)
+    if pos.shape[0] != S or pos.shape[2] != T:
+        raise ValueError(f"positions {pos.transpose(2, 0, 1).shape} do not match asset returns (bars={T}, symbols={S})")
+    w = resolve_weights(symbols if symbols is not None else syms, S, config.weights)
+    out, _ = _backtest_core(pos, ret_sb, config, w, combine)
+    return out.T if combine else out.transpose(2, 0, 1)
+
+
+def compact_positions(pos: np.ndarray) -> np.ndarray:
+    """Smallest exact dtype: int8 for values in {-1, 0, 1}, else float16 / float32 when
+    exact, else float64."""
+    if pos.dtype == np.int8 or pos.dtype == bool:
+        return pos.astype(np.int8, order="K", copy=False)
+    if pos.dtype.kind in "iu":
+        if pos.size == 0 or (pos.min() >= -1 and pos.max() <= 1):
+            return pos.astype(np.int8, order="K")
+        return pos
+    if pos.size and np.all((pos == -1) | (pos == 0) | (pos == 1)):
+        return pos.astype(np.int8, order="K")
+    for dt in (np.float16, np.float32):
+        c = pos.astype(dt, order="K")
+        if np.array_equal(c.astype(pos.dtype), pos):
+            return c
+    return pos
+
+
+def _chunk_size(n_symbols: int, n_bars: int, chunk_size: int | None) -> int:
+    """Combinations per chunk: bounded by the (symbols x combos x bars) arrays of the
+    strategy step and by the (combos x bars) float temporaries of the backtest step;
+    small temporaries are reused by the allocator instead of being page-faulted in."""
+    if chunk_size is not None:
+        if int(chunk_size) < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        return int(chunk_size)
+    by_3d = DEFAULT_CHUNK_ELEMENTS // max(1, n_symbols * n_bars)
+    by_2d = DEFAULT_CHUNK_ROW_ELEMENTS // max(1, n_bars)
+    return max(1, min(by_3d, by_2d))
+
+
+def _close_frame(close) -> pd.DataFrame:
+    if isinstance(close, pd.Series):
+        close = close.to_frame(close.name if close.name is not None else "asset")
+    if not isinstance(close, pd.DataFrame):
+        raise TypeError(f"close must be a pandas DataFrame (dates x symbols), got {type(close).__name__}")
+    if close.shape[1] == 0:
+        raise ValueError("close has no symbol columns")
+    if close.shape[0] < 2:
+        raise ValueError(f"close has {close.shape[0]} bar(s); at least 2 are needed")
+    try:
+        close.to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"close must be numeric: {exc}") from exc
+    vals = close.to_numpy(dtype=np.float64)
+    if np.any(vals[np.isfinite(vals)] <= 0):
+        raise ValueError("close prices must be > 0")
+    return close
+
+
+def run_grid(close, strategy: str, params, config: BacktestConfig = BacktestConfig(), keep_positions: bool = False,
+             chunk_size: int | None = None, per_symbol: bool = False, metrics=None) -> GridResult:
+    """Backtest every parameter combination of ``strategy`` on ``close`` at once.
+
+    close: DataFrame (DatetimeIndex x symbols). params: DataFrame (one row per
+    combination, e.g. from ``expand_grid``), missing parameters get defaults.
+    The grid is processed in chunks of ``chunk_size`` combinations (default: see
+    ``DEFAULT_CHUNK_ELEMENTS``) so memory stays bounded (10,000 combos x 20 symbols x
+    2520 bars peaks well under 1 GiB); indicators are computed once per distinct
+    window and shared by all chunks.
+
+    Returns a GridResult whose ``returns`` column i is params row i. With
+    ``per_symbol=True`` each (combo, symbol) sleeve is reported separately:
+    columns are a MultiIndex (combo, symbol) and metrics get a ``symbol`` column.
+    ``keep_positions`` keeps the held positions (bars x symbols x combos) in the
+    smallest exact dtype. ``metrics``: names of the metric columns to compute
+    (default all of ``METRIC_COLUMNS``); skipping drawdowns/trade statistics is faster.
+    """
+    which = _check_which(metrics)
+    mcols = list(METRIC_COLUMNS) if which is None else which
+    want_pos = any(k in mcols for k in POSITION_METRICS)
+    close = _close_frame(close)
+    spec = get_strategy(strategy)
+    p = normalize_params(spec, params)
+    values = close.to_numpy(dtype=np.float64)
+    ind = Indicators(values)
+    ret_sb = np.ascontiguousarray(asset_returns_from_close(values).T)
+    S, T = ret_sb.shape
+    C = len(p)
+    symbols = list(close.columns)
+    w = resolve_weights(symbols, S, config.weights)
+    vol_scale = _vol_scale(ret_sb, config) if config.sizing == "vol_target" else None
+    step = _chunk_size(S, T, chunk_size)
+    ncols = C * S if per_symbol else C
+    out = np.empty((ncols, T), dtype=np.float64)  # (columns x bars)
+    mets: dict[str, list] = {k: [] for k in mcols}
+    kept = [] if keep_positions else None
+    ppy = float(config.periods_per_year)
+    for start in range(0, C, step):
+        stop = min(C, start + step)
+        pc = p.iloc[start:stop].reset_index(drop=True)
+        raw = raw_positions(spec, None, pc, config.mode, ind)  # (T, S, c)
+        pos = raw.transpose(1, 2, 0)  # (S, c, T) view
+        if per_symbol:
+            # rows of ``out`` are ordered combo-major: (combo, symbol)
+            dest = out[start * S : stop * S].reshape(stop - start, S, T).transpose(1, 0, 2)
+            _, eff = _backtest_core(pos, ret_sb, config, w, False, slice(start, stop), vol_scale, out=dest)
+            m = _metrics_of_block_rows(out[start * S : stop * S], ppy, which)
+            ps = _per_sleeve_stats(eff, ppy) if want_pos else {}
+        else:
+            _, eff = _backtest_core(pos, ret_sb, config, w, True, slice(start, stop), vol_scale, out=out[start:stop])
+            m = _metrics_of_block_rows(out[start:stop], ppy, which)
+            ps = _position_stats_scb(eff, w, ppy) if want_pos else {}
+        m.update(ps)
+        for k in mcols:
+            mets[k].append(m[k])
+        if kept is not None:
+            kept.append(compact_positions(np.ascontiguousarray(eff)))
+        del raw, pos, eff
+    metrics = {k: (np.concatenate(v) if v else np.empty(0)) for k, v in mets.items()}
+    if per_symbol:
+        codes_c, codes_s = np.repeat(np.arange(C), S), np.tile(np.arange(S), C)
+        cols = pd.MultiIndex(levels=[pd.RangeIndex(C), pd.Index(symbols)], codes=[codes_c, codes_s],
+                             names=["combo", "symbol"], verify_integrity=False)
+        data = {"combo": codes_c, "symbol": np.asarray(symbols, dtype=object)[codes_s]}
+        data.update({k: p[k].to_numpy()[codes_c] for k in p.columns})
+        data.update({k: metrics[k] for k in mcols})
+        mframe = pd.DataFrame(data, index=cols)
+    else:
+        cols = pd.RangeIndex(C)
+        data = {k: p[k].to_numpy() for k in p.columns}
+        data.update({k: metrics[k] for k in mcols})
+        mframe = pd.DataFrame(data, index=cols)
+    returns = pd.DataFrame(out.T, index=close.index, columns=cols, copy=False)
+    positions = None
+    if kept is not None:
+        dt = np.result_type(*[k.dtype for k in kept]) if kept else np.int8
+        positions = np.concatenate([k.astype(dt, copy=False) for k in kept], axis=1).transpose(2, 0, 1) if kept else None
+    return GridResult(params=p, returns=returns, metrics=mframe, positions=positions, strategy=spec.name,
+                      symbols=symbols, config=config)
+
+
+def _per_sleeve_stats(eff: np.ndarray, ppy: float) -> dict[str, np.ndarray]:
+    """Position stats of each (combo, symbol) sleeve, rows ordered combo-major."""
+    S, C, T = eff.shape
+    flat = eff.transpose(1, 0, 2).reshape(1, C * S, T)
+    return _position_stats_scb(flat, np.ones(1), ppy)
+
+
+def run_backtest(close, strategy: str, params: Mapping[str, Any] | None = None,
+                 config: BacktestConfig = BacktestConfig()) -> GridResult:
+    """One parameter set (dict) -> GridResult with a single combination (positions kept)."""
+    return run_grid(close, strategy, pd.DataFrame([dict(params or {})]), config, keep_positions=True)
+
+
+__all__ = [
+    "BacktestConfig",
+    "GridResult",
+    "SIZINGS",
+    "apply_exit_rules",
+    "asset_returns_from_close",
+    "backtest_positions",
+    "compact_positions",
+    "resolve_weights",
+    "run_backtest",
+    "run_grid",
+    "tune_allocator",
+]
+
+
+def tune_allocator(mmap_threshold: int = 1 << 30, trim_threshold: int = (1 << 31) - 1) -> bool:
+    """Opt-in: keep freed large arrays in the process heap (glibc ``mallopt``).
+
+    By default glibc returns every large numpy temporary to the OS and the next
+    allocation page-faults it back in; on VMs where page faults are expensive that
+    can double the engine's run time on small grids. This trades a higher resident
+    memory (the heap keeps its peak size) for speed. Process-wide; returns False
+    where glibc is not available. Call it once from a long-running research process.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    ok = libc.mallopt(m_mmap_threshold, int(mmap_threshold)) == 1
+    ok &= libc.mallopt(m_trim_threshold, int(trim_threshold)) == 1
+    return bool(ok)

@@ -1,0 +1,328 @@
+"""Performance metrics, vectorized over many return columns at once.
+
+Conventions (fixed here, used everywhere in the engine):
+
+* ``returns`` are simple per-bar portfolio returns, net of costs, one column per
+  strategy/combination. NaN is treated as a 0 return (no position, no data).
+* The annualization factor is explicit: ``periods_per_year`` (default 252 trading
+  days). Volatility and Sharpe scale by ``sqrt(periods_per_year)``; the annual
+  return is geometric (CAGR over ``n_bars / periods_per_year`` years).
+* Standard deviations use ``ddof=1``. Sortino's downside deviation is
+  ``sqrt(mean(min(r, 0)**2))`` over all bars (the empyrical/vectorbt definition).
+* A ratio whose denominator is zero (constant returns, no losing bar, no
+  drawdown, no non-zero bar) is reported as 0, never inf.
+* ``max_drawdown`` is a negative fraction (-0.23 = 23% below the running peak,
+  the starting capital counting as a peak). ``max_drawdown_duration`` is the
+  longest stretch, in bars, from a peak to the bar that recovers it, or to the last
+  bar when it never recovers.
+
+Everything is computed on a (columns x bars) block with numpy reductions; there
+is no per-column Python loop (large inputs are processed in blocks of columns to
+bound memory).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+TRADING_DAYS = 252
+
+METRIC_COLUMNS = (
+    "total_return",
+    "annual_return",
+    "annual_volatility",
+    "sharpe_ratio",
+    "sortino_ratio",
+    "calmar_ratio",
+    "max_drawdown",
+    "max_drawdown_duration",
+    "win_rate",
+    "n_trades",
+    "turnover",
+    "exposure",
+)
+RETURN_METRICS = METRIC_COLUMNS[:9]
+POSITION_METRICS = METRIC_COLUMNS[9:]
+
+# Max elements of one (columns x bars) block processed at once (~8 temporaries of
+# this many float64 values are alive at the peak).
+_BLOCK_ELEMENTS = 125_000
+
+
+def _as_columns_by_bars(returns) -> tuple[np.ndarray, pd.Index]:
+    """Return a C-contiguous float64 (columns x bars) array and the column labels."""
+    if isinstance(returns, pd.DataFrame):
+        labels = returns.columns
+        arr = returns.to_numpy(dtype=np.float64, copy=False).T
+    elif isinstance(returns, pd.Series):
+        labels = pd.Index([returns.name if returns.name is not None else 0])
+        arr = returns.to_numpy(dtype=np.float64, copy=False)[None, :]
+    else:
+        arr = np.asarray(returns, dtype=np.float64)
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        elif arr.ndim == 2:
+            arr = arr.T
+        else:
+            raise ValueError(f"returns must be 1-D or 2-D (bars x columns), got shape {arr.shape}")
+        labels = pd.RangeIndex(arr.shape[0])
+    arr = np.ascontiguousarray(arr)
+    if np.isnan(arr).any():
+        arr = np.nan_to_num(arr, nan=0.0)
+    return arr, labels
+
+
+_NEEDS_DD = {"max_drawdown", "max_drawdown_duration", "calmar_ratio"}
+_NEEDS_TOTAL = {"total_return", "annual_return", "calmar_ratio"}
+
+
+def _return_metrics_block(r: np.ndarray, ppy: float, which=None) -> dict[str, np.ndarray]:
+    """Metrics of a C-contiguous (columns x bars) float64 block of simple returns.
+
+    ``which``: names of the metrics wanted (default all); expensive groups
+    (drawdowns need two scans over the bars) are skipped when not wanted.
+    """
+    want = set(RETURN_METRICS if which is None else which)
+    ncol, n = r.shape
+    out: dict[str, np.ndarray] = {}
+    if n == 0:
+        nan = np.full(ncol, np.nan)
+        return {k: nan.copy() for k in RETURN_METRICS if k in want}
+    sqrt_ppy = np.sqrt(ppy)
+    need_dd = bool(want & _NEEDS_DD)
+    need_total = bool(want & _NEEDS_TOTAL)
+    total = mdd = under = None
+
+    # A bar losing 100% or more has no logarithm: use the (slower) product form then.
+    total_loss = (need_dd or need_total) and bool((r <= -1.0).any())
+    if total_loss:
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            equity = np.cumprod(1.0 + r, axis=1)
+            total = equity[:, -1] - 1.0
+            peak = np.maximum.accumulate(equity, axis=1)
+            np.maximum(peak, 1.0, out=peak)
+            under = equity < peak
+            mdd = np.minimum((equity / peak - 1.0).min(axis=1), 0.0)
+        del equity, peak
+    elif need_dd:
+        # log-equity: one cumulative sum instead of a (slower) cumulative product
+        logeq = np.log1p(r)
+        np.cumsum(logeq, axis=1, out=logeq)
+        total = np.expm1(logeq[:, -1])
+        peak = np.maximum.accumulate(logeq, axis=1)
+        np.maximum(peak, 0.0, out=peak)  # the initial capital is the first peak
+        np.subtract(logeq, peak, out=logeq)  # log drawdown, <= 0
+        del peak
+        under = logeq < 0.0
+        mdd = np.expm1(logeq.min(axis=1))
+        del logeq
+    elif need_total:
+        total = np.expm1(np.log1p(r).sum(axis=1))
+    if need_total:
+        out["total_return"] = total
+        years = n / ppy
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            ann = np.where(total > -1.0, np.power(np.maximum(1.0 + total, 0.0), 1.0 / years) - 1.0, -1.0)
+        out["annual_return"] = ann
+
+    if want & {"annual_volatility", "sharpe_ratio", "sortino_ratio"}:
+        mean = r.mean(axis=1)
+    if want & {"annual_volatility", "sharpe_ratio"}:
+        if n > 1:
+            dev = r - mean[:, None]
+            std = np.sqrt(np.einsum("ij,ij->i", dev, dev) / (n - 1))  # two passes, no squared temporary
+            del dev
+            # constant columns have exactly zero dispersion (rounding noise in the mean
+            # must not turn them into a huge Sharpe); only near-zero candidates are checked
+            cand = np.flatnonzero(std <= np.abs(mean) * 1e-9)
+            if cand.size:
+                sub = r[cand]
+                std[cand[sub.max(axis=1) == sub.min(axis=1)]] = 0.0
+        else:
+            std = np.full(ncol, np.nan)
+        out["annual_volatility"] = std * sqrt_ppy
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sharpe = np.where(std > 0, mean / np.where(std > 0, std, 1.0) * sqrt_ppy, 0.0)
+        out["sharpe_ratio"] = np.where(np.isnan(std), np.nan, sharpe)
+    if "sortino_ratio" in want:
+        neg = np.minimum(r, 0.0)
+        downside = np.sqrt(np.einsum("ij,ij->i", neg, neg) / n)
+        del neg
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["sortino_ratio"] = np.where(downside > 0, mean / np.where(downside > 0, downside, 1.0) * sqrt_ppy, 0.0)
+    if need_dd:
+        out["max_drawdown"] = mdd
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["calmar_ratio"] = np.where(mdd < 0, out["annual_return"] / np.where(mdd < 0, -mdd, 1.0), 0.0)
+        out["max_drawdown_duration"] = _max_drawdown_duration(under)
+    if "win_rate" in want:
+        out["win_rate"] = _win_rate(r)
+    return {k: out[k] for k in RETURN_METRICS if k in want}
+
+
+def _win_rate(r: np.ndarray) -> np.ndarray:
+    wins = np.count_nonzero(r > 0, axis=1)
+    active = np.count_nonzero(r, axis=1)
+    return np.where(active > 0, wins / np.maximum(active, 1), 0.0)
+
+
+def _max_drawdown_duration(under: np.ndarray) -> np.ndarray:
+    """Longest peak-to-recovery (or peak-to-end) span in bars, per row of a
+    (columns x bars) boolean "below the running peak" array. A peak before bar 0 is
+    the initial capital (index -1).
+
+    Each run of under-water bars [a, b] is a drawdown from the peak at a-1; it lasts
+    b - a + 2 bars when bar b+1 recovers it, b - a + 1 when it is still open at the end.
+    """
+    ncol, n = under.shape
+    out = np.zeros(ncol, dtype=np.int64)
+    if n == 0:
+        return out.astype(np.float64)
+    starts = under.copy()
+    np.logical_and(starts[:, 1:], ~under[:, :-1], out=starts[:, 1:])
+    ends = under.copy()
+    np.logical_and(ends[:, :-1], ~under[:, 1:], out=ends[:, :-1])
+    fs = np.flatnonzero(starts)  # row-major order: the k-th start pairs with the k-th end
+    if fs.size:
+        fe = np.flatnonzero(ends)
+        rs, cs = np.divmod(fs, n)
+        ce = fe - rs * n
+        lengths = ce - cs + 1 + (ce < n - 1)
+        np.maximum.at(out, rs, lengths)
+    return out.astype(np.float64)
+
+
+def position_stats(positions, periods_per_year: float = TRADING_DAYS, weights=None) -> dict[str, np.ndarray]:
+    """n_trades, turnover and exposure of positions.
+
+    ``positions``: (bars x columns) or (bars x symbols x columns), the position
+    decided at each bar (before the one-bar lag). ``weights`` (symbols,) weights the
+    per-symbol turnover of 3-D positions (default equal, 1/symbols).
+
+    * n_trades: bars where a position is opened or flipped (its sign changes to a
+      non-zero sign), summed over symbols;
+    * turnover: sum over bars of |change in position| (starting from flat, weighted
+      over symbols) divided by the number of years;
+    * exposure: fraction of bars with a non-zero position (in any symbol).
+    """
+    pos = np.asarray(positions)
+    if pos.ndim == 1:
+        pos = pos[:, None]
+    if pos.ndim == 2:
+        pos = pos[:, None, :]
+    if pos.ndim != 3:
+        raise ValueError(f"positions must be 1-, 2- or 3-D, got shape {pos.shape}")
+    if pos.dtype == bool:
+        pos = pos.view(np.int8)
+    if pos.dtype.kind == "f" and np.isnan(pos).any():
+        pos = np.nan_to_num(pos, nan=0.0)
+    nsym = pos.shape[1]
+    if weights is None:
+        w = np.full(nsym, 1.0 / nsym)
+    else:
+        w = np.asarray(weights, dtype=np.float64).reshape(nsym)
+    return _position_stats_scb(pos.transpose(1, 2, 0), w, float(periods_per_year))
+
+
+def _position_stats_scb(pos: np.ndarray, w: np.ndarray, ppy: float) -> dict[str, np.ndarray]:
+    """n_trades / turnover / exposure per column from (symbols x columns x bars) positions."""
+    S, C, T = pos.shape
+    if T == 0:
+        nan = np.full(C, np.nan)
+        return {"n_trades": nan, "turnover": nan.copy(), "exposure": nan.copy()}
+    is_int = pos.dtype.kind in "iu"
+    sg = pos.astype(np.int8, copy=False) if is_int else np.sign(pos).astype(np.int8)
+    opens = sg != 0
+    np.logical_and(opens[:, :, 1:], sg[:, :, 1:] != sg[:, :, :-1], out=opens[:, :, 1:])
+    n_trades = np.count_nonzero(opens, axis=2).sum(axis=0).astype(np.float64)
+    del opens
+    if is_int:  # |change| is in {0, 1, 2}: int8 arithmetic is exact
+        d = np.abs(np.subtract(sg[:, :, 1:], sg[:, :, :-1]))
+        tot = (d.sum(axis=2, dtype=np.int64) + np.abs(sg[:, :, 0]).astype(np.int64)).astype(np.float64)
+        del d
+    else:
+        tot = np.abs(np.diff(pos, axis=2)).sum(axis=2) + np.abs(pos[:, :, 0])
+    turnover = (tot * np.abs(w)[:, None]).sum(axis=0) / (T / ppy)
+    active = sg[0] != 0
+    for s in range(1, S):  # symbols: few
+        active |= sg[s] != 0
+    exposure = np.count_nonzero(active, axis=1) / T
+    return {"n_trades": n_trades, "turnover": turnover, "exposure": exposure}
+
+
+def metrics_arrays(returns, periods_per_year: float = TRADING_DAYS, which=None) -> dict[str, np.ndarray]:
+    """Return metrics as a dict of 1-D arrays (one value per column)."""
+    r, _ = _as_columns_by_bars(returns)
+    return _metrics_of_block_rows(r, periods_per_year, which)
+
+
+def _metrics_of_block_rows(r: np.ndarray, ppy: float, which=None) -> dict[str, np.ndarray]:
+    ncol, n = r.shape
+    keys = [k for k in RETURN_METRICS if which is None or k in which]
+    if ncol == 0:
+        return {k: np.empty(0) for k in keys}
+    step = max(1, _BLOCK_ELEMENTS // max(n, 1))
+    parts = [_return_metrics_block(r[i : i + step], ppy, which) for i in range(0, ncol, step)]
+    if len(parts) == 1:
+        return parts[0]
+    return {k: np.concatenate([p[k] for p in parts]) for k in keys}
+
+
+def _check_which(which):
+    if which is None:
+        return None
+    which = [which] if isinstance(which, str) else list(which)
+    bad = [k for k in which if k not in METRIC_COLUMNS]
+    if bad:
+        raise ValueError(f"unknown metric(s) {bad}; valid metrics: {', '.join(METRIC_COLUMNS)}")
+    return [k for k in METRIC_COLUMNS if k in which]
+
+
+def compute_metrics(returns, periods_per_year: int = TRADING_DAYS, positions=None, weights=None, which=None) -> pd.DataFrame:
+    """Metrics of each column of ``returns`` (see the module docstring for definitions).
+
+    returns: 1-D or 2-D (bars x columns) array, Series or DataFrame of simple per-bar
+    returns net of costs. positions (optional): same shape (bars x columns), or
+    (bars x symbols x columns) with ``weights`` over symbols; without it n_trades,
+    turnover and exposure are NaN.
+    Returns a DataFrame with one row per column (index = the DataFrame's columns,
+    or 0..n-1) and the columns of ``METRIC_COLUMNS`` in that order (only those in
+    ``which`` when given).
+    """
+    if periods_per_year is None or not periods_per_year > 0:
+        raise ValueError(f"periods_per_year must be > 0, got {periods_per_year!r}")
+    which = _check_which(which)
+    r, labels = _as_columns_by_bars(returns)
+    data = _metrics_of_block_rows(r, float(periods_per_year), which)
+    ncol = r.shape[0]
+    if positions is not None:
+        pos = positions.to_numpy() if isinstance(positions, (pd.DataFrame, pd.Series)) else np.asarray(positions)
+        if pos.ndim == 1:
+            pos = pos[:, None]
+        if pos.shape[0] != r.shape[1] or pos.shape[-1] != ncol:
+            raise ValueError(
+                f"positions shape {pos.shape} does not match returns (bars={r.shape[1]}, columns={ncol})"
+            )
+        data.update(position_stats(pos, float(periods_per_year), weights))
+    else:
+        for k in POSITION_METRICS:
+            data[k] = np.full(ncol, np.nan)
+    cols = METRIC_COLUMNS if which is None else which
+    return pd.DataFrame({k: data[k] for k in cols}, index=labels)
+
+
+def sharpe_ratio(returns, periods_per_year: int = TRADING_DAYS) -> np.ndarray:
+    """Annualized Sharpe ratio per column (mean / std(ddof=1) * sqrt(ppy); 0 if std == 0)."""
+    return metrics_arrays(returns, periods_per_year, ["sharpe_ratio"])["sharpe_ratio"]
+
+
+__all__ = [
+    "TRADING_DAYS",
+    "METRIC_COLUMNS",
+    "RETURN_METRICS",
+    "POSITION_METRICS",
+    "compute_metrics",
+    "metrics_arrays",
+    "position_stats",
+    "sharpe_ratio",
+]
