@@ -12,15 +12,20 @@ RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 
 
-def load_defs() -> dg.Definitions:
-    import definitions
+def market_defs() -> dg.Definitions:
+    """The market-data job with resources from the environment as it is now (not as it was when
+    some earlier import of definitions.py happened)."""
+    from admf_assets import market, runtime
 
-    return definitions.defs
+    return dg.Definitions(
+        assets=market.ASSETS, asset_checks=market.CHECKS, jobs=[market.market_data_job],
+        resources=runtime.resources(), executor=runtime.executor(),
+    )
 
 
 def job_by_name(name: str) -> dg.JobDefinition:
     """Module-level reconstructor so the multiprocess executor can rebuild the job in workers."""
-    return load_defs().resolve_job_def(name)
+    return market_defs().resolve_job_def(name)
 
 
 @dataclass
