@@ -7,7 +7,7 @@ import pandas as pd
 
 from admf_assets.engine import analysis as an
 from admf_assets.engine import risk
-from admf_assets.engine.metrics import compute_metrics
+from admf_assets.engine.metrics import METRIC_COLUMNS, compute_metrics
 from admf_assets.phases.base import PhaseContext, PhaseError, PhaseResult, close_matrix, md_table
 from admf_assets.phases.parameter_search import backtest_config, evaluate_sets
 
@@ -38,8 +38,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
     perf = perf.reset_index(drop=True)
     outputs["performance_metrics"] = perf
     meta["performance_metrics"] = {"split": split, "sets": len(perf), "preview": md_table(perf.drop(columns="params"))}
-    metrics = {k: float(perf.iloc[0][k]) for k in ("sharpe_ratio", "sortino_ratio", "calmar_ratio", "total_return",
-                                                   "annual_return", "annual_volatility", "max_drawdown", "win_rate")}
+    metrics = {k: float(perf.iloc[0][k]) for k in METRIC_COLUMNS}  # of the best set
     if "drawdowns" in wanted:
         dd = an.drawdown_analysis(best_r, top_n=int(cfg.get("top_drawdowns", 10))).reset_index()
         outputs["drawdowns"] = dd
@@ -53,6 +52,8 @@ def run(ctx: PhaseContext) -> PhaseResult:
         meta["correlations"] = {"mean_offdiagonal": mean_corr, "preview": md_table(corr.reset_index(names="label"))}
         meta["correlations"].update({k: str(v) for k, v in summary.items() if k not in ("mean",)})
         metrics["mean_correlation"] = mean_corr
+        if summary:
+            metrics["max_correlation"] = float(summary["max_offdiag"])
     if "regime_breakdown" in wanted:
         market = close.pct_change().mean(axis=1).fillna(0.0)
         regimes = an.volatility_regimes(market, window=int(cfg.get("regime_window", 20)))
@@ -63,8 +64,11 @@ def run(ctx: PhaseContext) -> PhaseResult:
     if "risk_assessment" in wanted:
         mc = an.monte_carlo(best_r, n_sims=int(cfg.get("n_simulations", 1000)), seed=int(cfg.get("seed", 42)),
                             block_size=int(cfg.get("block_size", 5)))
-        mc = mc.reset_index(names="metric").assign(source="monte_carlo")
-        var = risk.var_cvar(best_r, levels=tuple(cfg.get("confidence_levels", (0.95, 0.99))))
+        mc = mc.rename_axis("metric").reset_index().assign(source="monte_carlo")
+        var = risk.var_cvar(best_r, levels=tuple(sorted({0.95, *cfg.get("confidence_levels", (0.95, 0.99))})))
+        metrics["probability_of_loss"] = float(mc.set_index("metric").loc["total_return", "prob_loss"])
+        v95 = var[var["level"] == 0.95].iloc[0]
+        metrics["var_95"], metrics["cvar_95"] = float(v95["var"]), float(v95["cvar"])
         var = var.assign(source="var_cvar", metric="daily_loss")
         ra = pd.concat([mc, var], ignore_index=True)
         outputs["risk_assessment"] = ra

@@ -50,15 +50,18 @@ def run(ctx: PhaseContext) -> PhaseResult:
     split = cfg.get("data_split", "test")
     mask = split_mask(bars, close.index, split)
     r = res.returns.iloc[:, 0][mask]
+    gross = run_backtest(close, strategy, params, backtest_config(cfg, costs=False)).returns.iloc[:, 0][mask]
     pos = res.positions[mask] if res.positions is not None else None
     m = compute_metrics(r.to_frame("strategy"), periods_per_year=config.periods_per_year, positions=pos).iloc[0]
     metrics = {k: (v.item() if hasattr(v, "item") else v) for k, v in m.items()}
-    metrics["n_bars"] = int(mask.sum())
+    metrics["n_days"] = int(mask.sum())
+    metrics["total_costs"] = float((gross - r).sum())  # fraction of equity paid, summed over bars
     period = f"{r.index[0].date()}..{r.index[-1].date()}"
     results = pd.DataFrame([{
         "strategy": strategy, "params": json.dumps(params), "split": split,
         "start": r.index[0], "end": r.index[-1], "n_bars": int(mask.sum()),
-        "cost_bps": config.cost_bps, "slippage_bps": config.slippage_bps, **m.to_dict(),
+        "cost_bps": config.cost_bps, "slippage_bps": config.slippage_bps,
+        "total_costs": metrics["total_costs"], **m.to_dict(),
     }])
     exposure = np.abs(pos.astype(float)).mean(axis=tuple(range(1, pos.ndim))) if pos is not None else np.nan
     report = pd.DataFrame({

@@ -75,7 +75,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
     top = ranked.head(top_n).reset_index(drop=True)
     b = best.iloc[0]
     metrics = {k: _py(b[k]) for k in METRIC_COLUMNS}
-    metrics.update({"n_trials": len(hist), "n_valid_trials": valid, "objective": _py(b["objective"])})
+    metrics.update({"n_trials": len(hist), "n_valid_trials": valid, "best_score": _py(b["objective"])})
     common = {"split": split, "train_period": f"{close.index[0].date()}..{close.index[-1].date()}",
               "symbols": ", ".join(close.columns), "search": "; ".join(notes)}
     meta = {

@@ -94,3 +94,52 @@ def test_continue_with_warning_skips_only_dependents(env):
     hard = runner.run_workflow(_wf(root, "hard", fast="[40, 50]"), instance)
     assert not hard.success
     assert any("no valid parameter combination" in f and "phase 'opt'" in f for f in hard.failures)
+
+
+ANALYSIS = """\
+workflow: {name: Analyzed, id: analyzed}
+data: {symbols: [SPY], start_date: 2021-01-04, end_date: 2021-09-30, split: {test_start: 2021-07-01}}
+phases:
+  - name: opt
+    type: optimization
+    config:
+      optimization: {parameters: {fast_period: [5, 10], slow_period: [20, 30]}}
+  - name: ana
+    type: analysis
+    inputs: [opt.top_parameter_sets, opt.best_parameters]
+    config:
+      analyzers: [drawdown_analysis, correlation_analysis, regime_performance, monte_carlo_simulation]
+      n_simulations: 200
+    success_criteria:
+      var_95: {max: 0.5}
+      probability_of_loss: {max: 1.0}
+  - name: bt
+    type: backtest
+    inputs: [opt.best_parameters]
+    success_criteria:
+      total_costs: {min: 0.0}
+"""
+
+
+def test_every_analyzer_and_reported_metrics(env):
+    root, instance = env
+    assert runner.backfill("2021-01-04", "2021-09-30", instance).success
+    p = root / "analyzed.yaml"
+    p.write_text(ANALYSIS)
+    out = runner.run_workflow(str(p), instance)
+    assert out.success, out.failures
+    mats = _materialized(instance, out.run_id)
+    assert {f"analyzed/ana/{n}" for n in ("performance_metrics", "drawdowns", "correlations",
+                                          "regime_breakdown", "risk_assessment")} <= mats
+    evals = [r.event_log_entry.dagster_event.event_specific_data for r in instance.get_records_for_run(
+        out.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records]
+    by_name = {e.check_name: e for e in evals}
+    assert set(by_name) == {"var_95_max", "probability_of_loss_max", "total_costs_min"}
+    assert all(e.passed for e in evals)
+    var95 = by_name["var_95_max"].metadata["value"].value
+    assert 0 < var95 < 0.1  # a daily 95 % VaR of a long-only SPY strategy
+    from admf_assets import settings
+    import pandas as pd
+
+    regimes = pd.read_parquet(settings.storage_root() / "tables/analyzed/ana/regime_breakdown.parquet")
+    assert set(regimes.regime) <= {"calm", "volatile"} and regimes.n_bars.sum() > 0
