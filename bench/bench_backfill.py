@@ -10,6 +10,7 @@ clean bars), so its event floor is twice the one-asset floor; both ratios are pr
 """
 
 import argparse
+import os
 import resource
 import tempfile
 import time
@@ -59,7 +60,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--start", default="2015-01-01")
     ap.add_argument("--end", default="2024-12-31")
+    ap.add_argument("--per-partition-planned-events", action="store_true",
+                    help="do not set DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS (admf sets it)")
     a = ap.parse_args()
+    if not a.per_partition_planned_events:
+        os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
+    print("planned events:", "one per asset" if os.environ.get("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS")
+          else "one per partition")
     keys = [k for k in market.market_partitions.get_partition_keys() if a.start <= k <= a.end]
     tags = {RANGE_START: keys[0], RANGE_END: keys[-1]}
     print(f"{len(keys)} weekday partitions x {len(synthetic.DEFAULT_SYMBOLS)} symbols, one run each")
