@@ -17,7 +17,7 @@ import math
 import numpy as np
 import pandas as pd
 
-__all__ = ["line_chart_svg", "area_chart_svg", "heatmap_svg", "bar_chart_svg", "PALETTE"]
+__all__ = ["line_chart_svg", "area_chart_svg", "heatmap_svg", "bar_chart_svg", "sparkline", "PALETTE"]
 
 # Okabe-Ito colour-blind-safe palette
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#E69F00", "#CC79A7", "#56B4E9", "#000000", "#F0E442"]
@@ -528,3 +528,22 @@ def bar_chart_svg(
     parts.append(f'<line x1="{_f(left)}" y1="{_f(base)}" x2="{_f(left + pw)}" y2="{_f(base)}" stroke="{_AXIS}"/>')
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+_SPARK = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values, width: int = 60) -> str:
+    """A one-line text picture of a series (for places that show text only, such as
+    Dagster metadata): the series is split into ``width`` buckets, each drawn by the level
+    of its last value."""
+    v = np.asarray(pd.Series(values).dropna(), dtype=float)
+    if v.size == 0:
+        return ""
+    idx = np.linspace(0, v.size - 1, min(width, v.size)).round().astype(int)
+    pts = v[idx]
+    lo, hi = pts.min(), pts.max()
+    if hi - lo <= 1e-12 * max(1.0, abs(hi)):
+        return _SPARK[0] * len(pts)
+    levels = np.minimum(((pts - lo) / (hi - lo) * len(_SPARK)).astype(int), len(_SPARK) - 1)
+    return "".join(_SPARK[i] for i in levels)

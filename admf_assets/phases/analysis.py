@@ -7,6 +7,7 @@ import pandas as pd
 
 from admf_assets.engine import analysis as an
 from admf_assets.engine import risk
+from admf_assets.engine.charts import sparkline
 from admf_assets.engine.metrics import METRIC_COLUMNS, compute_metrics
 from admf_assets.phases.base import PhaseContext, PhaseError, PhaseResult, close_matrix, md_table
 from admf_assets.phases.parameter_search import backtest_config, evaluate_sets
@@ -37,7 +38,9 @@ def run(ctx: PhaseContext) -> PhaseResult:
     perf.insert(2, "params", sets["params"].to_numpy())
     perf = perf.reset_index(drop=True)
     outputs["performance_metrics"] = perf
-    meta["performance_metrics"] = {"split": split, "sets": len(perf), "preview": md_table(perf.drop(columns="params"))}
+    meta["performance_metrics"] = {"split": split, "sets": len(perf),
+                                   "best_equity_curve": sparkline(an.equity_curve(best_r)),
+                                   "preview": md_table(perf.drop(columns="params"))}
     metrics = {k: float(perf.iloc[0][k]) for k in METRIC_COLUMNS}  # of the best set
     if "drawdowns" in wanted:
         dd = an.drawdown_analysis(best_r, top_n=int(cfg.get("top_drawdowns", 10))).reset_index()

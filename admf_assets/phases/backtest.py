@@ -11,6 +11,7 @@ import pandas as pd
 
 from admf_assets.engine.analysis import equity_curve, underwater
 from admf_assets.engine.backtest import run_backtest
+from admf_assets.engine.charts import sparkline
 from admf_assets.engine.metrics import compute_metrics
 from admf_assets.phases.base import PhaseContext, PhaseError, PhaseResult, close_matrix, md_table
 from admf_assets.phases.parameter_search import backtest_config, params_from_row
@@ -71,9 +72,12 @@ def run(ctx: PhaseContext) -> PhaseResult:
     common = {"split": split, "period": period, "strategy": strategy, "parameters": json.dumps(params),
               "costs": f"{config.cost_bps} bps + {config.slippage_bps} bps slippage" if costs else "none"}
     meta = {
-        "validation_results": {**common, "preview": md_table(results.T.reset_index().rename(
+        "validation_results": {**common, "equity_curve": sparkline(report["equity"]), "preview": md_table(results.T.reset_index().rename(
             columns={"index": "field", 0: "value"}).astype(str), 30)},
-        "performance_report": {**common, "rows": len(report), "preview": md_table(report)},
+        "performance_report": {**common, "rows": len(report),
+                               "equity_curve": sparkline(report["equity"]),
+                               "drawdown_curve": sparkline(report["drawdown"]),
+                               "preview": md_table(report)},
     }
     return PhaseResult(outputs={"validation_results": results, "performance_report": report},
                        metadata=meta, metrics=metrics)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from admf_assets.engine.charts import sparkline
 from admf_assets.market import CLEAN_KEY, market_partitions
 from admf_assets.phases.base import PhaseContext, PhaseError, PhaseResult, md_table
 from admf_assets.workflow.spec import DataSplit
@@ -76,6 +77,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
         "train_dates": n_train,
         "test_dates": len(dates) - n_train,
         "missing_fraction": missing_fraction,
+        **{f"close_{sym}": sparkline(full[sym]) for sym in list(full.columns)[:5]},
         "preview": md_table(bars),
     }
     return PhaseResult(outputs={"bars": bars}, metadata={"bars": meta}, metrics=metrics)

@@ -346,3 +346,13 @@ def test_area_heatmap_bar_charts():
     for empty in (C.line_chart_svg({}, "e"), C.area_chart_svg(pd.Series(dtype=float), "e"), C.bar_chart_svg(pd.Series(dtype=float), "e")):
         assert "no data" in empty
         ET.fromstring(empty)
+
+
+def test_sparkline_levels_follow_the_series():
+    from admf_assets.engine.charts import sparkline
+
+    assert sparkline([1, 2, 3, 4, 5, 6, 7, 8]) == "▁▂▃▄▅▆▇█"
+    assert sparkline([8, 1]) == "█▁"
+    assert sparkline([3.0] * 5) == "▁▁▁▁▁"
+    assert len(sparkline(range(1000), width=40)) == 40
+    assert sparkline([]) == ""
