@@ -21,6 +21,7 @@ from resources.io_managers import StorageResource
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 MARKET_START = "2010-01-01"
+PREVIEW_MAX_PARTITIONS = 5
 GROUP = "market_data"
 RAW_KEY = dg.AssetKey(["market", "raw_bars"])
 CLEAN_KEY = dg.AssetKey(["market", "clean_bars"])
@@ -68,16 +69,20 @@ def raw_bars(context: dg.AssetExecutionContext, market_source: MarketDataSource)
             f"(weekends; first: {days[0]})"
         )
         df = df[~off].reset_index(drop=True)
-    return dg.Output(df, metadata={
-        "rows": len(df),
+    # Dagster copies an output's metadata onto every partition's materialization, so the
+    # numbers are labelled as the run's (a preview only for short runs: it would be the same
+    # first rows on every partition of a long backfill).
+    meta = {
+        "run_first_date": str(start.date()),
+        "run_last_date": str(end.date()),
+        "run_partitions": len(keys),
         "symbols": dg.MetadataValue.int(df["symbol"].nunique()),
-        "first_date": str(start.date()),
-        "last_date": str(end.date()),
-        "partitions": len(keys),
         "off_calendar_rows_not_stored": int(off.sum()),
         "source": market_source.kind,
-        "preview": _preview(df),
-    })
+    }
+    if len(keys) <= PREVIEW_MAX_PARTITIONS:
+        meta["preview"] = _preview(df)
+    return dg.Output(df, metadata=meta)
 
 
 @dg.asset(
@@ -99,8 +104,9 @@ def clean_bars(context: dg.AssetExecutionContext, raw: pd.DataFrame) -> dg.Outpu
     changed = {k: v for k, v in report.counts.items() if v}
     if changed:
         context.log.warning("cleaning changed rows: " + ", ".join(f"{k}={v}" for k, v in changed.items()))
-    meta = {k: dg.MetadataValue.int(v) for k, v in report.as_metadata().items()}
-    meta["preview"] = _preview(cleaned)
+    meta = {f"run_{k}": dg.MetadataValue.int(v) for k, v in report.as_metadata().items()}
+    if len(context.partition_keys) <= PREVIEW_MAX_PARTITIONS:
+        meta["preview"] = _preview(cleaned)
     if report.examples is not None:
         meta["flagged_rows"] = _preview(report.examples, 20)
     return dg.Output(cleaned, metadata=meta)

@@ -65,15 +65,13 @@ class ParquetTableIOManager(dg.UPathIOManager):
                 f"the partitions being materialized (first: {outside[0]}); nothing was written",
                 allow_retries=False,
             )
-        groups = dict(tuple(df.groupby(labels.to_numpy(), sort=False))) if len(df) else {}
-        empty = df.iloc[0:0]
-        parts = {k: groups[k].reset_index(drop=True) if k in groups else empty for k in keys}
         key = list(context.asset_key.path)
-        self.store.write_partitions(key, parts, views=self.register_views)
+        counts = self.store.write_partitions(key, df, labels.to_numpy(), keys, views=self.register_views)
         context.add_output_metadata({
-            **_frame_metadata(df),
-            "partitions_written": len(parts),
-            "empty_partitions": sum(1 for k in keys if k not in groups),
+            "run_rows": dg.MetadataValue.int(len(df)),
+            "columns": dg.MetadataValue.int(len(df.columns)),
+            "partitions_written": len(counts),
+            "empty_partitions": sum(1 for n in counts.values() if n == 0),
             "path": dg.MetadataValue.path(str(self.store.table_path(key))),
         })
 

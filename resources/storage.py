@@ -20,8 +20,10 @@ import os
 import re
 import uuid
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -33,12 +35,13 @@ def _ident(text: str) -> str:
     return _IDENT.sub("_", text)
 
 
-def write_parquet_atomic(df: pd.DataFrame, path: Path) -> None:
-    """Write ``df`` to ``path`` so that readers see the old file or the new one, never half."""
+def write_parquet_atomic(data: pd.DataFrame | pa.Table, path: Path) -> None:
+    """Write a frame or Arrow table to ``path`` so that readers see the old file or the new
+    one, never half of one (temporary file in the same folder, then an atomic rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        table = pa.Table.from_pandas(df, preserve_index=False)
+        table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
         pq.write_table(table, tmp)
         os.replace(tmp, path)
     finally:
@@ -79,16 +82,23 @@ class TableStore:
             self.register_view(key)
         return path
 
-    def write_partitions(self, key: Sequence[str], parts: dict[str, pd.DataFrame],
-                         views: bool = True) -> list[Path]:
-        paths = []
-        for pk, frame in parts.items():
-            path = self.partition_path(key, pk)
-            write_parquet_atomic(frame, path)
-            paths.append(path)
-        if parts and views:
+    def write_partitions(self, key: Sequence[str], df: pd.DataFrame, labels: Sequence[str],
+                         partitions: Sequence[str], views: bool = True) -> dict[str, int]:
+        """Write one file per partition: the rows of ``df`` whose label (one per row) is that
+        partition; a partition without rows gets an empty file with the same columns.
+        Returns the row count of each partition."""
+        labels = np.asarray(labels, dtype=object)
+        order = np.argsort(labels, kind="stable")
+        table = pa.Table.from_pandas(df.iloc[order], preserve_index=False)  # one conversion
+        sorted_labels = labels[order]
+        counts = {}
+        for pk in partitions:
+            lo, hi = np.searchsorted(sorted_labels, pk, "left"), np.searchsorted(sorted_labels, pk, "right")
+            write_parquet_atomic(table.slice(lo, hi - lo), self.partition_path(key, pk))
+            counts[pk] = int(hi - lo)
+        if partitions and views:
             self.register_view(key, partitioned=True)
-        return paths
+        return counts
 
     # ------------------------------------------------------------------ reads
     def read(self, key: Sequence[str], columns: list[str] | None = None) -> pd.DataFrame:
@@ -106,8 +116,8 @@ class TableStore:
         if not partitions:
             return pd.DataFrame(columns=columns) if columns else pd.DataFrame()
         files = [str(self.partition_path(key, p)) for p in partitions]
-        # pyarrow reads the many small files in parallel and unifies schemas
-        tables = [pq.read_table(f, columns=columns) for f in files]
+        with ThreadPoolExecutor(max_workers=4) as pool:  # pyarrow releases the GIL while reading
+            tables = list(pool.map(lambda f: pq.read_table(f, columns=columns), files))
         tables = [t for t in tables if t.num_rows] or tables[:1]
         table = pa.concat_tables(tables, promote_options="default")
         return table.to_pandas()
