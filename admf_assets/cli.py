@@ -90,7 +90,8 @@ def cmd_run(args) -> int:
         return _failed(out, "run")
     orchestration = max(0.0, out.run_seconds - out.compute_seconds)
     print(f"run {out.run_id} succeeded: {out.materialized} assets materialized")
-    print(f"  time: {total:.1f}s end to end (backfill {t_run - t_start:.1f}s incl. start-up; workflow run "
+    prep = "start-up + market-data backfill" if gap and not args.no_backfill else "start-up"
+    print(f"  time: {total:.1f}s end to end ({prep} {t_run - t_start:.1f}s; workflow run "
           f"{out.run_seconds:.1f}s = phases {out.compute_seconds:.1f}s + orchestration {orchestration:.1f}s)")
     print(f"  instance (DAGSTER_HOME): {settings.dagster_home()}   (open it with: admf ui)")
     print(f"  tables: {settings.duckdb_path()}  (schema {graph.workflow_id})")

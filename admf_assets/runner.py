@@ -101,12 +101,12 @@ def backfill(start, end, instance: dg.DagsterInstance, executor: str | None = No
 
 
 # ----------------------------------------------------------------------------- workflows
-def workflow_defs(path_or_name: str) -> tuple[dg.Definitions, "object"]:
+def workflow_defs(path_or_name: str, executor: str | None = None) -> tuple[dg.Definitions, "object"]:
     """Definitions holding the market assets and one compiled workflow (a name or a path)."""
     from admf_assets import market, runtime
     from admf_assets.workflow.compiler import compile_workflow, workflows_dir
 
-    compiled = compile_workflow(path_or_name, workflows_dir())
+    compiled = compile_workflow(path_or_name, workflows_dir(), executor)
     defs = dg.Definitions(
         assets=[*market.ASSETS, *compiled.assets],
         asset_checks=market.CHECKS,
@@ -116,9 +116,9 @@ def workflow_defs(path_or_name: str) -> tuple[dg.Definitions, "object"]:
     return defs, compiled
 
 
-def workflow_job(path_or_name: str) -> dg.JobDefinition:
+def workflow_job(path_or_name: str, executor: str | None = None) -> dg.JobDefinition:
     """Reconstructor for the multiprocess executor."""
-    defs, compiled = workflow_defs(path_or_name)
+    defs, compiled = workflow_defs(path_or_name, executor)
     return defs.resolve_job_def(compiled.graph.workflow_id)
 
 
@@ -151,7 +151,7 @@ def run_workflow(path_or_name: str, instance: dg.DagsterInstance, executor: str 
                  log_level: str = "WARNING") -> WorkflowOutcome:
     import time
 
-    defs, compiled = workflow_defs(path_or_name)
+    defs, compiled = workflow_defs(path_or_name, executor)
     wid = compiled.graph.workflow_id
     kind = (executor or compiled.graph.executor or "in_process").lower()
     tags = {"admf/launched_by": "admf-cli", "admf/workflow": wid}
@@ -165,7 +165,7 @@ def run_workflow(path_or_name: str, instance: dg.DagsterInstance, executor: str 
         failures = _failures(result)
     else:
         recon = dg.build_reconstructable_job("admf_assets.runner", "workflow_job",
-                                             reconstructable_args=(path_or_name,))
+                                             reconstructable_args=(path_or_name, kind))
         with dg.execute_job(recon, instance=instance, tags=tags, raise_on_error=False,
                             run_config=run_config) as result:
             events, run_id, success = list(result.all_events), result.run_id, result.success

@@ -186,7 +186,8 @@ def _lineage(context, graph: WorkflowGraph, node: PhaseNode) -> list[dict]:
     return out
 
 
-def compile_graph(graph: WorkflowGraph) -> CompiledWorkflow:
+def compile_graph(graph: WorkflowGraph, executor: str | None = None) -> CompiledWorkflow:
+    """``executor`` overrides the workflow's own choice (``in_process`` / ``multiprocess``)."""
     if graph.workflow_id in RESERVED_IDS:
         raise WorkflowError(file=graph.source, field="workflow.id",
                             message=f"'{graph.workflow_id}' is reserved; choose another workflow id")
@@ -202,15 +203,15 @@ def compile_graph(graph: WorkflowGraph) -> CompiledWorkflow:
     job = dg.define_asset_job(
         graph.workflow_id,
         selection=dg.AssetSelection.groups(graph.workflow_id),
-        executor_def=runtime.executor(graph.executor, graph.max_concurrent),
+        executor_def=runtime.executor(executor or graph.executor, graph.max_concurrent),
         tags=tags,
         description=f"{graph.name}: {graph.description}".strip(": "),
     )
     return CompiledWorkflow(graph=graph, assets=assets, job=job)
 
 
-def compile_workflow(path_or_name, workflows_dir=None) -> CompiledWorkflow:
-    return compile_graph(load_workflow(path_or_name, workflows_dir).graph)
+def compile_workflow(path_or_name, workflows_dir=None, executor: str | None = None) -> CompiledWorkflow:
+    return compile_graph(load_workflow(path_or_name, workflows_dir).graph, executor)
 
 
 def workflows_dir() -> Path:

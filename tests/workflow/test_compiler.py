@@ -118,3 +118,13 @@ def test_broken_workflow_file_makes_the_code_location_fail_with_its_message(tmp_
                        capture_output=True, text=True, timeout=120)
     assert p.returncode != 0
     assert line in p.stderr.strip().splitlines()[-1]
+
+
+def test_executor_comes_from_the_yaml_and_can_be_overridden():
+    from admf_assets.runner import workflow_defs
+
+    defs, c = workflow_defs("basic_research")
+    assert defs.resolve_job_def("basic_research").executor_def.name == "in_process"
+    defs, c = workflow_defs("basic_research", "multiprocess")
+    ex = defs.resolve_job_def("basic_research").executor_def
+    assert ex.name == "multiprocess_forkserver"
