@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from admf_assets.engine.metrics import METRIC_COLUMNS
+
 __all__ = [
     "OutputType",
     "ConsumeRule",
@@ -48,21 +50,8 @@ __all__ = [
 
 DEFAULT_TOP_N = 10
 
-#: the engine's metric columns (admf_assets/engine/metrics.py METRIC_COLUMNS)
-PERFORMANCE_METRICS: tuple[str, ...] = (
-    "total_return",
-    "annual_return",
-    "annual_volatility",
-    "sharpe_ratio",
-    "sortino_ratio",
-    "calmar_ratio",
-    "max_drawdown",
-    "max_drawdown_duration",
-    "win_rate",
-    "n_trades",
-    "turnover",
-    "exposure",
-)
+#: the engine's metric columns: success criteria may name any of them
+PERFORMANCE_METRICS: tuple[str, ...] = tuple(METRIC_COLUMNS)
 
 
 @dataclass(frozen=True)
