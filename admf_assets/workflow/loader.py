@@ -20,6 +20,8 @@ nothing from the file is ever evaluated.
 
 from __future__ import annotations
 
+from admf_assets.plugins import PluginError, load_plugins
+
 import copy
 import os
 from pathlib import Path
@@ -219,6 +221,10 @@ def load_workflow_dict(
     workflows_dir: str | os.PathLike | None = None,
 ) -> WorkflowSpec:
     """Validate an already parsed document (see the module docstring for the stages)."""
+    try:
+        load_plugins()
+    except PluginError as exc:
+        raise WorkflowError(str(exc), file=source, field="ADMF_PLUGINS") from None
     file = source
     if doc is None:
         raise WorkflowError("the file is empty", file=file)
