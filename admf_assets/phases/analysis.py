@@ -27,7 +27,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
         sets = sets.drop_duplicates(subset=["strategy", "params"]).reset_index(drop=True)
     split = cfg.get("data_split", "train")
     close = close_matrix(bars, split)
-    config = backtest_config(cfg, costs=bool(cfg.get("include_transaction_costs", False)))
+    config = backtest_config(cfg)
     rets = evaluate_sets(close, sets, config)
     best_r = rets.iloc[:, 0].rename("best")
     wanted = {o.canonical for o in ctx.node.outputs}

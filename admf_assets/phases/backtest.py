@@ -42,7 +42,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
             raise PhaseError("input best_parameters is empty")
         strategy, params = params_from_row(best.iloc[0])
     costs = bool(cfg.get("include_transaction_costs", True))
-    config = backtest_config(cfg, costs=costs)
+    config = backtest_config(cfg)
     close = close_matrix(bars)  # all history: indicators warm up before the split
     try:
         res = run_backtest(close, strategy, params, config)

@@ -28,11 +28,22 @@ def space_from_config(parameters: dict) -> dict:
     return out
 
 
-def backtest_config(cfg: dict, costs: bool = True) -> BacktestConfig:
+def backtest_config(cfg: dict, costs: bool | None = None) -> BacktestConfig:
+    """The engine's BacktestConfig from a phase's effective config (``costs`` overrides the
+    phase's include_transaction_costs)."""
+    costs = bool(cfg.get("include_transaction_costs", False)) if costs is None else costs
     return BacktestConfig(
         cost_bps=float(cfg.get("cost_bps") or 0.0) if costs else 0.0,
         slippage_bps=float(cfg.get("slippage_bps") or 0.0) if costs else 0.0,
         mode=cfg.get("mode") or "long_only",
+        sizing=cfg.get("sizing") or "fixed",
+        target_vol=float(cfg.get("target_vol") or 0.10),
+        vol_lookback=int(cfg.get("vol_lookback") or 20),
+        weights=cfg.get("weights"),
+        stop_loss=cfg.get("stop_loss"),
+        take_profit=cfg.get("take_profit"),
+        trailing_stop=cfg.get("trailing_stop"),
+        max_holding=cfg.get("max_holding"),
     )
 
 
@@ -47,7 +58,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
     base_space = space_from_config(opt.get("parameters"))
     top_n = int(ctx.output_param("top_parameter_sets", "n") or cfg.get("top_n") or 10)
     strategies = cfg.get("strategies") or [{"type": "momentum"}]
-    config = backtest_config(cfg, costs=bool(cfg.get("include_transaction_costs", False)))
+    config = backtest_config(cfg)
     histories, notes = [], []
     for i, strat in enumerate(strategies):
         space = {**base_space, **space_from_config(strat.get("parameters"))}

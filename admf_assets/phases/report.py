@@ -47,8 +47,11 @@ def run(ctx: PhaseContext) -> PhaseResult:
         data = {"symbols": sorted(bars["symbol"].unique()), "start": dates[0].date(), "end": dates[-1].date(),
                 "test_start": test[0].date() if len(test) else None, "n_bars": len(dates)}
         if best is not None and len(best):
-            in_sample = evaluate_sets(close_matrix(bars, "train"), best.head(1), backtest_config({}),
-                                      labels=["in-sample"]).iloc[:, 0]
+            # the in-sample returns as the search evaluated them (its trading settings)
+            edge = next(e for e in ctx.node.upstream if e.canonical == "best_parameters")
+            search_cfg = dict(g.phases[edge.upstream_phase].config)
+            in_sample = evaluate_sets(close_matrix(bars, search_cfg.get("data_split", "train")), best.head(1),
+                                      backtest_config(search_cfg), labels=["in-sample"]).iloc[:, 0]
     perf = up.get("performance_report")
     if perf is not None and len(perf):
         oos = pd.Series(perf["return"].to_numpy(), index=pd.DatetimeIndex(perf["date"]), name="out-of-sample")

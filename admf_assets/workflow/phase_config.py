@@ -60,7 +60,28 @@ class OptimizationSettings(StrictModel):
     seed: StrictInt = 42
 
 
-class ParameterSearchConfig(StrictModel):
+class TradingSettings(StrictModel):
+    """How positions become returns (engine BacktestConfig); shared by search, analysis and
+    backtest phases."""
+
+    mode: Literal["long_only", "long_short"] = "long_only"
+    sizing: Literal["fixed", "vol_target"] = "fixed"
+    target_vol: float = Field(default=0.10, gt=0)
+    vol_lookback: StrictInt = Field(default=20, ge=2)
+    weights: dict[StrictStr, float] | None = None
+    include_transaction_costs: StrictBool = False
+    cost_bps: float = Field(default=5.0, ge=0)
+    slippage_bps: float = Field(default=2.0, ge=0)
+    stop_loss: float | None = Field(default=None, gt=0, lt=1)
+    take_profit: float | None = Field(default=None, gt=0)
+    trailing_stop: float | None = Field(default=None, gt=0, lt=1)
+    max_holding: StrictInt | None = Field(default=None, ge=1)
+
+
+TRADING_KEYS = tuple(TradingSettings.model_fields)
+
+
+class ParameterSearchConfig(TradingSettings):
     __key_aliases__ = ("parameters", "method", "strategy")
 
     optimization: OptimizationSettings = Field(default_factory=OptimizationSettings)
@@ -92,20 +113,22 @@ class ParameterSearchConfig(StrictModel):
         return v
 
 
-class AnalysisConfig(StrictModel):
+class AnalysisConfig(TradingSettings):
     analyzers: list[StrictStr] = Field(
         default_factory=lambda: ["drawdown_analysis", "correlation_analysis"], min_length=1
     )
     data_split: DataSplitName = "train"
     n_simulations: StrictInt = Field(default=1000, ge=1)
     seed: StrictInt = 42
+    block_size: StrictInt = Field(default=5, ge=1)
+    top_drawdowns: StrictInt = Field(default=10, ge=1)
+    regime_window: StrictInt = Field(default=20, ge=2)
+    confidence_levels: list[float] = Field(default_factory=lambda: [0.95, 0.99], min_length=1)
 
 
-class BacktestConfig(StrictModel):
+class BacktestConfig(TradingSettings):
     data_split: DataSplitName = "test"
     include_transaction_costs: StrictBool = True
-    cost_bps: float = Field(default=5.0, ge=0)
-    slippage_bps: float = Field(default=2.0, ge=0)
     initial_capital: float = Field(default=100_000.0, gt=0)
     generate_detailed_report: StrictBool = True
     parameters: dict[StrictStr, Any] | None = None
@@ -345,6 +368,7 @@ def _check_parameter_search(cfg: ParameterSearchConfig, problems: Problems) -> d
         },
         "data_split": cfg.data_split,
         "top_n": cfg.top_n,
+        **{k: getattr(cfg, k) for k in TRADING_KEYS},
     }
 
 
@@ -365,12 +389,7 @@ def _check_analysis(cfg: AnalysisConfig, problems: Problems) -> dict[str, Any]:
                              f"available: {', '.join(catalog.ANALYZERS)}"))
         elif canon not in analyzers:
             analyzers.append(canon)
-    return {
-        "analyzers": analyzers,
-        "data_split": cfg.data_split,
-        "n_simulations": cfg.n_simulations,
-        "seed": cfg.seed,
-    }
+    return {"analyzers": analyzers, **cfg.model_dump(exclude={"analyzers"})}
 
 
 def _data_config(cfg: DataPreparationConfig, data: DataSpec | None, problems: Problems) -> dict[str, Any]:

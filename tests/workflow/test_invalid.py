@@ -397,15 +397,15 @@ def test_several_problems_are_reported_together(write, base):
     err = info.value
     assert isinstance(err, WorkflowError)
     assert str(err).splitlines() == err.lines() == [
-        f"{p}: phase 'bt': field 'config.data_split': invalid value 'tset'; expected one of: train, test, all "
-        "(did you mean 'test'?)",
         f"{p}: phase 'bt': field 'config.cost_bps': Input should be a valid number, "
         "unable to parse string as a number (got 'five')",
+        f"{p}: phase 'bt': field 'config.data_split': invalid value 'tset'; expected one of: train, test, all "
+        "(did you mean 'test'?)",
         f"{p}: phase 'an': field 'config.analyzers[0]': unknown analyzer 'montecarlo' "
         "(did you mean 'monte_carlo_simulation'?); available: drawdown_analysis, correlation_analysis, "
         "regime_performance, monte_carlo_simulation",
     ]
-    assert (err.file, err.phase, err.field) == (str(p), "bt", "config.data_split")
+    assert (err.file, err.phase, err.field) == (str(p), "bt", "config.cost_bps")
 
 
 def test_phase_level_errors_stop_before_config_errors(write, base, errors_of):
