@@ -253,45 +253,64 @@ def _vol_scale(ret_sb: np.ndarray, config: BacktestConfig) -> np.ndarray:
     return np.nan_to_num(scale, nan=0.0)
 
 
-def _sleeve_returns(pos_ct: np.ndarray, ret_t: np.ndarray, rate: float, scale: float, out: np.ndarray) -> np.ndarray:
-    """Sleeve returns (combos x bars) * scale, written into ``out``.
+def _sleeve_returns(pos: np.ndarray, ret: np.ndarray, rate: float, scale: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Sleeve returns (symbols x combos x bars) * scale, written into ``out``.
 
-    pos_ct: (combos x bars) positions decided at each close; ret_t: (bars,) asset
-    returns; rate: cost per unit of traded notional.
+    pos: (G x combos x bars) positions decided at each close, for a group of G
+    symbols; ret: (G x bars) asset returns; rate: cost per unit of traded notional;
+    scale: (G,) factor per symbol (its portfolio weight, or 1). Every element is
+    computed independently of G, so grouping symbols does not change any value.
     """
-    C, T = pos_ct.shape
-    out[:, 0] = 0.0
+    G, C, T = pos.shape
+    scale = np.asarray(scale, dtype=np.float64).reshape(G)
+    out[:, :, 0] = 0.0
     if T > 1:
-        np.multiply(pos_ct[:, :-1], ret_t[1:] * scale, out=out[:, 1:])
+        # small-integer positions are converted first: a float x float product is much
+        # faster than numpy's mixed-type (buffered) loop, and the conversion is exact
+        pf = pos if pos.dtype == np.float64 else pos.astype(np.float64)
+        np.multiply(pf[:, :, :-1], (ret[:, 1:] * scale[:, None])[:, None, :], out=out[:, :, 1:])
+        del pf
     if rate > 0.0 and T > 0:
         # sleeve return after costs: (1 + g) * (1 - k) - 1 = g - k * (1 + g), with
         # k = rate*|d| / (1 + rate*sign(d)*w) the fraction of equity paid (0 when d == 0)
-        if pos_ct.dtype.kind == "f":  # fractional (netted, vol-targeted) positions trade on many bars
-            d = np.empty((C, T), dtype=np.float64)
-            d[:, 0] = pos_ct[:, 0]
-            np.subtract(pos_ct[:, 1:], pos_ct[:, :-1], out=d[:, 1:])
+        if pos.dtype.kind == "f":  # fractional (netted, vol-targeted) positions trade on many bars
+            d = np.empty((G, C, T), dtype=np.float64)
+            d[:, :, 0] = pos[:, :, 0]
+            np.subtract(pos[:, :, 1:], pos[:, :, :-1], out=d[:, :, 1:])
             den = np.sign(d)
-            den *= pos_ct
+            den *= pos
             den *= rate
             den += 1.0
             np.abs(d, out=d)
             d *= rate
             d /= den  # k, exactly 0 where the position does not change
-            np.add(out, scale, out=den)  # scale * (1 + g)
+            np.add(out, scale[:, None, None], out=den)  # scale * (1 + g)
             den *= d
             out -= den
             return out
-        d = np.empty((C, T), dtype=np.int16)
-        d[:, 0] = pos_ct[:, 0]
-        np.subtract(pos_ct[:, 1:], pos_ct[:, :-1], out=d[:, 1:], casting="unsafe")
-        flat = np.flatnonzero(d)  # trades are sparse: fix up only those bars (works on strided ``out``)
+        changed = np.empty((G, C, T), dtype=bool)
+        np.not_equal(pos[:, :, 0], 0, out=changed[:, :, 0])
+        np.not_equal(pos[:, :, 1:], pos[:, :, :-1], out=changed[:, :, 1:])
+        flat = np.flatnonzero(changed)  # trades are sparse: fix up only those bars (works on strided ``out``)
         if flat.size:
-            rows, cols = np.divmod(flat, T)
-            dz = d.reshape(-1)[flat].astype(np.float64)
-            wz = pos_ct[rows, cols].astype(np.float64)
+            gs, rest = np.divmod(flat, C * T)
+            rows, cols = np.divmod(rest, T)
+            wz = pos[gs, rows, cols].astype(np.float64)
+            prev = np.where(cols > 0, pos[gs, rows, np.maximum(cols - 1, 0)], 0).astype(np.float64)
+            dz = wz - prev  # exact: small integers
             k = rate * np.abs(dz) / (1.0 + rate * np.sign(dz) * wz)
-            out[rows, cols] -= k * (scale + out[rows, cols])
+            out[gs, rows, cols] -= k * (scale[gs] + out[gs, rows, cols])
     return out
+
+
+def _symbol_groups(symbols: Sequence[int], n_combos: int, n_bars: int) -> list[list[int]]:
+    """Symbols processed together by ``_sleeve_returns``: as many as keep one
+    (group x combos x bars) temporary within DEFAULT_CHUNK_ROW_ELEMENTS, so a
+    small grid (few combos, e.g. one ensemble) is one vectorized step instead of one
+    per symbol, and a large one keeps its small, cache-friendly temporaries."""
+    size = max(1, DEFAULT_CHUNK_ROW_ELEMENTS // max(1, n_combos * n_bars))
+    symbols = list(symbols)
+    return [symbols[i : i + size] for i in range(0, len(symbols), size)]
 
 
 def _backtest_core(pos_scb: np.ndarray, ret_sb: np.ndarray, config: BacktestConfig, w: np.ndarray,
@@ -319,17 +338,36 @@ def _backtest_core(pos_scb: np.ndarray, ret_sb: np.ndarray, config: BacktestConf
         if not active:
             acc[...] = 0.0
             return acc, pos
-        # the first sleeve is written in place, the others accumulated (same order always)
-        _sleeve_returns(pos[active[0]], ret_sb[active[0]], rate, float(w[active[0]]), acc)
-        if len(active) > 1:
-            tmp = np.empty((C, T), dtype=np.float64)
-            for s in active[1:]:  # few symbols; each step is vectorized over combos x bars
-                _sleeve_returns(pos[s], ret_sb[s], rate, float(w[s]), tmp)
-                acc += tmp
+        # sleeves are summed in symbol order, the first one written in place
+        first = True
+        tmp = None
+        for grp in _symbol_groups(active, C, T):
+            if len(grp) == 1:
+                p_g, r_g = pos[grp[0]][None], ret_sb[grp[0]][None]
+            else:
+                sl = slice(grp[0], grp[-1] + 1)
+                contiguous = grp[-1] - grp[0] + 1 == len(grp)
+                p_g = pos[sl] if contiguous else pos[grp]
+                r_g = ret_sb[sl] if contiguous else ret_sb[grp]
+            w_g = w[grp]
+            if first and len(grp) == 1:
+                _sleeve_returns(p_g, r_g, rate, w_g, acc[None])
+                first = False
+                continue
+            if tmp is None or tmp.shape[0] < len(grp):
+                tmp = np.empty((len(grp), C, T), dtype=np.float64)
+            blk = _sleeve_returns(p_g, r_g, rate, w_g, tmp[: len(grp)])
+            for i in range(len(grp)):  # few symbols: summed one by one, always in the same order
+                if first:
+                    acc[...] = blk[i]
+                    first = False
+                else:
+                    acc += blk[i]
         return acc, pos
     res = np.empty((S, C, T), dtype=np.float64) if out is None else out
-    for s in range(S):
-        _sleeve_returns(pos[s], ret_sb[s], rate, 1.0, res[s])
+    for grp in _symbol_groups(range(S), C, T):
+        sl = slice(grp[0], grp[-1] + 1)
+        _sleeve_returns(pos[sl], ret_sb[sl], rate, np.ones(len(grp)), res[sl])
     return res, pos
 
 

@@ -30,7 +30,6 @@ from .backtest import (
     _chunk_size,
     _close_frame,
     _vol_scale,
-    asset_returns_from_close,
     compact_positions,
     resolve_weights,
 )
@@ -54,6 +53,11 @@ class CapturedSignals:
     @property
     def strategy_ids(self) -> list[str]:
         """Captured strategies (one per strategy x parameter combination), in order."""
+        sid = self.columns["strategy_id"].to_numpy()
+        S = len(self.symbols)
+        if S and len(sid) == self.positions.shape[1] and len(sid) % S == 0:
+            # strategy-major layout: every S-th row starts a new strategy id
+            return sid[::S].tolist()
         return list(pd.unique(self.columns["strategy_id"]))
 
     @property
@@ -210,23 +214,30 @@ def _asset_returns_for(captured: CapturedSignals, close_or_returns, kind: str) -
         if len(lacking):
             raise ValueError(f"close_or_returns lacks {len(lacking)} captured dates, e.g. {lacking[:3].tolist()}")
         df = df.loc[captured.index]
-    vals = df.to_numpy(dtype=np.float64)
+    vals = np.ascontiguousarray(df.to_numpy(dtype=np.float64).T)  # (symbols x bars)
     if kind == "auto":
-        finite = vals[np.isfinite(vals)]
-        kind = "close" if finite.size and np.all(finite > 0) else "returns"
+        finite = np.isfinite(vals)
+        kind = "close" if finite.any() and not np.any((vals <= 0) & finite) else "returns"
     if kind == "close":
-        ret = asset_returns_from_close(vals)
-    elif kind == "returns":
-        ret = np.where(np.isfinite(vals), vals, 0.0)
-    else:
-        raise ValueError(f"kind must be 'auto', 'close' or 'returns', got {kind!r}")
-    return np.ascontiguousarray(ret.T)
+        ret = np.zeros_like(vals)
+        if vals.shape[1] > 1:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                np.divide(vals[:, 1:], vals[:, :-1], out=ret[:, 1:])
+            ret[:, 1:] -= 1.0
+        bad = ~np.isfinite(ret)
+        if bad.any():
+            ret[bad] = 0.0
+        return ret  # == asset_returns_from_close(vals.T).T
+    if kind == "returns":
+        return np.where(np.isfinite(vals), vals, 0.0)
+    raise ValueError(f"kind must be 'auto', 'close' or 'returns', got {kind!r}")
 
 
 def _ensemble_weights(weights, sids: list[str]) -> tuple[np.ndarray, list]:
     """(ensembles x strategies) weight matrix and ensemble names."""
     if isinstance(weights, pd.DataFrame):
-        unknown = [c for c in weights.columns if c not in sids]
+        known = set(sids)
+        unknown = [c for c in weights.columns if c not in known]
         if unknown:
             raise ValueError(f"weights name unknown strategy ids {unknown[:5]}")
         W = weights.reindex(columns=sids).fillna(0.0).to_numpy(dtype=np.float64)
@@ -234,7 +245,8 @@ def _ensemble_weights(weights, sids: list[str]) -> tuple[np.ndarray, list]:
         return W, names
     if isinstance(weights, (Mapping, pd.Series)):
         wmap = dict(weights.items())
-        unknown = [k for k in wmap if k not in sids]
+        known = set(sids)
+        unknown = [k for k in wmap if k not in known]
         if unknown:
             raise ValueError(f"weights name unknown strategy ids {unknown[:5]}")
         W = np.array([[float(wmap.get(s, 0.0)) for s in sids]])

@@ -190,12 +190,9 @@ class Indicators:
         }.get(name)
         if getter is None:
             raise KeyError(f"unknown indicator {name!r}")
-        windows = np.asarray(windows).astype(np.int64)
-        uniq, inv = np.unique(windows, return_inverse=True)
-        stack = np.stack([getter(int(w)) for w in uniq], axis=1)  # (S, W, T)
-        if len(uniq) == len(windows) and np.array_equal(uniq, windows):
-            return stack
-        return np.take(stack, inv, axis=1)  # (S, C, T), contiguous
+        windows = np.asarray(windows).astype(np.int64).reshape(-1)
+        arrays = {w: getter(w) for w in map(int, np.unique(windows))}  # each distinct window once
+        return np.stack([arrays[w] for w in windows.tolist()], axis=1)  # (S, C, T), contiguous, one copy
 
 
 def latch(set_events: np.ndarray, reset_events: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -88,50 +88,57 @@ def _return_metrics_block(r: np.ndarray, ppy: float, which=None) -> dict[str, np
     if n == 0:
         nan = np.full(ncol, np.nan)
         return {k: nan.copy() for k in RETURN_METRICS if k in want}
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        _return_metrics_into(out, r, float(ppy), want)
+    return {k: out[k] for k in RETURN_METRICS if k in want}
+
+
+def _return_metrics_into(out: dict, r: np.ndarray, ppy: float, want: set) -> None:
+    ncol, n = r.shape
     sqrt_ppy = np.sqrt(ppy)
     need_dd = bool(want & _NEEDS_DD)
     need_total = bool(want & _NEEDS_TOTAL)
     total = mdd = under = None
 
-    # A bar losing 100% or more has no logarithm: use the (slower) product form then.
-    total_loss = (need_dd or need_total) and bool((r <= -1.0).any())
-    if total_loss:
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            equity = np.cumprod(1.0 + r, axis=1)
-            total = equity[:, -1] - 1.0
+    if need_dd:
+        # log-equity: one cumulative sum instead of a (slower) cumulative product
+        logeq = np.log1p(r)
+        np.cumsum(logeq, axis=1, out=logeq)
+        if np.isfinite(logeq[:, -1]).all() or not (r <= -1.0).any():
+            total = np.expm1(logeq[:, -1])
+            peak = np.maximum.accumulate(logeq, axis=1)
+            np.maximum(peak, 0.0, out=peak)  # the initial capital is the first peak
+            np.subtract(logeq, peak, out=logeq)  # log drawdown, <= 0
+            del peak
+            under = logeq < 0.0
+            mdd = np.expm1(logeq.min(axis=1))
+        del logeq
+    if (need_dd and under is None) or (need_total and not need_dd and (r <= -1.0).any()):
+        # a bar losing 100% or more has no logarithm: the (slower) product form
+        equity = np.cumprod(1.0 + r, axis=1)
+        total = equity[:, -1] - 1.0
+        if need_dd:
             peak = np.maximum.accumulate(equity, axis=1)
             np.maximum(peak, 1.0, out=peak)
             under = equity < peak
             mdd = np.minimum((equity / peak - 1.0).min(axis=1), 0.0)
-        del equity, peak
-    elif need_dd:
-        # log-equity: one cumulative sum instead of a (slower) cumulative product
-        logeq = np.log1p(r)
-        np.cumsum(logeq, axis=1, out=logeq)
-        total = np.expm1(logeq[:, -1])
-        peak = np.maximum.accumulate(logeq, axis=1)
-        np.maximum(peak, 0.0, out=peak)  # the initial capital is the first peak
-        np.subtract(logeq, peak, out=logeq)  # log drawdown, <= 0
-        del peak
-        under = logeq < 0.0
-        mdd = np.expm1(logeq.min(axis=1))
-        del logeq
-    elif need_total:
+            del peak
+        del equity
+    elif need_total and not need_dd:
         total = np.expm1(np.log1p(r).sum(axis=1))
     if need_total:
         out["total_return"] = total
         years = n / ppy
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            ann = np.where(total > -1.0, np.power(np.maximum(1.0 + total, 0.0), 1.0 / years) - 1.0, -1.0)
-        out["annual_return"] = ann
+        out["annual_return"] = np.where(total > -1.0, np.power(np.maximum(1.0 + total, 0.0), 1.0 / years) - 1.0,
+                                        -1.0)
 
+    tmp = None
     if want & {"annual_volatility", "sharpe_ratio", "sortino_ratio"}:
-        mean = r.mean(axis=1)
+        mean = np.add.reduce(r, axis=1) / n  # == r.mean(axis=1)
     if want & {"annual_volatility", "sharpe_ratio"}:
         if n > 1:
-            dev = r - mean[:, None]
-            std = np.sqrt(np.einsum("ij,ij->i", dev, dev) / (n - 1))  # two passes, no squared temporary
-            del dev
+            tmp = np.subtract(r, mean[:, None])
+            std = np.sqrt(np.einsum("ij,ij->i", tmp, tmp) / (n - 1))  # two passes, no squared temporary
             # constant columns have exactly zero dispersion (rounding noise in the mean
             # must not turn them into a huge Sharpe); only near-zero candidates are checked
             cand = np.flatnonzero(std <= np.abs(mean) * 1e-9)
@@ -141,28 +148,33 @@ def _return_metrics_block(r: np.ndarray, ppy: float, which=None) -> dict[str, np
         else:
             std = np.full(ncol, np.nan)
         out["annual_volatility"] = std * sqrt_ppy
-        with np.errstate(invalid="ignore", divide="ignore"):
-            sharpe = np.where(std > 0, mean / np.where(std > 0, std, 1.0) * sqrt_ppy, 0.0)
+        sharpe = np.where(std > 0, mean / np.where(std > 0, std, 1.0) * sqrt_ppy, 0.0)
         out["sharpe_ratio"] = np.where(np.isnan(std), np.nan, sharpe)
     if "sortino_ratio" in want:
-        neg = np.minimum(r, 0.0)
+        neg = np.minimum(r, 0.0, out=tmp)
         downside = np.sqrt(np.einsum("ij,ij->i", neg, neg) / n)
-        del neg
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out["sortino_ratio"] = np.where(downside > 0, mean / np.where(downside > 0, downside, 1.0) * sqrt_ppy, 0.0)
+        out["sortino_ratio"] = np.where(downside > 0, mean / np.where(downside > 0, downside, 1.0) * sqrt_ppy, 0.0)
+    del tmp
     if need_dd:
         out["max_drawdown"] = mdd
-        with np.errstate(invalid="ignore", divide="ignore"):
+        if need_total:
             out["calmar_ratio"] = np.where(mdd < 0, out["annual_return"] / np.where(mdd < 0, -mdd, 1.0), 0.0)
         out["max_drawdown_duration"] = _max_drawdown_duration(under)
     if "win_rate" in want:
         out["win_rate"] = _win_rate(r)
-    return {k: out[k] for k in RETURN_METRICS if k in want}
+
+
+def _count_per_row(mask: np.ndarray) -> np.ndarray:
+    """Number of True along the last axis of a boolean array (much faster than
+    ``count_nonzero(axis=-1)``: a small-integer sum of its int8 view)."""
+    n = mask.shape[-1]
+    dt = np.int16 if n < np.iinfo(np.int16).max else np.int64  # exact: no overflow
+    return np.add.reduce(mask.view(np.int8), axis=-1, dtype=dt).astype(np.int64)
 
 
 def _win_rate(r: np.ndarray) -> np.ndarray:
-    wins = np.count_nonzero(r > 0, axis=1)
-    active = np.count_nonzero(r, axis=1)
+    wins = _count_per_row(r > 0)
+    active = _count_per_row(r != 0)
     return np.where(active > 0, wins / np.maximum(active, 1), 0.0)
 
 
@@ -178,16 +190,18 @@ def _max_drawdown_duration(under: np.ndarray) -> np.ndarray:
     out = np.zeros(ncol, dtype=np.int64)
     if n == 0:
         return out.astype(np.float64)
-    starts = under.copy()
-    np.logical_and(starts[:, 1:], ~under[:, :-1], out=starts[:, 1:])
-    ends = under.copy()
-    np.logical_and(ends[:, :-1], ~under[:, 1:], out=ends[:, :-1])
-    fs = np.flatnonzero(starts)  # row-major order: the k-th start pairs with the k-th end
-    if fs.size:
-        fe = np.flatnonzero(ends)
-        rs, cs = np.divmod(fs, n)
-        ce = fe - rs * n
-        lengths = ce - cs + 1 + (ce < n - 1)
+    # one scan for the run boundaries: on rows padded with a dry bar at both ends, the
+    # under-water flag changes at a (run start) and at b + 1 (just after its end)
+    pad = np.zeros((ncol, n + 2), dtype=bool)
+    pad[:, 1 : n + 1] = under
+    edge = pad[:, 1:] != pad[:, :-1]  # (ncol, n + 1)
+    flat = np.flatnonzero(edge)  # row-major: start, end, start, end, ... per row
+    if flat.size:
+        fs, fe = flat[0::2], flat[1::2]
+        rs = fs // (n + 1)
+        a = fs - rs * (n + 1)
+        e = fe - rs * (n + 1)  # b + 1
+        lengths = e - a + (e < n)
         np.maximum.at(out, rs, lengths)
     return out.astype(np.float64)
 
@@ -234,11 +248,12 @@ def _position_stats_scb(pos: np.ndarray, w: np.ndarray, ppy: float) -> dict[str,
     sg = pos.astype(np.int8, copy=False) if is_int else np.sign(pos).astype(np.int8)
     opens = sg != 0
     np.logical_and(opens[:, :, 1:], sg[:, :, 1:] != sg[:, :, :-1], out=opens[:, :, 1:])
-    n_trades = np.count_nonzero(opens, axis=2).sum(axis=0).astype(np.float64)
+    n_trades = _count_per_row(opens).sum(axis=0).astype(np.float64)
     del opens
     if is_int:  # |change| is in {0, 1, 2}: int8 arithmetic is exact
         d = np.abs(np.subtract(sg[:, :, 1:], sg[:, :, :-1]))
-        tot = (d.sum(axis=2, dtype=np.int64) + np.abs(sg[:, :, 0]).astype(np.int64)).astype(np.float64)
+        tot = (np.add.reduce(d, axis=2, dtype=np.int32).astype(np.int64)  # <= 2 * bars
+               + np.abs(sg[:, :, 0]).astype(np.int64)).astype(np.float64)
         del d
     else:
         tot = np.abs(np.diff(pos, axis=2)).sum(axis=2) + np.abs(pos[:, :, 0])
@@ -246,7 +261,7 @@ def _position_stats_scb(pos: np.ndarray, w: np.ndarray, ppy: float) -> dict[str,
     active = sg[0] != 0
     for s in range(1, S):  # symbols: few
         active |= sg[s] != 0
-    exposure = np.count_nonzero(active, axis=1) / T
+    exposure = _count_per_row(active) / T
     return {"n_trades": n_trades, "turnover": turnover, "exposure": exposure}
 
 
@@ -307,8 +322,12 @@ def compute_metrics(returns, periods_per_year: int = TRADING_DAYS, positions=Non
     else:
         for k in POSITION_METRICS:
             data[k] = np.full(ncol, np.nan)
-    cols = METRIC_COLUMNS if which is None else which
-    return pd.DataFrame({k: data[k] for k in cols}, index=labels)
+    cols = list(METRIC_COLUMNS if which is None else which)
+    # one float64 block (all metrics are float64): much cheaper than a dict of columns
+    table = np.empty((ncol, len(cols)), dtype=np.float64)
+    for j, k in enumerate(cols):
+        table[:, j] = data[k]
+    return pd.DataFrame(table, index=labels, columns=cols, copy=False)
 
 
 def sharpe_ratio(returns, periods_per_year: int = TRADING_DAYS) -> np.ndarray:
