@@ -35,6 +35,7 @@ from .backtest import (
 )
 from .indicators import Indicators
 from .strategies import MODES, get_strategy, normalize_params, raw_positions
+from .util import py_scalar
 
 TABLE_BASE_COLUMNS = ("column", "strategy_id", "strategy", "combo", "symbol", "mode", "params")
 
@@ -91,16 +92,7 @@ class CapturedSignals:
 
 
 def _params_json(row: Mapping[str, Any]) -> str:
-    def conv(v):
-        if isinstance(v, np.integer):
-            return int(v)
-        if isinstance(v, np.floating):
-            return float(v)
-        if isinstance(v, np.bool_):
-            return bool(v)
-        return v
-
-    return json.dumps({k: conv(v) for k, v in row.items()}, sort_keys=True)
+    return json.dumps({k: py_scalar(v) for k, v in row.items()}, sort_keys=True)
 
 
 def capture_signals(close, strategy: str, params, mode: str = "long_only", chunk_size: int | None = None,

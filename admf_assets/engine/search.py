@@ -28,6 +28,7 @@ import pandas as pd
 
 from .backtest import BacktestConfig, run_grid
 from .metrics import METRIC_COLUMNS
+from .util import py_scalar
 from .strategies import _canonical_space, _choices, expand_grid, get_strategy, normalize_params, valid_mask
 
 OBJECTIVES = ("sharpe_ratio", "sortino_ratio", "calmar_ratio", "total_return", "annual_return", "max_drawdown", "win_rate")
@@ -180,8 +181,8 @@ def search(close, strategy: str, param_space: Mapping[str, Any], objective: str 
     hist["rank"] = rank_trials(hist["objective"].to_numpy(), trial_id)
     top = hist.sort_values("rank").head(int(top_n)).reset_index(drop=True)
     best = top.iloc[0]
-    best_params = {k: _py(best[k]) for k in params.columns}
-    best_metrics = {k: _py(best[k]) for k in METRIC_COLUMNS}
+    best_params = {k: py_scalar(best[k]) for k in params.columns}
+    best_metrics = {k: py_scalar(best[k]) for k in METRIC_COLUMNS}
     returns = None
     if keep_returns:
         returns = res.returns
@@ -191,14 +192,6 @@ def search(close, strategy: str, param_space: Mapping[str, Any], objective: str 
                         params=list(params.columns))
 
 
-def _py(v):
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.floating):
-        return float(v)
-    if isinstance(v, np.bool_):
-        return bool(v)
-    return v
 
 
 __all__ = ["METHODS", "OBJECTIVES", "SearchResult", "rank_trials", "resolve_objective", "sample_params", "search"]

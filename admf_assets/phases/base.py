@@ -90,26 +90,3 @@ def close_matrix(bars: pd.DataFrame, split: str | None = None) -> pd.DataFrame:
     close = bars.pivot(index="date", columns="symbol", values="close").sort_index()
     close.index = pd.DatetimeIndex(close.index, name="date")
     return close
-
-
-def test_start(bars: pd.DataFrame) -> pd.Timestamp | None:
-    test = bars.loc[bars["split"] == "test", "date"]
-    return pd.Timestamp(test.min()) if len(test) else None
-
-
-def param_columns(frame: pd.DataFrame, strategy: str) -> list[str]:
-    from admf_assets.engine.strategies import get_strategy
-
-    names = get_strategy(strategy).param_names
-    return [c for c in names if c in frame.columns]
-
-
-def params_of_row(row: pd.Series, strategy: str) -> dict:
-    from admf_assets.engine.strategies import get_strategy
-
-    out = {}
-    for c in get_strategy(strategy).param_names:
-        if c in row.index and pd.notna(row[c]):
-            v = row[c]
-            out[c] = v.item() if hasattr(v, "item") else v
-    return out

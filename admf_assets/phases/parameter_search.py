@@ -10,6 +10,7 @@ import pandas as pd
 from admf_assets.engine.backtest import BacktestConfig
 from admf_assets.engine.metrics import METRIC_COLUMNS
 from admf_assets.engine.search import rank_trials, search
+from admf_assets.engine.util import py_scalar
 from admf_assets.phases.base import PhaseContext, PhaseError, PhaseResult, close_matrix, md_table
 
 PARAM_JSON = "params"
@@ -85,13 +86,13 @@ def run(ctx: PhaseContext) -> PhaseResult:
     best["n_trials"] = len(hist)
     top = ranked.head(top_n).reset_index(drop=True)
     b = best.iloc[0]
-    metrics = {k: _py(b[k]) for k in METRIC_COLUMNS}
-    metrics.update({"n_trials": len(hist), "n_valid_trials": valid, "best_score": _py(b["objective"])})
+    metrics = {k: py_scalar(b[k]) for k in METRIC_COLUMNS}
+    metrics.update({"n_trials": len(hist), "n_valid_trials": valid, "best_score": py_scalar(b["objective"])})
     common = {"split": split, "train_period": f"{close.index[0].date()}..{close.index[-1].date()}",
               "symbols": ", ".join(close.columns), "search": "; ".join(notes)}
     meta = {
         "best_parameters": {**common, "strategy": b["strategy"], "parameters": b[PARAM_JSON],
-                            "objective": res.objective, "best_value": _py(b["objective"]),
+                            "objective": res.objective, "best_value": py_scalar(b["objective"]),
                             "preview": md_table(best.drop(columns=[PARAM_JSON]))},
         "top_parameter_sets": {**common, "rows": len(top), "preview": md_table(top.drop(columns=[PARAM_JSON]), top_n)},
         "optimization_history": {**common, "rows": len(hist), "valid_trials": valid,
@@ -102,10 +103,6 @@ def run(ctx: PhaseContext) -> PhaseResult:
         outputs={"best_parameters": best, "top_parameter_sets": top, "optimization_history": hist},
         metadata=meta, metrics=metrics,
     )
-
-
-def _py(v):
-    return v.item() if hasattr(v, "item") else v
 
 
 def params_from_row(row: pd.Series) -> tuple[str, dict]:
