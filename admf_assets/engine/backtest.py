@@ -38,7 +38,7 @@ import pandas as pd
 
 from .indicators import Indicators
 from .metrics import (METRIC_COLUMNS, POSITION_METRICS, RETURN_METRICS, _check_which, _metrics_of_block_rows,
-                      _position_stats_scb)
+                      _position_stats_scb, positions_bsc)
 from .strategies import MODES, get_strategy, normalize_params, raw_positions
 
 SIZINGS = ("fixed", "vol_target")
@@ -373,20 +373,9 @@ def _backtest_core(pos_scb: np.ndarray, ret_sb: np.ndarray, config: BacktestConf
 
 def _as_scb(positions, n_symbols: int | None = None) -> np.ndarray:
     """(bars x symbols x combos) or (bars x combos) -> (symbols x combos x bars) view."""
-    pos = positions.to_numpy() if isinstance(positions, (pd.DataFrame, pd.Series)) else np.asarray(positions)
-    if pos.ndim == 1:
-        pos = pos[:, None, None]
-    elif pos.ndim == 2:
-        if n_symbols not in (None, 1):
-            raise ValueError(f"2-D positions (bars x combos) need 1 symbol, got {n_symbols}")
-        pos = pos[:, None, :]
-    if pos.ndim != 3:
-        raise ValueError(f"positions must be (bars x symbols x combos), got shape {pos.shape}")
-    if pos.dtype == bool:
-        pos = pos.view(np.int8)
-    if pos.dtype.kind == "f" and np.isnan(pos).any():
-        pos = np.nan_to_num(pos, nan=0.0)
-    return pos.transpose(1, 2, 0)
+    if np.ndim(positions) == 2 and n_symbols not in (None, 1):
+        raise ValueError(f"2-D positions (bars x combos) need 1 symbol, got {n_symbols}")
+    return positions_bsc(positions).transpose(1, 2, 0)
 
 
 def _as_returns_sb(asset_returns) -> tuple[np.ndarray, list | None]:

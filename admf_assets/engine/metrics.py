@@ -206,6 +206,23 @@ def _max_drawdown_duration(under: np.ndarray) -> np.ndarray:
     return out.astype(np.float64)
 
 
+def positions_bsc(positions) -> np.ndarray:
+    """Positions as a (bars x symbols x columns) array: 1-D is one column of one symbol, 2-D is
+    (bars x columns) of one symbol; booleans become int8 and NaN (no position) 0."""
+    pos = positions.to_numpy() if isinstance(positions, (pd.DataFrame, pd.Series)) else np.asarray(positions)
+    if pos.ndim == 1:
+        pos = pos[:, None, None]
+    elif pos.ndim == 2:
+        pos = pos[:, None, :]
+    if pos.ndim != 3:
+        raise ValueError(f"positions must be 1-, 2- or 3-D (bars x symbols x columns), got shape {pos.shape}")
+    if pos.dtype == bool:
+        pos = pos.view(np.int8)
+    if pos.dtype.kind == "f" and np.isnan(pos).any():
+        pos = np.nan_to_num(pos, nan=0.0)
+    return pos
+
+
 def position_stats(positions, periods_per_year: float = TRADING_DAYS, weights=None) -> dict[str, np.ndarray]:
     """n_trades, turnover and exposure of positions.
 
@@ -219,17 +236,7 @@ def position_stats(positions, periods_per_year: float = TRADING_DAYS, weights=No
       over symbols) divided by the number of years;
     * exposure: fraction of bars with a non-zero position (in any symbol).
     """
-    pos = np.asarray(positions)
-    if pos.ndim == 1:
-        pos = pos[:, None]
-    if pos.ndim == 2:
-        pos = pos[:, None, :]
-    if pos.ndim != 3:
-        raise ValueError(f"positions must be 1-, 2- or 3-D, got shape {pos.shape}")
-    if pos.dtype == bool:
-        pos = pos.view(np.int8)
-    if pos.dtype.kind == "f" and np.isnan(pos).any():
-        pos = np.nan_to_num(pos, nan=0.0)
+    pos = positions_bsc(positions)
     nsym = pos.shape[1]
     if weights is None:
         w = np.full(nsym, 1.0 / nsym)
