@@ -51,6 +51,13 @@ __all__ = [
 #: phase names, output names and workflow ids become parts of Dagster asset keys
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
 POOL_PATTERN = re.compile(r"^[A-Za-z0-9_./-]+$")
+
+
+def _check_pool(cls, v: str | None) -> str | None:
+    """Validator shared by phases and phase_resources: a Dagster concurrency-pool name."""
+    if v is not None and not POOL_PATTERN.match(v):
+        raise ValueError(f"invalid pool name {v!r}: use letters, digits, '_', '-', '.', '/'")
+    return v
 #: the test share of the data when the data section gives no split
 DEFAULT_TEST_FRACTION = 0.3
 
@@ -379,12 +386,7 @@ class PhaseSpec(StrictModel):
             )
         return v
 
-    @field_validator("pool")
-    @classmethod
-    def _pool_ok(cls, v: str | None) -> str | None:
-        if v is not None and not POOL_PATTERN.match(v):
-            raise ValueError(f"invalid pool name {v!r}: use letters, digits, '_', '-', '.', '/'")
-        return v
+    _pool_ok = field_validator("pool")(_check_pool)
 
     @field_validator("success_criteria", mode="before")
     @classmethod
@@ -401,12 +403,7 @@ class PhaseResources(StrictModel):
     memory_limit_gb: float | None = Field(default=None, gt=0)
     pool: StrictStr | None = None
 
-    @field_validator("pool")
-    @classmethod
-    def _pool_ok(cls, v: str | None) -> str | None:
-        if v is not None and not POOL_PATTERN.match(v):
-            raise ValueError(f"invalid pool name {v!r}: use letters, digits, '_', '-', '.', '/'")
-        return v
+    _pool_ok = field_validator("pool")(_check_pool)
 
 
 Executor = Literal["in_process", "multiprocess"]

@@ -440,3 +440,12 @@ def test_unknown_fixed_backtest_parameter(write, base, errors_of):
         f"{p}: phase 'bt': field 'config.parameters.lookback': strategy 'momentum' has no parameter 'lookback'; "
         "its parameters: fast_period, slow_period, signal_threshold"
     ]
+
+
+def test_invalid_pool_names_in_phase_and_phase_resources(write, base, errors_of):
+    p = write(base + "    pool: bad pool\ninfrastructure: {phase_resources: {opt: {pool: 'x y'}}}\n")
+    assert errors_of(p) == [
+        f"{p}: phase 'bt': field 'pool': invalid pool name 'bad pool': use letters, digits, '_', '-', '.', '/'",
+        f"{p}: field 'infrastructure.phase_resources.opt.pool': invalid pool name 'x y': "
+        "use letters, digits, '_', '-', '.', '/'",
+    ]
