@@ -31,6 +31,12 @@ market_partitions = dg.DailyPartitionsDefinition(
 )
 
 
+def partition_keys_between(start, end) -> list[str]:
+    """The market-data partition keys (weekdays) with start <= date <= end."""
+    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    return [k for k in market_partitions.get_partition_keys() if start <= pd.Timestamp(k) <= end]
+
+
 def _range(context) -> tuple[pd.Timestamp, pd.Timestamp, list[str]]:
     tw = context.partition_time_window
     start = pd.Timestamp(tw.start).tz_localize(None)

@@ -12,20 +12,20 @@ RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 
 
-def market_defs() -> dg.Definitions:
+def market_defs(executor: str | None = None) -> dg.Definitions:
     """The market-data job with resources from the environment as it is now (not as it was when
     some earlier import of definitions.py happened)."""
     from admf_assets import market, runtime
 
     return dg.Definitions(
         assets=market.ASSETS, asset_checks=market.CHECKS, jobs=[market.market_data_job],
-        resources=runtime.resources(), executor=runtime.executor(),
+        resources=runtime.resources(), executor=runtime.executor(executor),
     )
 
 
-def job_by_name(name: str) -> dg.JobDefinition:
+def job_by_name(name: str, executor: str | None = None) -> dg.JobDefinition:
     """Module-level reconstructor so the multiprocess executor can rebuild the job in workers."""
-    return market_defs().resolve_job_def(name)
+    return market_defs(executor).resolve_job_def(name)
 
 
 @dataclass
@@ -39,11 +39,12 @@ def partition_range(start, end) -> tuple[str, str, list[str]]:
     """Clamp [start, end] to the market partitions; returns first key, last key, all keys."""
     from admf_assets.market import market_partitions
 
+    from admf_assets.market import partition_keys_between
+
     start, end = pd.Timestamp(start), pd.Timestamp(end)
     if end < start:
         raise ValueError(f"--end {end.date()} is before --start {start.date()}")
-    keys = [k for k in market_partitions.get_partition_keys()
-            if start <= pd.Timestamp(k) <= end]
+    keys = partition_keys_between(start, end)
     if not keys:
         first, last = market_partitions.get_first_partition_key(), market_partitions.get_last_partition_key()
         raise ValueError(
@@ -53,25 +54,33 @@ def partition_range(start, end) -> tuple[str, str, list[str]]:
     return keys[0], keys[-1], keys
 
 
-def run_job(job_name: str, instance: dg.DagsterInstance, tags: dict | None = None,
-            executor: str | None = None, log_level: str = "WARNING") -> RunOutcome:
-    """Run a job of the code location as ONE run recorded in ``instance``."""
-    kind = (executor or os.environ.get("ADMF_EXECUTOR") or "in_process").lower()
-    tags = {"admf/launched_by": "admf-cli", **(tags or {})}
+def _launch(job_fn: str, args: tuple, instance: dg.DagsterInstance, tags: dict, kind: str,
+            log_level: str) -> tuple[str, bool, list, list[str]]:
+    """Run the job ``job_fn(*args)`` of this module as ONE run in ``instance``: in this process,
+    or (multiprocess) rebuilt in each step's worker.  Returns (run id, success, events, failures)."""
+    tags = {"admf/launched_by": "admf-cli", **tags}
     run_config = {"loggers": {"console": {"config": {"log_level": log_level.upper()}}}}
     if kind.startswith("in"):
-        result = job_by_name(job_name).execute_in_process(
-            instance=instance, tags=tags, raise_on_error=False, run_config=run_config
-        )
-    else:
-        os.environ["ADMF_EXECUTOR"] = kind
-        recon = dg.build_reconstructable_job(
-            "admf_assets.runner", "job_by_name", reconstructable_args=(job_name,)
-        )
-        with dg.execute_job(recon, instance=instance, tags=tags, raise_on_error=False,
-                            run_config=run_config) as result:
-            return RunOutcome(result.run_id, result.success, _failures(result))
-    return RunOutcome(result.run_id, result.success, _failures(result))
+        result = globals()[job_fn](*args).execute_in_process(
+            instance=instance, tags=tags, raise_on_error=False, run_config=run_config)
+        return result.run_id, result.success, list(result.all_events), _failures(result)
+    recon = dg.build_reconstructable_job("admf_assets.runner", job_fn, reconstructable_args=args)
+    with dg.execute_job(recon, instance=instance, tags=tags, raise_on_error=False,
+                        run_config=run_config) as result:
+        return result.run_id, result.success, list(result.all_events), _failures(result)
+
+
+def _kind(executor: str | None, default: str | None = None) -> str:
+    return (executor or default or os.environ.get("ADMF_EXECUTOR") or "in_process").lower()
+
+
+def run_job(job_name: str, instance: dg.DagsterInstance, tags: dict | None = None,
+            executor: str | None = None, log_level: str = "WARNING") -> RunOutcome:
+    """Run a market-data job as ONE run recorded in ``instance``."""
+    kind = _kind(executor)
+    run_id, success, _, failures = _launch("job_by_name", (job_name, kind), instance, tags or {},
+                                           kind, log_level)
+    return RunOutcome(run_id, success, failures)
 
 
 def _failures(result) -> list[str]:
@@ -151,27 +160,17 @@ def run_workflow(path_or_name: str, instance: dg.DagsterInstance, executor: str 
                  log_level: str = "WARNING") -> WorkflowOutcome:
     import time
 
-    defs, compiled = workflow_defs(path_or_name, executor)
-    wid = compiled.graph.workflow_id
-    kind = (executor or compiled.graph.executor or "in_process").lower()
-    tags = {"admf/launched_by": "admf-cli", "admf/workflow": wid}
-    run_config = {"loggers": {"console": {"config": {"log_level": log_level.upper()}}}}
+    from admf_assets.workflow.compiler import workflows_dir
+    from admf_assets.workflow.validate import load_workflow
+
+    graph = load_workflow(path_or_name, workflows_dir()).graph  # compiled once, in _launch
+    kind = _kind(executor, graph.executor)
+    tags = {"admf/workflow": graph.workflow_id}
     t0 = time.perf_counter()
-    if kind.startswith("in"):
-        job = defs.resolve_job_def(wid)
-        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False,
-                                        run_config=run_config)
-        events, run_id, success = result.all_events, result.run_id, result.success
-        failures = _failures(result)
-    else:
-        recon = dg.build_reconstructable_job("admf_assets.runner", "workflow_job",
-                                             reconstructable_args=(path_or_name, kind))
-        with dg.execute_job(recon, instance=instance, tags=tags, raise_on_error=False,
-                            run_config=run_config) as result:
-            events, run_id, success = list(result.all_events), result.run_id, result.success
-            failures = _failures(result)
+    run_id, success, events, failures = _launch("workflow_job", (path_or_name, kind), instance, tags,
+                                                kind, log_level)
     run_seconds = time.perf_counter() - t0
-    report_phase = _report_phase(compiled)
+    report_phase = next((n.name for n in graph.phases.values() if n.type == "report"), None)
     report_path, n = None, 0
     for ev in events:
         if ev.event_type_value != "ASSET_MATERIALIZATION":
@@ -182,10 +181,6 @@ def run_workflow(path_or_name: str, instance: dg.DagsterInstance, executor: str 
             report_path = mat.metadata["report_path"].value
     return WorkflowOutcome(run_id, success, failures, report_path, _compute_seconds(events),
                            run_seconds, n)
-
-
-def _report_phase(compiled) -> str | None:
-    return next((n.name for n in compiled.graph.phases.values() if n.type == "report"), None)
 
 
 def _compute_seconds(events) -> float:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from admf_assets.engine.charts import sparkline
-from admf_assets.market import CLEAN_KEY, market_partitions
+from admf_assets.market import CLEAN_KEY, market_partitions, partition_keys_between
 from admf_assets.phases.base import PhaseContext, PhaseError, PhaseResult, md_table
 from admf_assets.workflow.spec import DataSplit
 from resources.storage import summarize_dates
@@ -24,7 +24,7 @@ def required_partitions(start, end) -> list[str]:
             f"dates {start.date()}..{end.date()} are outside the market data partitions "
             f"({first.date()}..{last.date()})"
         )
-    return [d.strftime("%Y-%m-%d") for d in pd.bdate_range(start, end)]
+    return partition_keys_between(start, end)
 
 
 def missing_partitions(store, start, end) -> list[str]:
