@@ -63,20 +63,24 @@ def cmd_backfill(args) -> int:
 def cmd_run(args) -> int:
     t_start = time.perf_counter()
     from admf_assets.workflow.errors import WorkflowError
-    from admf_assets.workflow.compiler import workflows_dir
-    from admf_assets.workflow.validate import load_workflow
+    from admf_assets.workflow.loader import load_workflow
 
     try:
-        spec = load_workflow(args.workflow, workflows_dir())
+        spec = load_workflow(args.workflow)  # the one time the YAML is read; the graph is handed on
     except WorkflowError as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    for warning in spec.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     graph = spec.graph
     instance = _instance()
     from admf_assets import runner, settings
 
     level = "INFO" if args.verbose else "WARNING"
-    gap = runner.missing_market_range(graph)
+    try:
+        gap = runner.missing_market_range(graph)
+    except ValueError as exc:
+        return _fail(f"{graph.source}: {exc}")
     if gap and not args.no_backfill:
         print(f"backfilling missing market data {gap[0]}..{gap[1]} (one run)")
         b = runner.backfill(gap[0], gap[1], instance, log_level=level)
@@ -84,7 +88,7 @@ def cmd_run(args) -> int:
             return _failed(b, "market-data backfill run")
     t_run = time.perf_counter()
     print(f"running workflow {graph.workflow_id} ({len(graph.order)} phases, {len(graph.assets())} assets)")
-    out = runner.run_workflow(args.workflow, instance, executor=args.executor, log_level=level)
+    out = runner.run_workflow(graph, instance, executor=args.executor, log_level=level)
     total = time.perf_counter() - t_start
     if not out.success:
         return _failed(out, "run")

@@ -37,6 +37,25 @@ def partition_keys_between(start, end) -> list[str]:
     return [k for k in market_partitions.get_partition_keys() if start <= pd.Timestamp(k) <= end]
 
 
+def required_partitions(start, end) -> list[str]:
+    """Every partition key of [start, end]; a ValueError when the range leaves the calendar."""
+    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    first = pd.Timestamp(market_partitions.get_first_partition_key())
+    last = pd.Timestamp(market_partitions.get_last_partition_key())
+    if start < first or end > last:
+        raise ValueError(
+            f"dates {start.date()}..{end.date()} are outside the market data partitions "
+            f"({first.date()}..{last.date()})"
+        )
+    return partition_keys_between(start, end)
+
+
+def missing_partitions(store, start, end) -> list[str]:
+    """The partition keys of [start, end] that the store has not materialized."""
+    have = store.stored_partitions(list(CLEAN_KEY.path))
+    return [k for k in required_partitions(start, end) if k not in have]
+
+
 def _range(context) -> tuple[pd.Timestamp, pd.Timestamp, list[str]]:
     tw = context.partition_time_window
     start = pd.Timestamp(tw.start).tz_localize(None)

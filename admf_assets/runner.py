@@ -1,9 +1,16 @@
-"""Launching runs from the command line into the shared instance (the one the UI shows)."""
+"""Launching runs from the command line into the shared instance (the one the UI shows).
+
+A workflow is loaded once (by the caller) and handed over as its resolved graph; in process it
+is compiled from that graph.  The multiprocess executor rebuilds the job in each step's
+worker from the workflow file (``workflow_job``), as Dagster reconstructs jobs by reference.
+"""
 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import dagster as dg
 import pandas as pd
@@ -12,22 +19,44 @@ RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 
 
-def market_defs(executor: str | None = None) -> dg.Definitions:
-    """The market-data job with resources from the environment as it is now (not as it was when
-    some earlier import of definitions.py happened)."""
-    from admf_assets import market, runtime
+# ----------------------------------------------------------------------------- jobs
+def market_job(executor: str | None = None) -> dg.JobDefinition:
+    """The market-data job, with resources from the environment as it is now (not as it was
+    when some earlier import of definitions.py happened)."""
+    from admf_assets.defs import build_defs
 
-    return dg.Definitions(
-        assets=market.ASSETS, asset_checks=market.CHECKS, jobs=[market.market_data_job],
-        resources=runtime.resources(), executor=runtime.executor(executor),
-    )
+    return build_defs([], executor=executor).resolve_job_def("market_data")
 
 
-def job_by_name(name: str, executor: str | None = None) -> dg.JobDefinition:
-    """Module-level reconstructor so the multiprocess executor can rebuild the job in workers."""
-    return market_defs(executor).resolve_job_def(name)
+def workflow_defs(path_or_name: Any, executor: str | None = None) -> tuple[dg.Definitions, Any]:
+    """Definitions holding the market assets and one compiled workflow (a graph, a name or a path)."""
+    from admf_assets.defs import build_defs
+    from admf_assets.workflow.compiler import compile_graph
+
+    compiled = compile_graph(_graph(path_or_name), executor)
+    return build_defs([compiled], executor=executor), compiled
 
 
+def workflow_job(path: str, executor: str | None = None) -> dg.JobDefinition:
+    """Reconstructor for the multiprocess executor: the workflow's job from its file."""
+    defs, compiled = workflow_defs(path, executor)
+    return defs.resolve_job_def(compiled.graph.workflow_id)
+
+
+#: module-level job builders the multiprocess executor can reconstruct in its workers
+RECONSTRUCTORS: dict[str, Callable[..., dg.JobDefinition]] = {"market_job": market_job, "workflow_job": workflow_job}
+
+
+def _graph(path_or_name: Any):
+    from admf_assets.workflow.graph import WorkflowGraph
+    from admf_assets.workflow.loader import load_workflow
+
+    if isinstance(path_or_name, WorkflowGraph):
+        return path_or_name
+    return load_workflow(path_or_name).graph
+
+
+# ----------------------------------------------------------------------------- launching
 @dataclass
 class RunOutcome:
     run_id: str
@@ -35,51 +64,36 @@ class RunOutcome:
     failures: list[str]
 
 
-def partition_range(start, end) -> tuple[str, str, list[str]]:
-    """Clamp [start, end] to the market partitions; returns first key, last key, all keys."""
-    from admf_assets.market import market_partitions
-
-    from admf_assets.market import partition_keys_between
-
-    start, end = pd.Timestamp(start), pd.Timestamp(end)
-    if end < start:
-        raise ValueError(f"--end {end.date()} is before --start {start.date()}")
-    keys = partition_keys_between(start, end)
-    if not keys:
-        first, last = market_partitions.get_first_partition_key(), market_partitions.get_last_partition_key()
-        raise ValueError(
-            f"no market-data partitions between {start.date()} and {end.date()} "
-            f"(partitions run weekdays {first}..{last})"
-        )
-    return keys[0], keys[-1], keys
+def _kind(executor: str | None, default: str | None = None) -> str:
+    return (executor or default or os.environ.get("ADMF_EXECUTOR") or "in_process").lower()
 
 
-def _launch(job_fn: str, args: tuple, instance: dg.DagsterInstance, tags: dict, kind: str,
-            log_level: str) -> tuple[str, bool, list, list[str]]:
-    """Run the job ``job_fn(*args)`` of this module as ONE run in ``instance``: in this process,
-    or (multiprocess) rebuilt in each step's worker.  Returns (run id, success, events, failures)."""
+def _launch(job: dg.JobDefinition | None, rebuild: tuple[str, tuple], instance: dg.DagsterInstance, tags: dict,
+            kind: str, log_level: str) -> tuple[str, bool, list, list[str]]:
+    """Run ONE run in ``instance``: ``job`` in this process, or (multiprocess) the job that
+    ``RECONSTRUCTORS[rebuild[0]](*rebuild[1])`` builds in each step's worker."""
     tags = {"admf/launched_by": "admf-cli", **tags}
     run_config = {"loggers": {"console": {"config": {"log_level": log_level.upper()}}}}
     if kind.startswith("in"):
-        result = globals()[job_fn](*args).execute_in_process(
-            instance=instance, tags=tags, raise_on_error=False, run_config=run_config)
+        if job is None:
+            job = RECONSTRUCTORS[rebuild[0]](*rebuild[1])
+        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False, run_config=run_config)
         return result.run_id, result.success, list(result.all_events), _failures(result)
-    recon = dg.build_reconstructable_job("admf_assets.runner", job_fn, reconstructable_args=args)
+    name, args = rebuild
+    assert name in RECONSTRUCTORS
+    recon = dg.build_reconstructable_job("admf_assets.runner", name, reconstructable_args=args)
     with dg.execute_job(recon, instance=instance, tags=tags, raise_on_error=False,
                         run_config=run_config) as result:
         return result.run_id, result.success, list(result.all_events), _failures(result)
 
 
-def _kind(executor: str | None, default: str | None = None) -> str:
-    return (executor or default or os.environ.get("ADMF_EXECUTOR") or "in_process").lower()
-
-
 def run_job(job_name: str, instance: dg.DagsterInstance, tags: dict | None = None,
             executor: str | None = None, log_level: str = "WARNING") -> RunOutcome:
-    """Run a market-data job as ONE run recorded in ``instance``."""
+    """Run the market-data job as ONE run recorded in ``instance``."""
+    if job_name != "market_data":
+        raise ValueError(f"unknown job {job_name!r}")
     kind = _kind(executor)
-    run_id, success, _, failures = _launch("job_by_name", (job_name, kind), instance, tags or {},
-                                           kind, log_level)
+    run_id, success, _, failures = _launch(None, ("market_job", (kind,)), instance, tags or {}, kind, log_level)
     return RunOutcome(run_id, success, failures)
 
 
@@ -102,6 +116,24 @@ def _failures(result) -> list[str]:
     return out
 
 
+# ----------------------------------------------------------------------------- market data
+def partition_range(start, end) -> tuple[str, str, list[str]]:
+    """Clamp [start, end] to the market partitions; returns first key, last key, all keys."""
+    from admf_assets.market import market_partitions, partition_keys_between
+
+    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    if end < start:
+        raise ValueError(f"--end {end.date()} is before --start {start.date()}")
+    keys = partition_keys_between(start, end)
+    if not keys:
+        first, last = market_partitions.get_first_partition_key(), market_partitions.get_last_partition_key()
+        raise ValueError(
+            f"no market-data partitions between {start.date()} and {end.date()} "
+            f"(partitions run weekdays {first}..{last})"
+        )
+    return keys[0], keys[-1], keys
+
+
 def backfill(start, end, instance: dg.DagsterInstance, executor: str | None = None,
              log_level: str = "WARNING") -> RunOutcome:
     first, last, _ = partition_range(start, end)
@@ -109,28 +141,20 @@ def backfill(start, end, instance: dg.DagsterInstance, executor: str | None = No
                    executor=executor, log_level=log_level)
 
 
+def missing_market_range(graph) -> tuple[str, str] | None:
+    """First and last weekday of market data the workflow's phases read but the store lacks."""
+    from admf_assets import settings
+    from admf_assets.market import missing_partitions
+    from resources.storage import TableStore
+
+    store = TableStore(settings.storage_root())
+    missing = []
+    for start, end in graph.market_ranges():
+        missing += missing_partitions(store, start, end)
+    return (min(missing), max(missing)) if missing else None
+
+
 # ----------------------------------------------------------------------------- workflows
-def workflow_defs(path_or_name: str, executor: str | None = None) -> tuple[dg.Definitions, "object"]:
-    """Definitions holding the market assets and one compiled workflow (a name or a path)."""
-    from admf_assets import market, runtime
-    from admf_assets.workflow.compiler import compile_workflow, workflows_dir
-
-    compiled = compile_workflow(path_or_name, workflows_dir(), executor)
-    defs = dg.Definitions(
-        assets=[*market.ASSETS, *compiled.assets],
-        asset_checks=market.CHECKS,
-        jobs=[compiled.job],
-        resources=runtime.resources(),
-    )
-    return defs, compiled
-
-
-def workflow_job(path_or_name: str, executor: str | None = None) -> dg.JobDefinition:
-    """Reconstructor for the multiprocess executor."""
-    defs, compiled = workflow_defs(path_or_name, executor)
-    return defs.resolve_job_def(compiled.graph.workflow_id)
-
-
 @dataclass
 class WorkflowOutcome:
     run_id: str
@@ -142,42 +166,29 @@ class WorkflowOutcome:
     materialized: int
 
 
-def missing_market_range(graph) -> tuple[str, str] | None:
-    """First and last weekday of market data the workflow's data phases need but lack."""
-    from admf_assets import settings
-    from admf_assets.phases.data_preparation import missing_partitions
-    from resources.storage import TableStore
-
-    store = TableStore(settings.storage_root())
-    missing = []
-    for node in graph.phases.values():
-        if node.type == "data_preparation":
-            missing += missing_partitions(store, node.config["start_date"], node.config["end_date"])
-    return (min(missing), max(missing)) if missing else None
-
-
-def run_workflow(path_or_name: str, instance: dg.DagsterInstance, executor: str | None = None,
+def run_workflow(workflow: Any, instance: dg.DagsterInstance, executor: str | None = None,
                  log_level: str = "WARNING") -> WorkflowOutcome:
-    import time
-
-    from admf_assets.workflow.compiler import workflows_dir
-    from admf_assets.workflow.validate import load_workflow
-
-    graph = load_workflow(path_or_name, workflows_dir()).graph  # compiled once, in _launch
+    """Run a workflow (its resolved graph, or a name / path to load) as ONE run."""
+    graph = _graph(workflow)
     kind = _kind(executor, graph.executor)
     tags = {"admf/workflow": graph.workflow_id}
+    job = None
+    if kind.startswith("in"):
+        defs, compiled = workflow_defs(graph, kind)
+        job = defs.resolve_job_def(graph.workflow_id)
+    elif graph.path is None:
+        raise ValueError("a workflow given as text runs in process only (write it to a file for multiprocess)")
     t0 = time.perf_counter()
-    run_id, success, events, failures = _launch("workflow_job", (path_or_name, kind), instance, tags,
+    run_id, success, events, failures = _launch(job, ("workflow_job", (str(graph.path), kind)), instance, tags,
                                                 kind, log_level)
     run_seconds = time.perf_counter() - t0
-    report_phase = next((n.name for n in graph.phases.values() if n.type == "report"), None)
     report_path, n = None, 0
     for ev in events:
         if ev.event_type_value != "ASSET_MATERIALIZATION":
             continue
         n += 1
         mat = ev.event_specific_data.materialization
-        if mat.asset_key.path[1] == report_phase and "report_path" in mat.metadata:
+        if "report_path" in mat.metadata:
             report_path = mat.metadata["report_path"].value
     return WorkflowOutcome(run_id, success, failures, report_path, _compute_seconds(events),
                            run_seconds, n)

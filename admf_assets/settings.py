@@ -2,6 +2,9 @@
 
 * ``DAGSTER_HOME``: the instance the ``admf`` command and the UI share.  When it is not set,
   ``~/.admf/dagster_home`` is used (outside any source tree) and created on first use.
+* ``ADMF_WORKFLOWS_DIR``: where workflow names are looked up (``admf run NAME``) and what the
+  code location compiles; default ``./workflows`` when the current directory has one, else
+  the project's own ``workflows/``.  Templates: ``workflows/templates/``.
 * ``ADMF_STORAGE``: root of the stored phase outputs; default ``$DAGSTER_HOME/admf_storage``.
   Under it: ``tables/`` (Parquet per asset / per partition), ``research.duckdb`` (views over
   every table, open it with the ``duckdb`` CLI or Python), ``reports/`` (HTML reports).
@@ -13,6 +16,8 @@ import os
 from pathlib import Path
 
 DEFAULT_HOME = Path("~/.admf/dagster_home")
+#: the workflows shipped with the project (beside the package)
+PROJECT_WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows"
 
 _DAGSTER_YAML = """\
 # Written by admf on first use; edit freely.
@@ -60,3 +65,20 @@ def duckdb_path() -> Path:
 
 def reports_dir() -> Path:
     return storage_root() / "reports"
+
+
+def workflows_dir() -> Path:
+    """``$ADMF_WORKFLOWS_DIR``, else ``./workflows`` if it exists, else the project's ``workflows/``."""
+    env = os.environ.get("ADMF_WORKFLOWS_DIR")
+    if env:
+        return Path(env).expanduser()
+    here = Path("workflows")
+    return here if here.is_dir() else PROJECT_WORKFLOWS
+
+
+def display_path(path: Path) -> str:
+    """The path relative to the current directory when it is below it, else as is."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

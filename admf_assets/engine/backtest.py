@@ -42,6 +42,9 @@ from .metrics import (METRIC_COLUMNS, POSITION_METRICS, RETURN_METRICS, _check_w
 from .strategies import MODES, get_strategy, normalize_params, raw_positions
 
 SIZINGS = ("fixed", "vol_target")
+#: the cost model a phase charges when it includes transaction costs (bps of traded notional)
+DEFAULT_COST_BPS = 5.0
+DEFAULT_SLIPPAGE_BPS = 2.0
 
 # Chunking of the grid: at most this many (symbols x combos x bars) elements per chunk
 # (the strategy step's float64 temporaries: 32 MB each) and this many (combos x bars)
@@ -560,6 +563,8 @@ def run_backtest(close, strategy: str, params: Mapping[str, Any] | None = None,
 
 __all__ = [
     "BacktestConfig",
+    "DEFAULT_COST_BPS",
+    "DEFAULT_SLIPPAGE_BPS",
     "GridResult",
     "SIZINGS",
     "apply_exit_rules",

@@ -32,6 +32,11 @@ __all__ = [
     "render_report",
     "write_report",
     "build_research_report",
+    "best_parameters_section",
+    "search_result_sections",
+    "search_sections",
+    "performance_sections",
+    "correlation_sections",
     "format_value",
     "TEMPLATE_DIR",
     "MAX_TABLE_ROWS",
@@ -439,47 +444,55 @@ def _combined(a: pd.Series | None, b: pd.Series | None) -> pd.Series | None:
     return s
 
 
-def build_research_report(
-    *,
-    title: str,
-    workflow: dict,
-    data: dict,
-    best_params: dict | None,
-    search_top: pd.DataFrame | None,
-    search_history: pd.DataFrame | None,
-    in_sample_returns: pd.Series | None,
-    oos_returns: pd.Series | None,
-    oos_metrics: dict | None,
-    drawdowns: pd.DataFrame | None,
-    correlations: pd.DataFrame | None,
-    extra_sections: list | None = None,
-    warnings=(),
-    periods_per_year: int = 252,
-    generated_at=None,
-    lineage: list | None = None,
-    max_rows: int = 20,
-) -> str:
-    """Assemble the standard research sections and render them with :func:`render_report`.
+def best_parameters_section(best_params: Mapping | None) -> list[dict]:
+    return [{"title": "Best parameters", "metrics": dict(best_params)}] if best_params else []
 
-    Sections (each only when its input is given): best parameters; out-of-sample metrics
-    (``oos_metrics`` as reported by the validation phase); in-sample vs out-of-sample
-    metrics (``compute_metrics`` on each series, side by side); equity curve (in-sample,
-    then out-of-sample continuing from the in-sample end value); underwater curve of the
-    combined series; drawdown episodes (``drawdowns``, or ``drawdown_analysis`` of the
-    combined series when None); top parameter sets; a heatmap of the mean objective
-    (Sharpe) over the first two numeric parameters of ``search_history`` (Optuna-style
-    ``params_*`` columns, or the keys of ``best_params``; objective column
-    ``sharpe_ratio``/``sharpe``/``value``/``objective``/``score``); correlation matrix
-    (table and heatmap); then ``extra_sections``.
-    """
+
+def search_result_sections(search_top: pd.DataFrame | None, search_history: pd.DataFrame | None,
+                           best_params: Mapping | None = None, max_rows: int = 20) -> list[dict]:
+    """Top parameter sets and a heatmap of the mean objective over the first two numeric
+    parameters of ``search_history`` (Optuna-style ``params_*`` columns, or the keys of
+    ``best_params``; objective column ``sharpe_ratio``/``sharpe``/``value``/``objective``/``score``)."""
     sections: list[dict] = []
-    warn = [str(w) for w in warnings or ()]
+    if search_top is not None and len(search_top):
+        sections.append({"title": "Top parameter sets", "table": search_top, "max_rows": max_rows})
+    if search_history is not None and len(search_history):
+        hm = search_heatmap_table(search_history, best_params)
+        if hm is not None:
+            pivot, obj, p0, p1, n_params = hm
+            label = "Sharpe ratio" if str(obj).startswith("sharpe") else f"Objective ({obj})"
+            note = (
+                f"Mean {obj} of {len(search_history):,} evaluated parameter sets by "
+                f"{_display_name(p0)} (rows) and {_display_name(p1)} (columns)"
+                + (", averaged over the other parameters." if n_params > 2 else ".")
+            )
+            sections.append(
+                {
+                    "title": f"{label} by {_display_name(p0)} and {_display_name(p1)}",
+                    "text": note,
+                    "chart_svg": charts.heatmap_svg(pivot, f"Mean {obj}", fmt="{:.2f}"),
+                }
+            )
+    return sections
 
-    if best_params:
-        sections.append({"title": "Best parameters", "metrics": dict(best_params)})
+
+def search_sections(best_params: Mapping | None, search_top: pd.DataFrame | None,
+                    search_history: pd.DataFrame | None, max_rows: int = 20) -> list[dict]:
+    """The sections of a parameter search: best parameters, top sets, objective heatmap."""
+    return best_parameters_section(best_params) + search_result_sections(search_top, search_history, best_params,
+                                                                         max_rows)
+
+
+def performance_sections(oos_metrics: Mapping | None, in_sample_returns: pd.Series | None,
+                         oos_returns: pd.Series | None, drawdowns: pd.DataFrame | None = None,
+                         periods_per_year: int = 252, max_rows: int = 20) -> list[dict]:
+    """Out-of-sample metrics (as reported by the backtest); in-sample vs out-of-sample metrics
+    (``compute_metrics`` on each series, side by side); equity curve (in-sample, then
+    out-of-sample continuing from the in-sample end value); underwater curve of the combined
+    series; drawdown episodes (``drawdowns``, or ``drawdown_analysis`` of the combined series)."""
+    sections: list[dict] = []
     if oos_metrics:
         sections.append({"title": "Out-of-sample metrics", "metrics": dict(oos_metrics)})
-
     is_r = in_sample_returns.astype(float) if in_sample_returns is not None and len(in_sample_returns) else None
     oos_r = oos_returns.astype(float) if oos_returns is not None and len(oos_returns) else None
     if is_r is not None or oos_r is not None:
@@ -497,7 +510,6 @@ def build_research_report(
         if is_r is not None:
             curves["in-sample"] = equity_curve(is_r)
         if oos_r is not None:
-            start = 1.0
             oos_eq = equity_curve(oos_r)
             if is_r is not None:
                 start = float(curves["in-sample"].iloc[-1])
@@ -526,52 +538,70 @@ def build_research_report(
             drawdowns = drawdown_analysis(combined, top_n=10)
     if drawdowns is not None:
         sections.append({"title": "Drawdown episodes", "table": drawdowns, "max_rows": max_rows})
+    return sections
 
-    if search_top is not None and len(search_top):
-        sections.append({"title": "Top parameter sets", "table": search_top, "max_rows": max_rows})
-    if search_history is not None and len(search_history):
-        hm = search_heatmap_table(search_history, best_params)
-        if hm is not None:
-            pivot, obj, p0, p1, n_params = hm
-            label = "Sharpe ratio" if str(obj).startswith("sharpe") else f"Objective ({obj})"
-            note = (
-                f"Mean {obj} of {len(search_history):,} evaluated parameter sets by "
-                f"{_display_name(p0)} (rows) and {_display_name(p1)} (columns)"
-                + (", averaged over the other parameters." if n_params > 2 else ".")
-            )
-            sections.append(
-                {
-                    "title": f"{label} by {_display_name(p0)} and {_display_name(p1)}",
-                    "text": note,
-                    "chart_svg": charts.heatmap_svg(pivot, f"Mean {obj}", fmt="{:.2f}"),
-                }
-            )
 
-    if correlations is not None and len(correlations):
-        summ = correlation_summary(correlations)
-        sec = {
-            "title": "Correlations",
-            "metrics": {
-                "series": summ["n_series"],
-                "mean off-diagonal": summ["mean_offdiag"],
-                "max off-diagonal": summ["max_offdiag"],
-                "min off-diagonal": summ["min_offdiag"],
-            },
-            "table": correlations,
-            "max_rows": 60,
-            "formats": {c: "{:.2f}" for c in correlations.columns},
-        }
-        if correlations.shape[0] <= 30 and correlations.shape[0] == correlations.shape[1]:
-            sec["chart_svg"] = charts.heatmap_svg(correlations, "Pearson correlation", vmin=-1.0, vmax=1.0)
-        sections.append(sec)
+def correlation_sections(correlations: pd.DataFrame | None) -> list[dict]:
+    """Summary cards, the matrix as a table and (up to 30 series) as a heatmap."""
+    if correlations is None or not len(correlations):
+        return []
+    summ = correlation_summary(correlations)
+    sec = {
+        "title": "Correlations",
+        "metrics": {
+            "series": summ["n_series"],
+            "mean off-diagonal": summ["mean_offdiag"],
+            "max off-diagonal": summ["max_offdiag"],
+            "min off-diagonal": summ["min_offdiag"],
+        },
+        "table": correlations,
+        "max_rows": 60,
+        "formats": {c: "{:.2f}" for c in correlations.columns},
+    }
+    if correlations.shape[0] <= 30 and correlations.shape[0] == correlations.shape[1]:
+        sec["chart_svg"] = charts.heatmap_svg(correlations, "Pearson correlation", vmin=-1.0, vmax=1.0)
+    return [sec]
 
-    sections.extend(extra_sections or [])
+
+def build_research_report(
+    *,
+    title: str,
+    workflow: dict,
+    data: dict,
+    best_params: dict | None,
+    search_top: pd.DataFrame | None,
+    search_history: pd.DataFrame | None,
+    in_sample_returns: pd.Series | None,
+    oos_returns: pd.Series | None,
+    oos_metrics: dict | None,
+    drawdowns: pd.DataFrame | None,
+    correlations: pd.DataFrame | None,
+    extra_sections: list | None = None,
+    warnings=(),
+    periods_per_year: int = 252,
+    generated_at=None,
+    lineage: list | None = None,
+    max_rows: int = 20,
+) -> str:
+    """The standard research report from engine outputs, rendered with :func:`render_report`.
+
+    Sections (each only when its input is given): best parameters; the
+    :func:`performance_sections`; the :func:`search_result_sections`; the
+    :func:`correlation_sections`; then ``extra_sections``.
+    """
+    sections = [
+        *best_parameters_section(best_params),
+        *performance_sections(oos_metrics, in_sample_returns, oos_returns, drawdowns, periods_per_year, max_rows),
+        *search_result_sections(search_top, search_history, best_params, max_rows),
+        *correlation_sections(correlations),
+        *(extra_sections or []),
+    ]
     context = {
         "title": title,
         "workflow": workflow or {},
         "data": data or {},
         "sections": sections,
-        "warnings": warn,
+        "warnings": [str(w) for w in warnings or ()],
         "lineage": lineage or [],
     }
     if generated_at is not None:

@@ -13,9 +13,9 @@
   violate the strategy's constraint and duplicates are dropped (the result says how
   many were drawn and kept).
 
-All kept trials are evaluated at once with ``run_grid``. Every objective is
-maximized (``max_drawdown`` is negative, so higher = shallower); ties go to the
-lower trial_id; a NaN objective ranks last.
+All kept trials are evaluated at once with ``run_grid``. Objectives are maximized
+(``max_drawdown`` is negative, so higher = shallower) except ``annual_volatility``;
+``direction`` overrides that. Ties go to the lower trial_id; a NaN objective ranks last.
 """
 from __future__ import annotations
 
@@ -31,7 +31,11 @@ from .metrics import METRIC_COLUMNS
 from .util import py_scalar
 from .strategies import _canonical_space, _choices, expand_grid, get_strategy, normalize_params, valid_mask
 
-OBJECTIVES = ("sharpe_ratio", "sortino_ratio", "calmar_ratio", "total_return", "annual_return", "max_drawdown", "win_rate")
+OBJECTIVES = ("sharpe_ratio", "sortino_ratio", "calmar_ratio", "total_return", "annual_return", "max_drawdown",
+              "win_rate", "annual_volatility")
+#: objectives where lower is better by default (``max_drawdown`` is negative: higher = shallower)
+MINIMIZED = frozenset({"annual_volatility"})
+DIRECTIONS = ("maximize", "minimize")
 OBJECTIVE_ALIASES = {
     "sharpe": "sharpe_ratio",
     "sortino": "sortino_ratio",
@@ -69,9 +73,18 @@ def resolve_objective(objective: str) -> str:
     return key
 
 
-def rank_trials(values, trial_ids=None) -> np.ndarray:
-    """1-based ranks, highest value first; ties -> lower trial_id first; NaN last."""
+def default_direction(objective: str) -> str:
+    return "minimize" if resolve_objective(objective) in MINIMIZED else "maximize"
+
+
+def rank_trials(values, trial_ids=None, direction: str = "maximize") -> np.ndarray:
+    """1-based ranks, best value first (highest, or lowest for ``direction='minimize'``);
+    ties -> lower trial_id first; NaN last."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     v = np.asarray(values, dtype=np.float64)
+    if direction == "minimize":
+        v = -v
     ids = np.arange(len(v)) if trial_ids is None else np.asarray(trial_ids)
     nan = np.isnan(v)
     order = np.lexsort((ids, -np.where(nan, 0.0, v), nan))
@@ -147,13 +160,14 @@ def sample_params(strategy: str, param_space: Mapping[str, Any], n_trials: int, 
 def search(close, strategy: str, param_space: Mapping[str, Any], objective: str = "sharpe_ratio",
            method: str = "grid", n_trials: int | None = None, seed: int = 0,
            config: BacktestConfig = BacktestConfig(), top_n: int = 10, keep_returns: bool = True,
-           strict: bool = True) -> SearchResult:
+           strict: bool = True, direction: str | None = None) -> SearchResult:
     """Evaluate a parameter space and rank the trials by ``objective`` (see module docstring).
 
     ``strict=False`` ignores parameters the strategy does not have (one search space
     shared by several strategies).
     """
     obj = resolve_objective(objective)
+    direction = direction or default_direction(obj)
     meth = str(method).lower()
     if meth not in METHODS:
         raise ValueError(f"unknown search method {method!r}; valid methods: {', '.join(METHODS)}")
@@ -178,7 +192,7 @@ def search(close, strategy: str, param_space: Mapping[str, Any], objective: str 
         m[list(METRIC_COLUMNS)].reset_index(drop=True),
     ], axis=1)
     hist["objective"] = hist[obj].to_numpy(dtype=np.float64)
-    hist["rank"] = rank_trials(hist["objective"].to_numpy(), trial_id)
+    hist["rank"] = rank_trials(hist["objective"].to_numpy(), trial_id, direction)
     top = hist.sort_values("rank").head(int(top_n)).reset_index(drop=True)
     best = top.iloc[0]
     best_params = {k: py_scalar(best[k]) for k in params.columns}
@@ -194,4 +208,4 @@ def search(close, strategy: str, param_space: Mapping[str, Any], objective: str 
 
 
 
-__all__ = ["METHODS", "OBJECTIVES", "SearchResult", "rank_trials", "resolve_objective", "sample_params", "search"]
+__all__ = ["DIRECTIONS", "METHODS", "MINIMIZED", "OBJECTIVES", "OBJECTIVE_ALIASES", "default_direction", "SearchResult", "rank_trials", "resolve_objective", "sample_params", "search"]

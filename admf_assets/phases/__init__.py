@@ -1,11 +1,39 @@
-"""Phase implementations, one module per phase type of the catalog that is available."""
+"""Phase kinds: the protocol (``kind.py``) and one module per kind, registered below.
 
-from admf_assets.phases import analysis, backtest, data_preparation, parameter_search, report
+Adding a kind is its module (a ``PhaseKind`` subclass and ``KIND = ...``), its engine module,
+its tests, and ONE line in the ``KINDS.load`` call.  User code can register kinds too
+(``from admf_assets.phases import KINDS; KINDS.register(MyKind())`` in an ``ADMF_PLUGINS``
+module).  ``KINDS.plan`` lists kinds of the design that are not implemented yet: a workflow
+naming one fails validation with "phase type 'x' is not available yet".
+"""
 
-REGISTRY = {
-    "data_preparation": data_preparation.run,
-    "parameter_search": parameter_search.run,
-    "analysis": analysis.run,
-    "backtest": backtest.run,
-    "report": report.run,
-}
+from admf_assets.phases.kind import PhaseKind, Registry
+
+KINDS = Registry()
+KINDS.load(
+    "admf_assets.phases.data_preparation",
+    "admf_assets.phases.parameter_search",
+    "admf_assets.phases.analysis",
+    "admf_assets.phases.backtest",
+    "admf_assets.phases.report",
+)
+
+# designed (DESIGN.md) but not implemented yet
+KINDS.plan("feature_engineering", description="Feature computation")
+KINDS.plan("signal_capture", "signal_generation", description="Capture the signals of many strategies")
+KINDS.plan("regime_analysis", "regime_detection", description="Regime detection (Markov switching, k-means, change points)")
+KINDS.plan("ensemble_optimization", "ensemble", description="Ensemble weights by signal replay")
+KINDS.plan("walk_forward", "walk_forward_validation", "walk_forward_analysis", description="Walk-forward re-optimisation")
+KINDS.plan("validation", "statistical_validation", "comprehensive_validation",
+           description="Statistical validation (Monte Carlo, bootstrap, deflated Sharpe, PBO)")
+KINDS.plan("risk_analysis", description="VaR/CVaR, stress windows, tail risk")
+KINDS.plan("conditional", description="Branch on a safe expression over upstream results",
+           phase_keys=("condition", "if_true", "if_false"))
+# named in the ADMF-PC seed documents; not part of this platform yet
+KINDS.plan("data_integration", description="Alternative data integration")
+KINDS.plan("data_processing", description="Generic data processing")
+KINDS.plan("transformation", description="Signal transformation")
+KINDS.plan("live_simulation", description="Paper / shadow trading")
+KINDS.plan("live_trading", description="Live trading")
+
+__all__ = ["KINDS", "PhaseKind"]

@@ -4,80 +4,150 @@ period starts warmed up) but every reported number comes from the split's own re
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import Field, StrictBool, StrictStr, field_validator
 
+from admf_assets.engine import report as rep
 from admf_assets.engine.analysis import equity_curve, underwater
 from admf_assets.engine.backtest import run_backtest
 from admf_assets.engine.charts import sparkline
-from admf_assets.engine.metrics import compute_metrics
-from admf_assets.phases.base import PhaseContext, PhaseError, PhaseResult, close_matrix, md_table
-from admf_assets.phases.parameter_search import backtest_config, params_from_row
+from admf_assets.engine.metrics import METRIC_COLUMNS, compute_metrics
+from admf_assets.engine.paramsets import PARAMS_COLUMN, evaluate_sets, parameter_set, params_json
+from admf_assets.phases.common import (BARS, DataSplitName, TradingSettings, check_strategy_params, close_matrix,
+                                       is_scalar, known_strategy, split_mask, trading_config)
+from admf_assets.phases.kind import ConfigEnv, Consumes, Output, PhaseContext, PhaseError, PhaseKind, PhaseResult, \
+    PhaseView
+
+DEFAULT_STRATEGY = "momentum"
 
 
-def split_mask(bars: pd.DataFrame, dates: pd.DatetimeIndex, split: str) -> np.ndarray:
-    """Bars whose return lies entirely inside the split: for 'test', dates after the first test
-    date (the first test close is the starting equity); for 'train', up to the last train date."""
-    test = pd.DatetimeIndex(bars.loc[bars["split"] == "test", "date"].unique())
-    first_test = test.min() if len(test) else None
-    if split == "test":
-        if first_test is None:
-            raise PhaseError("the data split has no test dates (field 'data.split')")
-        return np.asarray(dates > first_test)
-    if split == "train":
-        return np.asarray(dates < first_test) if first_test is not None else np.ones(len(dates), bool)
-    return np.ones(len(dates), bool)
+class Config(TradingSettings):
+    data_split: DataSplitName = "test"
+    include_transaction_costs: StrictBool = True
+    initial_capital: float = Field(default=100_000.0, gt=0)
+    generate_detailed_report: StrictBool = True
+    parameters: dict[StrictStr, Any] | None = None
+    strategy: StrictStr | None = None
+
+    @field_validator("parameters")
+    @classmethod
+    def _scalars(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        for key, value in (v or {}).items():
+            if not is_scalar(value):
+                raise ValueError(f"[{key}] a fixed parameter must be a number, string or boolean (got {value!r})")
+        return v
 
 
-def run(ctx: PhaseContext) -> PhaseResult:
-    cfg = ctx.config
-    bars = ctx.need("bars")
-    if cfg.get("parameters"):
-        strategy, params = cfg.get("strategy") or "momentum", dict(cfg["parameters"])
-    else:
-        best = ctx.need("best_parameters")
-        if best.empty:
-            raise PhaseError("input best_parameters is empty")
-        strategy, params = params_from_row(best.iloc[0])
-    costs = bool(cfg.get("include_transaction_costs", True))
-    config = backtest_config(cfg)
-    close = close_matrix(bars)  # all history: indicators warm up before the split
-    try:
-        res = run_backtest(close, strategy, params, config)
-    except ValueError as exc:
-        raise PhaseError(f"field 'config': {exc}") from None
-    split = cfg.get("data_split", "test")
-    mask = split_mask(bars, close.index, split)
-    r = res.returns.iloc[:, 0][mask]
-    gross = run_backtest(close, strategy, params, backtest_config(cfg, costs=False)).returns.iloc[:, 0][mask]
-    pos = res.positions[mask] if res.positions is not None else None
-    m = compute_metrics(r.to_frame("strategy"), periods_per_year=config.periods_per_year, positions=pos).iloc[0]
-    metrics = {k: (v.item() if hasattr(v, "item") else v) for k, v in m.items()}
-    metrics["n_days"] = int(mask.sum())
-    metrics["total_costs"] = float((gross - r).sum())  # fraction of equity paid, summed over bars
-    period = f"{r.index[0].date()}..{r.index[-1].date()}"
-    results = pd.DataFrame([{
-        "strategy": strategy, "params": json.dumps(params), "split": split,
-        "start": r.index[0], "end": r.index[-1], "n_bars": int(mask.sum()),
-        "cost_bps": config.cost_bps, "slippage_bps": config.slippage_bps,
-        "total_costs": metrics["total_costs"], **m.to_dict(),
-    }])
-    exposure = np.abs(pos.astype(float)).mean(axis=tuple(range(1, pos.ndim))) if pos is not None else np.nan
-    report = pd.DataFrame({
-        "date": r.index, "return": r.to_numpy(), "equity": equity_curve(r).to_numpy(),
-        "drawdown": underwater(r).to_numpy(), "exposure": exposure, "split": split,
-    })
-    common = {"split": split, "period": period, "strategy": strategy, "parameters": json.dumps(params),
-              "costs": f"{config.cost_bps} bps + {config.slippage_bps} bps slippage" if costs else "none"}
-    meta = {
-        "validation_results": {**common, "equity_curve": sparkline(report["equity"]), "preview": md_table(results.T.reset_index().rename(
-            columns={"index": "field", 0: "value"}).astype(str), 30)},
-        "performance_report": {**common, "rows": len(report),
-                               "equity_curve": sparkline(report["equity"]),
-                               "drawdown_curve": sparkline(report["drawdown"]),
-                               "preview": md_table(report)},
-    }
-    return PhaseResult(outputs={"validation_results": results, "performance_report": report},
-                       metadata=meta, metrics=metrics)
+class Backtest(PhaseKind):
+    name = "backtest"
+    aliases = ("out_of_sample_backtest",)
+    description = ("Backtest one parameter set on a data split (the reserved test period by default) "
+                   "with transaction costs.")
+    Config = Config
+    example_config = {"parameters": {"fast_period": 10, "slow_period": 40}}
+    outputs = (
+        Output("validation_results", "Out-of-sample metrics",
+               aliases=("backtest_results", "performance", "metrics", "final_strategy_performance"),
+               columns=("strategy", PARAMS_COLUMN, "split", "start", "end", "n_bars", "total_costs",
+                        *METRIC_COLUMNS)),
+        Output("performance_report", "Daily returns / equity curve of the backtest",
+               aliases=("final_performance_report", "equity_curve", "detailed_report", "returns"),
+               columns=("date", "return", "equity", "drawdown", "exposure", "split", "value"), time_series=True),
+    )
+    consumes = (BARS, Consumes(("best_parameters",), required=True, unless_config="parameters"))
+    metrics = (*METRIC_COLUMNS, "total_costs", "n_days")
+
+    def effective_config(self, cfg: Config, env: ConfigEnv) -> Config:
+        if cfg.strategy is not None or cfg.parameters:
+            spec = known_strategy(cfg.strategy or DEFAULT_STRATEGY, "strategy", env)
+            check_strategy_params([spec], cfg.parameters or {}, "parameters", env)
+        return cfg
+
+    def run(self, ctx: PhaseContext) -> PhaseResult:
+        cfg: Config = ctx.config
+        bars = ctx.need("bars")
+        if cfg.parameters:
+            strategy, params = cfg.strategy or DEFAULT_STRATEGY, dict(cfg.parameters)
+        else:
+            best = ctx.need("best_parameters")
+            if best.empty:
+                raise PhaseError("input best_parameters is empty")
+            try:
+                strategy, params = parameter_set(best.iloc[0])
+            except ValueError as exc:
+                raise PhaseError(f"input best_parameters: {exc}") from None
+        config = cfg.trading()
+        close = close_matrix(bars)  # all history: indicators warm up before the split
+        try:
+            res = run_backtest(close, strategy, params, config)
+        except ValueError as exc:
+            raise PhaseError(f"field 'config': {exc}") from None
+        mask = split_mask(bars, close.index, cfg.data_split)
+        r = res.returns.iloc[:, 0][mask]
+        gross = run_backtest(close, strategy, params, cfg.trading(costs=False)).returns.iloc[:, 0][mask]
+        pos = res.positions[mask] if res.positions is not None else None
+        m = compute_metrics(r.to_frame("strategy"), periods_per_year=config.periods_per_year, positions=pos).iloc[0]
+        metrics = {k: (v.item() if hasattr(v, "item") else v) for k, v in m.items()}
+        metrics["n_days"] = int(mask.sum())
+        metrics["total_costs"] = float((gross - r).sum())  # fraction of equity paid, summed over bars
+        period = f"{r.index[0].date()}..{r.index[-1].date()}"
+        results = pd.DataFrame([{
+            "strategy": strategy, PARAMS_COLUMN: params_json(params), "split": cfg.data_split,
+            "start": r.index[0], "end": r.index[-1], "n_bars": int(mask.sum()),
+            "cost_bps": config.cost_bps, "slippage_bps": config.slippage_bps,
+            "total_costs": metrics["total_costs"], **m.to_dict(),
+            "initial_capital": cfg.initial_capital,
+            "final_value": cfg.initial_capital * (1.0 + float(m["total_return"])),
+        }])
+        exposure = np.abs(pos.astype(float)).mean(axis=tuple(range(1, pos.ndim))) if pos is not None else np.nan
+        report = pd.DataFrame({
+            "date": r.index, "return": r.to_numpy(), "equity": equity_curve(r).to_numpy(),
+            "drawdown": underwater(r).to_numpy(), "exposure": exposure, "split": cfg.data_split,
+        })
+        report["value"] = cfg.initial_capital * report["equity"]  # account value from initial_capital
+        costs = cfg.include_transaction_costs
+        common = {"split": cfg.data_split, "period": period, "strategy": strategy,
+                  "parameters": params_json(params),
+                  "costs": f"{config.cost_bps} bps + {config.slippage_bps} bps slippage" if costs else "none"}
+        summary = results.T.reset_index().rename(columns={"index": "field", 0: "value"}).astype(str)
+        meta = {
+            "validation_results": {**common, "equity_curve": sparkline(report["equity"]), "preview": summary},
+            "performance_report": {**common, "rows": len(report),
+                                   "equity_curve": sparkline(report["equity"]),
+                                   "drawdown_curve": sparkline(report["drawdown"]),
+                                   "preview": report.head(10)},
+        }
+        return PhaseResult(outputs={"validation_results": results, "performance_report": report},
+                           metadata=meta, metrics=metrics)
+
+    def sections(self, view: PhaseView) -> list[dict]:
+        perf = view.outputs.get("performance_report")
+        oos = None
+        if perf is not None and len(perf):
+            oos = pd.Series(perf["return"].to_numpy(), index=pd.DatetimeIndex(perf["date"]), name="out-of-sample")
+        vr = view.outputs.get("validation_results")
+        oos_metrics = vr.drop(columns=[PARAMS_COLUMN], errors="ignore").iloc[0].to_dict() \
+            if vr is not None and len(vr) else None
+        if not view.config.generate_detailed_report:  # the metrics only, no curves or episodes
+            return rep.performance_sections(oos_metrics, None, None)
+        return rep.performance_sections(oos_metrics, self._in_sample(view), oos)
+
+    @staticmethod
+    def _in_sample(view: PhaseView) -> pd.Series | None:
+        """The in-sample returns of the tested set as the search that chose it evaluated them
+        (its data split and trading settings)."""
+        bars, best = view.inputs.get("bars"), view.inputs.get("best_parameters")
+        search_cfg = view.input_configs.get("best_parameters")
+        if bars is None or best is None or not len(best) or search_cfg is None:
+            return None
+        split = search_cfg.get("data_split", "train")
+        return evaluate_sets(close_matrix(bars, split), [parameter_set(best.iloc[0])], trading_config(search_cfg),
+                             labels=["in-sample"]).iloc[:, 0]
+
+
+KIND = Backtest()
+
+__all__ = ["KIND", "Backtest", "Config"]

@@ -1,60 +1,120 @@
 """data_preparation: the workflow's symbols and dates from the partitioned clean bars, with the
-train/test split as a column (``split`` = 'train' | 'test')."""
+train/test split as a column (``split`` = 'train' | 'test').
+
+Every phase that trades needs these bars; when a workflow declares no data_preparation phase,
+one named ``data`` is added from the ``data:`` section.  The section's keys are the defaults
+of every data_preparation phase, so ``config: {symbols: [QQQ]}`` overrides one of them.
+"""
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Any
+
 import numpy as np
 import pandas as pd
+from pydantic import StrictStr, field_validator
 
 from admf_assets.engine.charts import sparkline
-from admf_assets.market import CLEAN_KEY, market_partitions, partition_keys_between
-from admf_assets.phases.base import PhaseContext, PhaseError, PhaseResult, md_table
-from admf_assets.workflow.spec import DataSplit
-from resources.storage import summarize_dates
+from admf_assets.phases.common import SplitConfig, check_dates
+from admf_assets.phases.kind import ConfigEnv, Implicit, Output, PhaseContext, PhaseError, PhaseKind, \
+    PhaseResult, PhaseView, StrictModel
 
 COLUMNS = ["date", "symbol", "open", "high", "low", "close", "volume"]
+MARKET_KEY = ("market", "clean_bars")
+
+class Config(StrictModel):
+    """Overrides of the workflow's data section for one data_preparation phase."""
+
+    symbols: list[StrictStr] | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+    split: SplitConfig | None = None
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _one(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
 
 
-def required_partitions(start, end) -> list[str]:
-    start, end = pd.Timestamp(start), pd.Timestamp(end)
-    first = pd.Timestamp(market_partitions.get_first_partition_key())
-    last = pd.Timestamp(market_partitions.get_last_partition_key())
-    if start < first or end > last:
-        raise PhaseError(
-            f"dates {start.date()}..{end.date()} are outside the market data partitions "
-            f"({first.date()}..{last.date()})"
-        )
-    return partition_keys_between(start, end)
+class DataPreparation(PhaseKind):
+    name = "data_preparation"
+    aliases = ("data_prep", "data_loading")
+    description = ("Clean daily bars of the workflow's symbols and dates, read from the partitioned "
+                   "market data; the data section's train/test split travels with them.")
+    Config = Config
+    outputs = (
+        Output("bars", "Daily OHLCV bars, one row per symbol and date, with the train/test split",
+               aliases=("cleaned_data", "clean_data", "market_data", "data"),
+               columns=(*COLUMNS, "split"), time_series=True),
+    )
+    metrics = ("n_rows", "n_symbols", "n_dates", "missing_fraction")
+    implicit = Implicit(phase="data", when="needed", section="data", section_required=True,
+                        what="market data", hint="{symbols, start_date, end_date}",
+                        description="Market data of the workflow's symbols and dates (from the data section)")
+    reads_assets = (MARKET_KEY,)
+
+    def effective_config(self, cfg: Config, env: ConfigEnv) -> Config:
+        for key in ("symbols", "start_date", "end_date"):
+            if not getattr(cfg, key):
+                env.problem(key, f"no {key}: set data.{key} (or config.{key} of this phase)")
+        split = cfg.split or SplitConfig()
+        if cfg.start_date and cfg.end_date and not env.problems:
+            try:
+                check_dates(cfg.start_date, cfg.end_date, split)
+            except ValueError as exc:
+                env.problem("start_date", str(exc))
+        return cfg.model_copy(update={"split": split, "symbols": list(cfg.symbols or [])})
+
+    def market_range(self, cfg: Config) -> tuple[date, date]:
+        return cfg.start_date, cfg.end_date
+
+    def run(self, ctx: PhaseContext) -> PhaseResult:
+        from admf_assets.market import missing_partitions, required_partitions
+        from resources.storage import summarize_dates
+
+        cfg: Config = ctx.config
+        symbols = [s.upper() for s in cfg.symbols]
+        start, end = pd.Timestamp(cfg.start_date), pd.Timestamp(cfg.end_date)
+        try:
+            missing = missing_partitions(ctx.store, start, end)
+        except ValueError as exc:
+            raise PhaseError(str(exc)) from None
+        if missing:
+            raise PhaseError(
+                f"market data for {len(missing)} weekday(s) is not materialized: {summarize_dates(missing)}. "
+                f"Backfill first: admf backfill --start {missing[0]} --end {missing[-1]} "
+                f"(or run the workflow with `admf run`, which backfills what is missing)"
+            )
+        keys = required_partitions(start, end)
+        bars = ctx.store.read_partitions(list(MARKET_KEY), keys, columns=COLUMNS)
+        bars = bars[bars["symbol"].isin(symbols)]
+        absent = [s for s in symbols if s not in set(bars["symbol"])]
+        if absent:
+            raise PhaseError(
+                f"symbol(s) {', '.join(absent)} have no bars between {start.date()} and {end.date()}; "
+                f"set ADMF_SYMBOLS / the market source to include them and backfill again"
+            )
+        bars, meta, metrics = prepare_bars(bars, symbols, cfg.split)
+        return PhaseResult(outputs={"bars": bars}, metadata={"bars": meta}, metrics=metrics)
+
+    def header(self, view: PhaseView) -> dict[str, Any]:
+        bars = view.outputs.get("bars")
+        if bars is None or not len(bars):
+            return {}
+        dates = pd.DatetimeIndex(bars["date"].unique()).sort_values()
+        test = pd.DatetimeIndex(bars.loc[bars["split"] == "test", "date"].unique()).sort_values()
+        return {"symbols": sorted(bars["symbol"].unique()), "start": dates[0].date(), "end": dates[-1].date(),
+                "test_start": test[0].date() if len(test) else None, "n_bars": len(dates)}
+
+    def sections(self, view: PhaseView) -> list[dict]:
+        return []  # the data range is in the report header
 
 
-def missing_partitions(store, start, end) -> list[str]:
-    have = store.stored_partitions(list(CLEAN_KEY.path))
-    return [k for k in required_partitions(start, end) if k not in have]
-
-
-def run(ctx: PhaseContext) -> PhaseResult:
-    cfg = ctx.config
-    symbols = [s.upper() for s in cfg["symbols"]]
-    start, end = pd.Timestamp(cfg["start_date"]), pd.Timestamp(cfg["end_date"])
-    missing = missing_partitions(ctx.store, start, end)
-    if missing:
-        raise PhaseError(
-            f"market data for {len(missing)} weekday(s) is not materialized: {summarize_dates(missing)}. "
-            f"Backfill first: admf backfill --start {missing[0]} --end {missing[-1]} "
-            f"(or run the workflow with `admf run`, which backfills what is missing)"
-        )
-    keys = required_partitions(start, end)
-    bars = ctx.store.read_partitions(list(CLEAN_KEY.path), keys, columns=COLUMNS)
-    bars = bars[bars["symbol"].isin(symbols)]
-    absent = [s for s in symbols if s not in set(bars["symbol"])]
-    if absent:
-        raise PhaseError(
-            f"symbol(s) {', '.join(absent)} have no bars between {start.date()} and {end.date()}; "
-            f"set ADMF_SYMBOLS / the market source to include them and backfill again"
-        )
+def prepare_bars(bars: pd.DataFrame, symbols: list[str], split: SplitConfig) -> tuple[pd.DataFrame, dict, dict]:
+    """Sorted bars with the ``split`` column, their metadata and metrics."""
     bars = bars.sort_values(["date", "symbol"], kind="stable").reset_index(drop=True)
     dates = pd.DatetimeIndex(sorted(bars["date"].unique()))
-    split = DataSplit(**(cfg.get("split") or {}))
     i = split.test_start_index(list(dates))
     test_start = dates[i] if i < len(dates) else None
     bars["split"] = np.where(bars["date"] >= test_start, "test", "train") if test_start is not None else "train"
@@ -78,6 +138,11 @@ def run(ctx: PhaseContext) -> PhaseResult:
         "test_dates": len(dates) - n_train,
         "missing_fraction": missing_fraction,
         **{f"close_{sym}": sparkline(full[sym]) for sym in list(full.columns)[:5]},
-        "preview": md_table(bars),
+        "preview": bars.head(10),
     }
-    return PhaseResult(outputs={"bars": bars}, metadata={"bars": meta}, metrics=metrics)
+    return bars, meta, metrics
+
+
+KIND = DataPreparation()
+
+__all__ = ["KIND", "COLUMNS", "Config", "DataPreparation", "prepare_bars"]

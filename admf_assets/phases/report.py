@@ -1,4 +1,10 @@
-"""report: one self-contained HTML file (Jinja2, autoescaped) from every upstream result."""
+"""report: one self-contained HTML file (Jinja2, autoescaped) joining the sections that the
+kinds of the upstream phases contribute (``PhaseKind.sections``) and the header facts they
+give (``PhaseKind.header``).  A new kind never edits this module.
+
+Every workflow gets a ``report`` phase unless it declares one or sets
+``reporting: {enabled: false}``; the ``reporting:`` keys are its config.
+"""
 
 from __future__ import annotations
 
@@ -6,100 +12,99 @@ import shutil
 from datetime import datetime
 from pathlib import Path
 
-import dagster as dg
 import pandas as pd
+from pydantic import StrictBool, StrictStr
 
 from admf_assets import settings
-from admf_assets.engine.report import build_research_report, write_report
-from admf_assets.phases.base import PhaseContext, PhaseResult, close_matrix
-from admf_assets.phases.parameter_search import PARAM_JSON, backtest_config, evaluate_sets, params_from_row
-
-_COVERED = {"bars", "best_parameters", "top_parameter_sets", "optimization_history", "performance_report",
-            "validation_results", "correlations"}
+from admf_assets.engine.report import render_report, write_report
+from admf_assets.phases.kind import ConfigEnv, FilePath, Implicit, Link, Output, PhaseContext, PhaseKind, PhaseResult, \
+    PhaseView, StrictModel
 
 
-def _by_canonical(ctx: PhaseContext) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for e in ctx.node.upstream:
-        out.setdefault(e.canonical, ctx.upstream.get(f"{e.upstream_phase}.{e.upstream_output}"))
-    return out
+class Config(StrictModel):
+    title: StrictStr | None = None
+    output_path: StrictStr | None = None
+    include_phase_reports: StrictBool = True
+    generate_summary_report: StrictBool = True
 
 
-def output_dir(ctx: PhaseContext) -> Path:
-    configured = ctx.config.get("output_path")
-    if configured:
-        p = Path(configured).expanduser()
-        return p if p.is_absolute() else settings.storage_root() / p
-    return ctx.reports_dir / ctx.graph.workflow_id
-
-
-def run(ctx: PhaseContext) -> PhaseResult:
-    up = _by_canonical(ctx)
-    g = ctx.graph
-    bars = up.get("bars")
-    best = up.get("best_parameters")
-    strategy, params = (params_from_row(best.iloc[0]) if best is not None and len(best) else (None, None))
-    data = {}
-    in_sample = oos = None
-    if bars is not None:
-        dates = pd.DatetimeIndex(bars["date"].unique()).sort_values()
-        test = pd.DatetimeIndex(bars.loc[bars["split"] == "test", "date"].unique()).sort_values()
-        data = {"symbols": sorted(bars["symbol"].unique()), "start": dates[0].date(), "end": dates[-1].date(),
-                "test_start": test[0].date() if len(test) else None, "n_bars": len(dates)}
-        if best is not None and len(best):
-            # the in-sample returns as the search evaluated them (its trading settings)
-            edge = next(e for e in ctx.node.upstream if e.canonical == "best_parameters")
-            search_cfg = dict(g.phases[edge.upstream_phase].config)
-            in_sample = evaluate_sets(close_matrix(bars, search_cfg.get("data_split", "train")), best.head(1),
-                                      backtest_config(search_cfg), labels=["in-sample"]).iloc[:, 0]
-    perf = up.get("performance_report")
-    if perf is not None and len(perf):
-        oos = pd.Series(perf["return"].to_numpy(), index=pd.DatetimeIndex(perf["date"]), name="out-of-sample")
-    vr = up.get("validation_results")
-    oos_metrics = vr.drop(columns=[PARAM_JSON], errors="ignore").iloc[0].to_dict() if vr is not None and len(vr) else None
-    corr = up.get("correlations")
-    if corr is not None and "label" in corr.columns:
-        corr = corr.set_index("label")
-    extra = []
-    if ctx.config.get("include_phase_reports", True):
-        for e in ctx.node.upstream:
-            v = ctx.upstream.get(f"{e.upstream_phase}.{e.upstream_output}")
-            if e.canonical in _COVERED or not isinstance(v, pd.DataFrame) or v.empty:
-                continue
-            extra.append({"title": f"{e.upstream_phase}: {e.upstream_output}",
-                          "table": v.drop(columns=[PARAM_JSON], errors="ignore")})
-    title = ctx.config.get("title") or g.name
-    now = datetime.now()
-    html = build_research_report(
-        title=title,
-        workflow={"name": g.name, "description": g.description, "id": g.workflow_id, "version": g.version},
-        data=data,
-        best_params={"strategy": strategy, **params} if params is not None else None,
-        search_top=_drop_json(up.get("top_parameter_sets")),
-        search_history=_drop_json(up.get("optimization_history")),
-        in_sample_returns=in_sample,
-        oos_returns=oos,
-        oos_metrics=oos_metrics,
-        drawdowns=None,
-        correlations=corr,
-        extra_sections=extra,
-        generated_at=now.strftime("%Y-%m-%d %H:%M:%S"),
-        lineage=ctx.lineage,
+class Report(PhaseKind):
+    name = "report"
+    aliases = ("html_report",)
+    description = "HTML report of every upstream result (Jinja2, autoescaped)."
+    Config = Config
+    outputs = (
+        Output("report", "Path of the rendered HTML report", aliases=("html_report", "summary_report", "final_report"),
+               columns=("path", "latest", "title", "generated_at", "bytes", "run_id")),
     )
-    folder = output_dir(ctx)
-    path = write_report(html, folder / f"{g.workflow_id}_{now:%Y%m%d-%H%M%S}_{ctx.run_id[:8] or 'local'}.html")
-    latest = folder / "latest.html"
-    tmp = folder / ".latest.html.tmp"
-    shutil.copyfile(path, tmp)
-    tmp.replace(latest)
-    row = pd.DataFrame([{"path": str(path), "latest": str(latest), "title": title,
-                         "generated_at": pd.Timestamp(now), "bytes": path.stat().st_size,
-                         "run_id": ctx.run_id}])
-    meta = {"report_path": dg.MetadataValue.path(str(path)), "latest": dg.MetadataValue.path(str(latest)),
-            "url": dg.MetadataValue.url(path.as_uri()), "bytes": path.stat().st_size}
-    return PhaseResult(outputs={"report": row}, metadata={"report": meta},
-                       metrics={"report_bytes": path.stat().st_size})
+    consumes_all = True
+    metrics = ("report_bytes", "n_sections")
+    implicit = Implicit(phase="report", when="always", section="reporting", description="HTML report of the workflow")
+
+    def effective_config(self, cfg: Config, env: ConfigEnv) -> Config:
+        if cfg.title is None and env.workflow is not None:
+            cfg = cfg.model_copy(update={"title": env.workflow.name or env.workflow.id})
+        return cfg
+
+    def run(self, ctx: PhaseContext) -> PhaseResult:
+        cfg: Config = ctx.config
+        wf = ctx.workflow
+        views = ctx.views()
+        header: dict = {}
+        sections: list[dict] = []
+        for view in views:
+            header.update(view.kind.header(view))
+            for sec in view.kind.sections(view):
+                if sec.get("detail") and not cfg.include_phase_reports:
+                    continue
+                sections.append(sec)
+        if cfg.generate_summary_report:
+            sections.insert(0, _summary_section(views))
+        title = cfg.title or wf.name
+        now = datetime.now()
+        html = render_report({
+            "title": title,
+            "workflow": {"name": wf.name, "description": wf.description, "id": wf.id, "version": wf.version},
+            "data": header,
+            "sections": sections,
+            "lineage": ctx.lineage(),
+            "generated_at": now.strftime("%Y-%m-%d %H:%M:%S"),
+        })
+        folder = _output_dir(cfg, ctx)
+        path = write_report(html, folder / f"{wf.id}_{now:%Y%m%d-%H%M%S}_{ctx.run_id[:8] or 'local'}.html")
+        latest = folder / "latest.html"
+        tmp = folder / ".latest.html.tmp"
+        shutil.copyfile(path, tmp)
+        tmp.replace(latest)
+        size = path.stat().st_size
+        row = pd.DataFrame([{"path": str(path), "latest": str(latest), "title": title,
+                             "generated_at": pd.Timestamp(now), "bytes": size, "run_id": ctx.run_id}])
+        meta = {"report_path": FilePath(str(path)), "latest": FilePath(str(latest)),
+                "url": Link(path.as_uri()), "bytes": size, "sections": len(sections)}
+        return PhaseResult(outputs={"report": row}, metadata={"report": meta},
+                           metrics={"report_bytes": size, "n_sections": len(sections)})
+
+    def sections(self, view: PhaseView) -> list[dict]:
+        return []
 
 
-def _drop_json(df):
-    return df.drop(columns=[PARAM_JSON], errors="ignore") if df is not None else None
+def _output_dir(cfg: Config, ctx: PhaseContext) -> Path:
+    if cfg.output_path:
+        p = Path(cfg.output_path).expanduser()
+        return p if p.is_absolute() else settings.storage_root() / p
+    return ctx.reports_dir / ctx.workflow.id
+
+
+def _summary_section(views: list[PhaseView]) -> dict:
+    rows = []
+    for v in views:
+        for canonical, value in v.outputs.items():
+            rows.append({"phase": v.phase, "kind": v.kind.name, "output": canonical,
+                         "rows": len(value) if hasattr(value, "__len__") else None})
+    return {"title": "Summary", "text": "The phases of this run and the tables they produced.",
+            "table": pd.DataFrame(rows, columns=["phase", "kind", "output", "rows"]), "max_rows": 100}
+
+
+KIND = Report()
+
+__all__ = ["KIND", "Config", "Report"]

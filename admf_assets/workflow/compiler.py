@@ -11,31 +11,41 @@
 | success_criteria             | asset checks; blocking when the phase is ``critical``         |
 | on_failure: continue_with_warning | outputs optional: the failure is logged, dependents skip |
 | executor / max_concurrent    | the job's executor                                            |
-| phase config                 | ``code_version`` (a config change marks the asset unsynced)   |
+| kind + effective config      | ``code_version`` (a change marks the asset unsynced)          |
+
+The compiler knows phase kinds only through their protocol (``node.kind``): storage of each
+output, the assets outside the workflow a kind reads, ``run``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
+import numpy as np
+import pandas as pd
 
+import admf_assets
 from admf_assets import runtime, settings
-from admf_assets.market import CLEAN_KEY
-from admf_assets.phases import REGISTRY
-from admf_assets.phases.base import PhaseContext, PhaseError, metric_metadata
-from admf_assets.workflow.errors import WorkflowError
-from admf_assets.workflow.graph import PhaseNode, WorkflowGraph
-from admf_assets.workflow.validate import load_workflow
+from admf_assets.phases.kind import FilePath, Link, Markdown, PhaseError
+
+from .context import phase_context
+from .errors import WorkflowError
+from .graph import PhaseNode, WorkflowGraph
+from .loader import load_workflow
 
 RESERVED_IDS = {"market", "market_data"}
 _BACKOFF = {"exponential": dg.Backoff.EXPONENTIAL, "linear": dg.Backoff.LINEAR}
 _JITTER = {"full": dg.Jitter.FULL, "plus_minus": dg.Jitter.PLUS_MINUS}
+_IO_MANAGER = {"table": "io_manager", "array": "array_io_manager"}
+PREVIEW_ROWS = 20
 
 
 @dataclass
@@ -56,8 +66,11 @@ def _ident(key: dg.AssetKey) -> str:
     return key.to_python_identifier()
 
 
-def _code_version(node: PhaseNode) -> str:
-    blob = json.dumps({"type": node.type, "config": node.config}, sort_keys=True, default=str)
+def code_version(node: PhaseNode) -> str:
+    """Kind, kind version, effective config and the platform version: any change marks the
+    phase's assets unsynced."""
+    blob = json.dumps({"kind": node.type, "kind_version": node.kind.version, "config": node.config,
+                       "admf": admf_assets.__version__}, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
@@ -73,9 +86,48 @@ def _check_name(metric: str, bound: str) -> str:
     return f"{metric}_{bound}"
 
 
+# ------------------------------------------------------------------ metadata
+def to_metadata(value: Any) -> dg.MetadataValue | None:
+    """A kind's plain metadata value as Dagster metadata (DataFrames become previews)."""
+    if value is None:
+        return None
+    if isinstance(value, dg.MetadataValue):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return dg.MetadataValue.bool(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return dg.MetadataValue.int(int(value))
+    if isinstance(value, (float, np.floating)):
+        return dg.MetadataValue.float(float(value)) if math.isfinite(value) else dg.MetadataValue.text(str(value))
+    if isinstance(value, pd.DataFrame):
+        if value.empty:
+            return dg.MetadataValue.md("_no rows_")
+        return dg.MetadataValue.md(value.head(PREVIEW_ROWS).to_markdown(index=False, floatfmt=".4f"))
+    if isinstance(value, Markdown):
+        return dg.MetadataValue.md(value.text)
+    if isinstance(value, FilePath):
+        return dg.MetadataValue.path(value.path)
+    if isinstance(value, Link):
+        return dg.MetadataValue.url(value.url)
+    if isinstance(value, (dict, list, tuple)):
+        return dg.MetadataValue.json(json.loads(json.dumps(value, default=str)))
+    return dg.MetadataValue.text(str(value))
+
+
+def _metadata(values: dict) -> dict:
+    out = {}
+    for k, v in values.items():
+        m = to_metadata(v)
+        if m is not None:
+            out[k] = m
+    return out
+
+
+# ------------------------------------------------------------------ assets
 def _phase_asset(graph: WorkflowGraph, node: PhaseNode) -> dg.AssetsDefinition:
     wf = graph.workflow_id
     optional = node.on_failure == "continue_with_warning"
+    version = code_version(node)
     outs = {}
     for o in node.outputs:
         key = _key(graph, node.name, o.name)
@@ -84,8 +136,8 @@ def _phase_asset(graph: WorkflowGraph, node: PhaseNode) -> dg.AssetsDefinition:
             group_name=wf,
             description=(o.description or o.canonical) + f" ({node.type} phase '{node.name}' of workflow {wf})",
             is_required=not optional,
-            code_version=_code_version(node),
-            io_manager_key="io_manager",
+            code_version=version,
+            io_manager_key=_IO_MANAGER[o.storage],
             kinds={"pandas", "parquet"},
             metadata={"phase": node.name, "phase_type": node.type,
                       "effective_config": dg.MetadataValue.json(dict(node.config))},
@@ -95,8 +147,7 @@ def _phase_asset(graph: WorkflowGraph, node: PhaseNode) -> dg.AssetsDefinition:
         key = _key(graph, e.upstream_phase, e.upstream_output)
         deps.add(key)
         ins[_ident(key)] = dg.AssetIn(key)  # loaded: the report and lineage use every upstream value
-    if node.type == "data_preparation":
-        deps.add(CLEAN_KEY)
+    deps.update(dg.AssetKey(list(k)) for k in node.kind.reads_assets)
     primary = _key(graph, node.name, node.outputs[0].name)
     check_specs = []
     for metric, crit in node.success_criteria.items():
@@ -129,20 +180,15 @@ def _phase_asset(graph: WorkflowGraph, node: PhaseNode) -> dg.AssetsDefinition:
 
 
 def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, primary, check_specs):
-    upstream, inputs = {}, {}
-    for e in node.upstream:
-        value = loaded.get(_ident(_key(graph, e.upstream_phase, e.upstream_output)))
-        upstream[f"{e.upstream_phase}.{e.upstream_output}"] = value
-        if e.consumed:
-            inputs[e.canonical] = value
-    store = context.resources.storage.store()
-    ctx = PhaseContext(graph=graph, node=node, inputs=inputs, upstream=upstream, store=store,
-                       reports_dir=settings.reports_dir(), run_id=context.run_id,
-                       lineage=_lineage(context, graph, node), log=context.log)
+    values = {e.upstream_ref: loaded.get(_ident(_key(graph, e.upstream_phase, e.upstream_output)))
+              for e in node.upstream}
+    ctx = phase_context(graph, node, values, store=context.resources.storage.store(),
+                        reports_dir=settings.reports_dir(), run_id=context.run_id, log=context.log,
+                        lineage=lambda: _lineage(context, graph, node))
     where = f"{graph.source or graph.workflow_id}: phase '{node.name}'"
     t0 = time.perf_counter()
     try:
-        result = REGISTRY[node.type](ctx)
+        result = node.kind.run(ctx)
     except PhaseError as exc:
         if node.on_failure == "continue_with_warning":
             context.log.warning(f"{where}: {exc} (on_failure: continue_with_warning; dependents skip)")
@@ -151,10 +197,10 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
     seconds = time.perf_counter() - t0
     for o in node.outputs:
         value = result.outputs[o.canonical]
-        meta = dict(result.metadata.get(o.canonical, {}))
+        meta = _metadata(result.metadata.get(o.canonical, {}))
         meta["compute_seconds"] = dg.MetadataValue.float(round(seconds, 4))
         if o is node.outputs[0]:
-            meta.update({f"metric/{k}": v for k, v in metric_metadata(result.metrics).items()})
+            meta.update({f"metric/{k}": v for k, v in _metadata(result.metrics).items()})
         yield dg.Output(value, output_name=_ident(_key(graph, node.name, o.name)), metadata=meta)
     for spec in check_specs:
         metric, bound = spec.name.rsplit("_", 1)
@@ -170,9 +216,7 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
 
 
 def _lineage(context, graph: WorkflowGraph, node: PhaseNode) -> list[dict]:
-    """Latest materialization of every upstream asset (for the report)."""
-    if node.type != "report":
-        return []
+    """Latest materialization of every other asset of the workflow (for the report)."""
     out = []
     for name in graph.order:
         if name == node.name:
@@ -186,15 +230,12 @@ def _lineage(context, graph: WorkflowGraph, node: PhaseNode) -> list[dict]:
     return out
 
 
+# ------------------------------------------------------------------ workflows
 def compile_graph(graph: WorkflowGraph, executor: str | None = None) -> CompiledWorkflow:
     """``executor`` overrides the workflow's own choice (``in_process`` / ``multiprocess``)."""
     if graph.workflow_id in RESERVED_IDS:
         raise WorkflowError(file=graph.source, field="workflow.id",
                             message=f"'{graph.workflow_id}' is reserved; choose another workflow id")
-    missing = [n.name for n in graph.phases.values() if n.type not in REGISTRY]
-    if missing:
-        raise WorkflowError(file=graph.source, phase=missing[0], field="type",
-                            message=f"phase type '{graph.phases[missing[0]].type}' is not available yet")
     assets = [_phase_asset(graph, graph.phases[name]) for name in graph.order]
     tags = {"admf/workflow": graph.workflow_id}
     timeouts = [n.timeout_seconds for n in graph.phases.values() if n.timeout_seconds]
@@ -214,15 +255,10 @@ def compile_workflow(path_or_name, workflows_dir=None, executor: str | None = No
     return compile_graph(load_workflow(path_or_name, workflows_dir).graph, executor)
 
 
-def workflows_dir() -> Path:
-    env = os.environ.get("ADMF_WORKFLOWS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "workflows"
-
-
 def compile_all(directory: str | os.PathLike | None = None) -> list[CompiledWorkflow]:
     """Every ``*.yaml`` in the workflows folder (templates/ excluded); the first broken file
     raises its one-line WorkflowError, which makes the code location fail with that message."""
-    d = Path(directory) if directory else workflows_dir()
+    d = Path(directory) if directory else settings.workflows_dir()
     if not d.is_dir():
         return []
     out, seen = [], {}

@@ -1,23 +1,24 @@
-"""The resolved workflow DAG: what a compiler turns into Dagster assets.
+"""The resolved workflow DAG: what the compiler turns into Dagster assets.
 
-``build_graph(spec, file)`` normalises a validated :class:`~.spec.WorkflowSpec`:
+``build_graph(spec, file, kinds)`` normalises a validated :class:`~.spec.WorkflowSpec`, knowing
+the phase kinds only through their protocol (``admf_assets.phases.kind``):
 
-* **implicit data phase** -- when no phase has type ``data_preparation`` and some enabled
-  phase needs market data, a phase ``data`` (type data_preparation, output ``bars``)
-  is added, built from the ``data:`` section; every phase whose type needs market data
-  and has no ``bars`` input gets an edge to the (single enabled) data_preparation phase.
-* **implicit report phase** -- when no phase has type ``report``, a phase ``report`` is
-  added (configured by the ``reporting:`` section; ``reporting: {enabled: false}`` turns
-  it off).  A report phase with neither ``inputs`` nor ``depends_on`` depends on every
-  output of every other enabled phase.
-* **outputs** -- a phase with no ``outputs`` gets its type's default outputs; declared
-  names are resolved to canonical names through the catalog aliases
-  (``top_10_parameter_sets`` -> ``top_parameter_sets`` with ``n = 10``).  Each output is
-  one asset, keyed ``(workflow_id, phase, declared_name)``.
-* **edges** -- ``inputs: ['p.out']`` is one edge, ``inputs: ['p']`` and
-  ``depends_on: ['p']`` are edges to every output of ``p``.
-* checks: references, disabled upstreams, required inputs of the type, ambiguity,
-  cycles (printed as ``a -> b -> a``), success-criteria metric names, resource names.
+* **implicit phases** -- a kind with ``implicit`` gets a phase when the workflow declares none
+  of that kind: ``when="needed"`` if an enabled phase auto-consumes one of its outputs (the
+  ``data`` phase, built from the ``data:`` section), ``when="always"`` unless its section says
+  ``enabled: false`` (the ``report`` phase, configured by ``reporting:``).  The section's keys
+  are the config defaults of every phase of that kind.
+* **configs** -- validated by the kind's ``Config`` model, then ``effective_config``
+  (defaults applied, normalised, JSON-safe in ``PhaseNode.config``).
+* **outputs** -- a phase with no ``outputs`` gets its kind's default outputs; declared names
+  are resolved to canonical names through the kind's aliases (``top_10_parameter_sets`` ->
+  ``top_parameter_sets`` with ``n = 10``).  Each output is one asset, keyed
+  ``(workflow_id, phase, declared_name)``.
+* **edges** -- ``inputs: ['p.out']`` is one edge, ``inputs: ['p']`` and ``depends_on: ['p']``
+  are edges to every output of ``p``; auto-consumed outputs (market bars) are connected to
+  their single enabled provider; a ``consumes_all`` kind depends on everything upstream.
+* checks: references, disabled upstreams, required inputs of the kind, ambiguity, cycles
+  (printed as ``a -> b -> a``), success-criteria metric names, resource names.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, Mapping
 
-from . import catalog
-from .errors import ErrorCollector, suggest
-from .phase_config import validate_config
+from pydantic import ValidationError
+
+from admf_assets.phases.kind import ConfigEnv, Consumes, PhaseKind, Registry, WorkflowInfo
+
+from .errors import ErrorCollector, WorkflowError, pydantic_errors, suggest
 from .spec import Criterion, DataSpec, PhaseSpec, RetrySpec, WorkflowSpec
 
 __all__ = [
@@ -37,13 +40,9 @@ __all__ = [
     "PhaseNode",
     "WorkflowGraph",
     "build_graph",
-    "IMPLICIT_DATA_PHASE",
-    "IMPLICIT_REPORT_PHASE",
     "DEFAULT_RETRY_COUNT",
 ]
 
-IMPLICIT_DATA_PHASE = "data"
-IMPLICIT_REPORT_PHASE = "report"
 #: retries used for ``on_failure: retry`` when the phase gives no ``retries``
 DEFAULT_RETRY_COUNT = 2
 
@@ -56,9 +55,10 @@ class OutputAsset:
 
     phase: str
     name: str  #: as declared in the YAML (or the default name); the asset key's last part
-    canonical: str  #: the catalog's canonical output name
+    canonical: str  #: the kind's canonical output name
     params: Mapping[str, Any] = field(default_factory=dict)  #: e.g. {"n": 10} for top_10_...
     description: str = ""
+    storage: str = "table"
 
     @property
     def ref(self) -> str:
@@ -74,7 +74,7 @@ class Edge:
     upstream_output: str  #: the upstream asset's (declared) output name
     canonical: str  #: its canonical output name
     kind: EdgeKind  #: input | depends_on | implicit
-    consumed: bool  #: the phase type loads this value (else: ordering / lineage only)
+    consumed: bool  #: the phase's kind loads this value (else: ordering / lineage only)
 
     @property
     def upstream_ref(self) -> str:
@@ -86,7 +86,7 @@ class PhaseNode:
     """An enabled phase, resolved."""
 
     name: str
-    type: str  #: canonical phase type (parameter_search, analysis, ...)
+    type: str  #: canonical kind name (parameter_search, analysis, ...)
     declared_type: str  #: as written in the YAML (optimization, ...)
     description: str
     implicit: bool  #: added by normalisation (data / report)
@@ -101,7 +101,8 @@ class PhaseNode:
     critical: bool
     success_criteria: Mapping[str, Criterion]
     on_failure: str  #: abort | continue_with_warning | retry
-    needs_market_data: bool
+    kind: PhaseKind = field(repr=False, compare=False, default=None)  # type: ignore[assignment]
+    settings: Any = field(repr=False, compare=False, default=None)  #: the kind's typed effective config
 
     @property
     def upstream_phases(self) -> tuple[str, ...]:
@@ -120,7 +121,7 @@ class PhaseNode:
         return tuple(e for e in self.upstream if e.canonical == canonical)
 
     def input_for(self, canonical: str) -> Edge | None:
-        """The single consumed upstream edge providing ``canonical`` (validation guarantees ≤ 1)."""
+        """The single consumed upstream edge providing ``canonical`` (validation guarantees <= 1)."""
         hits = [e for e in self.upstream if e.canonical == canonical and e.consumed]
         return hits[0] if hits else None
 
@@ -131,13 +132,20 @@ class WorkflowGraph:
     name: str
     description: str
     version: str
-    source: str | None
+    source: str | None  #: the file as shown in messages
     phases: Mapping[str, PhaseNode]  #: enabled phases, in topological order
     order: tuple[str, ...]
     disabled: tuple[str, ...]
     data: DataSpec | None
     executor: str  #: in_process | multiprocess
     max_concurrent: int | None
+    path: Any = None  #: the absolute path of the file, when loaded from one
+    warnings: tuple[str, ...] = ()  #: "ignored" keys found by the kinds, one line each
+
+    @property
+    def info(self) -> WorkflowInfo:
+        return WorkflowInfo(id=self.workflow_id, name=self.name, description=self.description,
+                            version=self.version, source=self.source)
 
     def assets(self) -> list[OutputAsset]:
         return [o for name in self.order for o in self.phases[name].outputs]
@@ -155,6 +163,15 @@ class WorkflowGraph:
     def downstream(self, phase: str) -> tuple[str, ...]:
         return tuple(n for n in self.order if phase in self.phases[n].upstream_phases)
 
+    def market_ranges(self) -> list[tuple[Any, Any]]:
+        """(first, last) date of the shared market data each phase reads."""
+        out = []
+        for node in self.phases.values():
+            r = node.kind.market_range(node.settings)
+            if r is not None:
+                out.append(r)
+        return out
+
     def describe(self) -> str:
         lines = [f"workflow {self.workflow_id} ({self.name}): {len(self.order)} phases, {len(self.assets())} assets"]
         for name in self.order:
@@ -171,184 +188,64 @@ class WorkflowGraph:
 @dataclass
 class _Draft:
     spec: PhaseSpec
-    ptype: catalog.PhaseType
+    kind: PhaseKind
     implicit: bool
-    config: dict[str, Any] | None = None
+    config: Any = None  #: the kind's typed effective config (None: invalid)
     outputs: list[OutputAsset] = field(default_factory=list)
     edges: list[Edge] = field(default_factory=list)
     edge_fields: dict[str, str] = field(default_factory=dict)  # upstream phase -> field
 
 
-def _valid_outputs_text(ptype: catalog.PhaseType) -> str:
+def _valid_outputs_text(kind: PhaseKind) -> str:
     parts = []
-    for o in ptype.outputs:
+    for o in kind.outputs:
         text = o.name
-        if o.pattern:
-            text += " (or top_<N>_parameter_sets)"
+        if o.pattern_hint:
+            text += f" (or {o.pattern_hint})"
         parts.append(text)
     return ", ".join(parts)
 
 
-def build_graph(spec: WorkflowSpec, file: str | None) -> "WorkflowGraph":
-    """Resolve ``spec`` into a :class:`WorkflowGraph`; raise WorkflowError(s) on problems."""
+def _section(spec: WorkflowSpec, name: str) -> Any:
+    return getattr(spec, name, None)
+
+
+def _section_defaults(value: Any) -> dict[str, Any]:
+    """A workflow section as config defaults of its kind (``enabled`` is the section's own)."""
+    if value is None:
+        return {}
+    if hasattr(value, "model_dump"):
+        return value.model_dump()
+    return {k: v for k, v in dict(value).items() if k != "enabled"}
+
+
+def build_graph(spec: WorkflowSpec, file: str | None, kinds: Registry) -> WorkflowGraph:
+    """Resolve ``spec`` into a :class:`WorkflowGraph`; raise WorkflowError(s) on problems.
+
+    Each stage reports all of its problems at once, then stops."""
     errs = ErrorCollector(file)
     phases = list(spec.phases)
-    names = [p.name for p in phases]
-
-    # ---------------------------------------------------------------- duplicates
-    for name in dict.fromkeys(names):
-        where = [i + 1 for i, n in enumerate(names) if n == name]
-        if len(where) > 1:
-            errs.add(f"duplicate phase name '{name}' (phases #{', #'.join(map(str, where))})",
-                     phase=name, field="name")
+    _check_unique_names(phases, errs)
     errs.raise_if_any()
-
-    types = {p.name: catalog.lookup_phase_type(p.type) for p in phases}
+    kind_of = {p.name: kinds.lookup(p.type) for p in phases}
     disabled = tuple(p.name for p in phases if not p.enabled)
-    drafts: dict[str, _Draft] = {}
-    for p in phases:
-        if p.enabled:
-            pt = types[p.name]
-            assert pt is not None and pt.available  # checked by the loader
-            drafts[p.name] = _Draft(spec=p, ptype=pt, implicit=False)
-        if p.type and types[p.name] is not None and types[p.name].name != "conditional":
-            for key in ("condition", "if_true", "if_false"):
-                if getattr(p, key) is not None:
-                    errs.add(f"'{key}' is only for phase type 'conditional'", phase=p.name, field=key)
-
-    # ------------------------------------------------------ implicit data phase
-    dp_all = [p.name for p in phases if types[p.name] is not None and types[p.name].name == "data_preparation"]
-    needers = [n for n, d in drafts.items() if d.ptype.needs_market_data]
-    if needers and not dp_all:
-        if IMPLICIT_DATA_PHASE in drafts or IMPLICIT_DATA_PHASE in names:
-            errs.add(f"the name '{IMPLICIT_DATA_PHASE}' is reserved for the implicit data_preparation phase; "
-                     "rename this phase or add an explicit data_preparation phase",
-                     phase=IMPLICIT_DATA_PHASE, field="name")
-        elif spec.data is None:
-            errs.add(f"required: phase '{needers[0]}' (type {drafts[needers[0]].ptype.name}) needs market data; "
-                     "give data: {symbols, start_date, end_date}", field="data")
-        else:
-            dspec = PhaseSpec(name=IMPLICIT_DATA_PHASE, type="data_preparation",
-                              description="Market data of the workflow's symbols and dates (from the data section)")
-            drafts = {IMPLICIT_DATA_PHASE: _Draft(dspec, catalog.PHASE_TYPES["data_preparation"], True), **drafts}
-
-    # ---------------------------------------------------- implicit report phase
-    reporting = spec.reporting
-    report_all = [p.name for p in phases if types[p.name] is not None and types[p.name].name == "report"]
-    report_defaults: dict[str, Any] = {"title": spec.workflow.name or spec.workflow_id}
-    if reporting is not None:
-        for key in ("title", "output_path", "include_phase_reports", "generate_summary_report"):
-            value = getattr(reporting, key)
-            if value is not None:
-                report_defaults[key] = value
-    if not report_all and (reporting is None or reporting.enabled):
-        if IMPLICIT_REPORT_PHASE in names:
-            errs.add(f"the name '{IMPLICIT_REPORT_PHASE}' is reserved for the implicit report phase; "
-                     "rename this phase, add an explicit report phase, or set reporting.enabled: false",
-                     phase=IMPLICIT_REPORT_PHASE, field="name")
-        else:
-            rspec = PhaseSpec(name=IMPLICIT_REPORT_PHASE, type="report", description="HTML report of the workflow")
-            drafts[IMPLICIT_REPORT_PHASE] = _Draft(rspec, catalog.PHASE_TYPES["report"], True)
+    drafts = _declared_drafts(phases, kind_of, kinds, errs)
+    drafts = _with_implicit_phases(spec, drafts, phases, kind_of, kinds, errs)
     errs.raise_if_any()
-
-    # ------------------------------------------------------------------ configs
+    warnings = _configure(spec, drafts, file, errs)
     for name, d in drafts.items():
-        raw = dict(d.spec.config)
-        if d.ptype.name == "report":
-            raw = {**report_defaults, **raw}
-        eff, problems = validate_config(d.ptype, raw, spec.data, file=file, phase=name)
-        errs.extend(problems)
-        d.config = eff
-
-    # ------------------------------------------------------------------ outputs
-    for name, d in drafts.items():
-        if d.config is None:
-            continue
-        _resolve_outputs(name, d, errs)
+        if d.config is not None:
+            _resolve_outputs(name, d, errs)
     errs.raise_if_any()
-
-    # -------------------------------------------------------------- references
-    broken: set[str] = set()  # phases with a bad reference: skip follow-on checks
+    broken = _connect(drafts, phases, kind_of, disabled, errs)
     for name, d in drafts.items():
-        for fld in ("inputs", "depends_on"):
-            for ref in getattr(d.spec, fld):
-                before = len(errs.errors)
-                _resolve_reference(name, d, fld, ref, drafts, disabled, errs)
-                if len(errs.errors) > before:
-                    broken.add(name)
-
-    # ---------------------------------------------------------- implicit edges
-    dp_enabled = [n for n, d in drafts.items() if d.ptype.name == "data_preparation"]
-    for name, d in drafts.items():
-        if d.ptype.needs_market_data and not any(e.canonical == "bars" for e in d.edges):
-            if len(dp_enabled) == 1:
-                src = drafts[dp_enabled[0]]
-                bars = next(o for o in src.outputs if o.canonical == "bars")
-                _add_edge(d, Edge(bars.ref, bars.phase, bars.name, "bars", "implicit", True), "inputs")
-            elif not dp_enabled and dp_all:
-                errs.add(f"needs market data, but data_preparation phase '{dp_all[0]}' is disabled (enabled: false)",
-                         phase=name, field="inputs")
-            elif len(dp_enabled) > 1:
-                errs.add(f"several data_preparation phases ({', '.join(dp_enabled)}); name one in inputs, "
-                         f"e.g. '{dp_enabled[0]}.bars'", phase=name, field="inputs")
-        if d.ptype.consumes_all and not d.spec.inputs and not d.spec.depends_on:
-            for other, od in drafts.items():
-                if other == name or od.ptype.consumes_all:
-                    continue
-                for o in od.outputs:
-                    _add_edge(d, Edge(o.ref, other, o.name, o.canonical, "implicit", True), "inputs")
-
-    # ----------------------------------------------------- what each type needs
-    for name, d in drafts.items():
-        if d.config is None or name in broken:
-            continue
-        _check_consumption(name, d, drafts, errs)
+        if d.config is not None and name not in broken:
+            _check_consumption(name, d, drafts, errs)
     errs.raise_if_any()
-
-    # ----------------------------------------------------------------- ordering
     order = _topological_order(drafts, errs)
     errs.raise_if_any()
-
-    # -------------------------------------------------------- criteria, resources
-    all_names = set(names) | set(drafts)
-    for res_name in spec.infrastructure.phase_resources:
-        if res_name not in all_names:
-            errs.add(f"unknown phase '{res_name}'{suggest(res_name, all_names)}",
-                     field=f"infrastructure.phase_resources.{res_name}")
-    nodes: dict[str, PhaseNode] = {}
-    for name in order:
-        d = drafts[name]
-        p = d.spec
-        for metric in p.success_criteria:
-            if metric not in d.ptype.metrics:
-                errs.add(f"unknown metric '{metric}' for phase type '{d.ptype.name}'"
-                         f"{suggest(metric, d.ptype.metrics)}; known: {', '.join(d.ptype.metrics)}",
-                         phase=name, field=f"success_criteria.{metric}")
-        res = spec.infrastructure.phase_resources.get(name)
-        retries = p.retries
-        if retries is None and p.on_failure == "retry":
-            retries = RetrySpec(count=DEFAULT_RETRY_COUNT)
-        nodes[name] = PhaseNode(
-            name=name,
-            type=d.ptype.name,
-            declared_type=p.type,
-            description=p.description or d.ptype.description,
-            implicit=d.implicit,
-            config=MappingProxyType(dict(d.config or {})),
-            outputs=tuple(d.outputs),
-            upstream=tuple(d.edges),
-            retries=retries,
-            timeout_seconds=p.timeout,
-            pool=p.pool or (res.pool if res else None),
-            max_workers=p.max_workers or (res.max_workers if res else None),
-            memory_limit_gb=res.memory_limit_gb if res else None,
-            critical=p.critical,
-            success_criteria=MappingProxyType(dict(p.success_criteria)),
-            on_failure=p.on_failure,
-            needs_market_data=d.ptype.needs_market_data,
-        )
+    nodes = _nodes(spec, drafts, order, errs)
     errs.raise_if_any()
-
     return WorkflowGraph(
         workflow_id=spec.workflow_id,
         name=spec.name,
@@ -361,31 +258,209 @@ def build_graph(spec: WorkflowSpec, file: str | None) -> "WorkflowGraph":
         data=spec.data,
         executor=spec.executor,
         max_concurrent=spec.max_concurrent,
+        path=getattr(spec, "path", None),
+        warnings=tuple(warnings),
     )
 
 
+def _check_unique_names(phases: list[PhaseSpec], errs: ErrorCollector) -> None:
+    names = [p.name for p in phases]
+    for name in dict.fromkeys(names):
+        where = [i + 1 for i, n in enumerate(names) if n == name]
+        if len(where) > 1:
+            errs.add(f"duplicate phase name '{name}' (phases #{', #'.join(map(str, where))})",
+                     phase=name, field="name")
+
+
+def _declared_drafts(phases: list[PhaseSpec], kind_of: dict[str, PhaseKind | None], kinds: Registry,
+                     errs: ErrorCollector) -> dict[str, _Draft]:
+    """The enabled phases as written; phase-level keys only some kinds accept are checked."""
+    drafts: dict[str, _Draft] = {}
+    for p in phases:
+        kind = kind_of[p.name]
+        if p.enabled:
+            assert kind is not None and kind.available  # checked by the loader
+            drafts[p.name] = _Draft(spec=p, kind=kind, implicit=False)
+        for key in ("condition", "if_true", "if_false"):
+            if kind is not None and getattr(p, key) is not None and key not in kind.phase_keys:
+                owners = kinds.accepting(key)
+                errs.add(f"'{key}' is only for phase type{'s' if len(owners) > 1 else ''} "
+                         f"{', '.join(repr(o) for o in owners) or '(none)'}", phase=p.name, field=key)
+    return drafts
+
+
+def _with_implicit_phases(spec: WorkflowSpec, drafts: dict[str, _Draft], phases: list[PhaseSpec],
+                          kind_of: dict[str, PhaseKind | None], kinds: Registry,
+                          errs: ErrorCollector) -> dict[str, _Draft]:
+    """Add the phase of each kind with ``implicit`` that the workflow needs but does not declare
+    (a ``needed`` one first, an ``always`` one last)."""
+    names = [p.name for p in phases]
+    for kind in kinds:
+        imp = kind.implicit
+        if imp is None or not kind.available or any(k is kind for k in kind_of.values()):
+            continue
+        section = _section(spec, imp.section)
+        needers: list[str] = []
+        if imp.when == "needed":
+            provides = set(kind.output_names)
+            needers = [n for n, d in drafts.items()
+                       if any(r.auto and provides & set(r.outputs) for r in d.kind.consumes)]
+            if not needers:
+                continue
+        else:
+            enabled = section.get("enabled", True) if isinstance(section, dict) else True
+            if not isinstance(enabled, bool):
+                errs.add(f"expected true or false (got {enabled!r})", field=f"{imp.section}.enabled")
+                continue
+            if not enabled:
+                continue
+        if imp.phase in names:
+            extra = f", or set {imp.section}.enabled: false" if imp.when == "always" else ""
+            errs.add(f"the name '{imp.phase}' is reserved for the implicit {kind.name} phase; rename this phase"
+                     f"{',' if extra else ' or'} add an explicit {kind.name} phase{extra}",
+                     phase=imp.phase, field="name")
+        elif imp.section_required and section is None:
+            who = f"phase '{needers[0]}' (type {drafts[needers[0]].kind.name})" if needers else "this workflow"
+            errs.add(f"required: {who} needs {imp.what or imp.phase}; give {imp.section}: {imp.hint}",
+                     field=imp.section)
+        else:
+            pspec = PhaseSpec(name=imp.phase, type=kind.name, description=imp.description)
+            draft = _Draft(pspec, kind, True)
+            drafts = {imp.phase: draft, **drafts} if imp.when == "needed" else {**drafts, imp.phase: draft}
+    return drafts
+
+
+def _configure(spec: WorkflowSpec, drafts: dict[str, _Draft], file: str | None, errs: ErrorCollector) -> list[str]:
+    """Each phase's config: its kind's section defaults, then its own keys, validated by the
+    kind's Config model and ``effective_config``.  Returns the kinds' "ignored" warnings."""
+    warnings: list[str] = []
+    info = WorkflowInfo(id=spec.workflow_id, name=spec.workflow.name or spec.workflow_id,
+                        description=spec.description, version=spec.workflow.version, source=spec.source)
+    checked_sections: set[str] = set()
+    for name, d in drafts.items():
+        raw = dict(d.spec.config)
+        imp = d.kind.implicit
+        if imp is not None:
+            section = _section(spec, imp.section)
+            defaults = _section_defaults(section)
+            if defaults and isinstance(section, dict) and imp.section not in checked_sections:
+                checked_sections.add(imp.section)
+                try:  # report a bad section key against the section, not the phase
+                    d.kind.Config.model_validate(defaults)
+                except ValidationError as exc:
+                    errs.extend(pydantic_errors(exc, model=d.kind.Config, file=file, prefix=imp.section))
+                    continue
+            raw = {**defaults, **raw}
+        try:
+            cfg = d.kind.Config.model_validate(raw)
+        except ValidationError as exc:
+            errs.extend(pydantic_errors(exc, model=d.kind.Config, file=file, phase=name, prefix="config"))
+            continue
+        env = ConfigEnv(data=spec.data, workflow=info)
+        try:
+            cfg = d.kind.effective_config(cfg, env)
+        except ValueError as exc:  # a kind's own check that raised instead of reporting
+            env.problem("", str(exc))
+        for fld, msg in env.problems:
+            errs.add(msg, phase=name, field=f"config.{fld}" if fld else "config")
+        for fld, msg in env.warnings:
+            warnings.append(WorkflowError(msg, file=file, phase=name, field=f"config.{fld}").format())
+        if not env.problems:
+            d.config = cfg
+    return warnings
+
+
+def _connect(drafts: dict[str, _Draft], phases: list[PhaseSpec], kind_of: dict[str, PhaseKind | None],
+             disabled: tuple[str, ...], errs: ErrorCollector) -> set[str]:
+    """Edges from ``inputs`` / ``depends_on``, auto-consumed outputs and ``consumes_all``;
+    returns the phases with a bad reference (their follow-on checks are skipped)."""
+    broken: set[str] = set()
+    for name, d in drafts.items():
+        for fld in ("inputs", "depends_on"):
+            for ref in getattr(d.spec, fld):
+                before = len(errs.errors)
+                _resolve_reference(name, d, fld, ref, drafts, disabled, errs)
+                if len(errs.errors) > before:
+                    broken.add(name)
+    for name, d in drafts.items():
+        for rule in d.kind.consumes:
+            if rule.auto and not any(e.canonical in rule.outputs for e in d.edges):
+                _auto_edge(name, d, rule, drafts, phases, kind_of, errs)
+        if d.kind.consumes_all and not d.spec.inputs and not d.spec.depends_on:
+            for other, od in drafts.items():
+                if other == name or od.kind.consumes_all:
+                    continue
+                for o in od.outputs:
+                    _add_edge(d, Edge(o.ref, other, o.name, o.canonical, "implicit", True), "inputs")
+    return broken
+
+
+def _nodes(spec: WorkflowSpec, drafts: dict[str, _Draft], order: list[str],
+           errs: ErrorCollector) -> dict[str, PhaseNode]:
+    """Resolved phases in order, with criteria checked against the kinds' metrics and the
+    infrastructure section's resources applied."""
+    all_names = {p.name for p in spec.phases} | set(drafts)
+    for res_name in spec.infrastructure.phase_resources:
+        if res_name not in all_names:
+            errs.add(f"unknown phase '{res_name}'{suggest(res_name, all_names)}",
+                     field=f"infrastructure.phase_resources.{res_name}")
+    nodes: dict[str, PhaseNode] = {}
+    for name in order:
+        d = drafts[name]
+        p = d.spec
+        for metric in p.success_criteria:
+            if metric not in d.kind.metrics:
+                errs.add(f"unknown metric '{metric}' for phase type '{d.kind.name}'"
+                         f"{suggest(metric, d.kind.metrics)}; known: {', '.join(d.kind.metrics)}",
+                         phase=name, field=f"success_criteria.{metric}")
+        res = spec.infrastructure.phase_resources.get(name)
+        retries = p.retries
+        if retries is None and p.on_failure == "retry":
+            retries = RetrySpec(count=DEFAULT_RETRY_COUNT)
+        nodes[name] = PhaseNode(
+            name=name,
+            type=d.kind.name,
+            declared_type=p.type,
+            description=p.description or d.kind.description,
+            implicit=d.implicit,
+            config=MappingProxyType(d.config.model_dump(mode="json")),
+            outputs=tuple(d.outputs),
+            upstream=tuple(d.edges),
+            retries=retries,
+            timeout_seconds=p.timeout,
+            pool=p.pool or (res.pool if res else None),
+            max_workers=p.max_workers or (res.max_workers if res else None),
+            memory_limit_gb=res.memory_limit_gb if res else None,
+            critical=p.critical,
+            success_criteria=MappingProxyType(dict(p.success_criteria)),
+            on_failure=p.on_failure,
+            kind=d.kind,
+            settings=d.config,
+        )
+    return nodes
+
+
 def _resolve_outputs(name: str, d: _Draft, errs: ErrorCollector) -> None:
-    pt = d.ptype
-    cfg = d.config or {}
+    kind = d.kind
+    cfg = d.config
     declared = d.spec.outputs
     if declared is None:
-        names = list(pt.default_outputs)
-        if pt.name == "analysis":
-            names += [catalog.ANALYZER_OUTPUTS[a] for a in cfg.get("analyzers", [])]
+        names = kind.default_outputs(cfg)
         fld_of = {n: "outputs" for n in names}
     else:
         names = list(declared)
         fld_of = {n: f"outputs[{i}]" for i, n in reversed(list(enumerate(names)))}
         if not names:
             errs.add("a phase needs at least one output (leave `outputs` out for the defaults: "
-                     f"{', '.join(pt.default_outputs)})", phase=name, field="outputs")
+                     f"{', '.join(kind.default_outputs(cfg))})", phase=name, field="outputs")
     seen: dict[str, str] = {}
+    updates: dict[str, Any] = {}
     for out_name in names:
         fld = fld_of[out_name]
-        hit = catalog.resolve_output(pt, out_name)
+        hit = kind.resolve_output(out_name)
         if hit is None:
-            errs.add(f"unknown output '{out_name}' for phase type '{pt.name}'"
-                     f"{suggest(out_name, pt.output_alias_names())}; valid: {_valid_outputs_text(pt)}",
+            errs.add(f"unknown output '{out_name}' for phase type '{kind.name}'"
+                     f"{suggest(out_name, kind.output_spellings())}; valid: {_valid_outputs_text(kind)}",
                      phase=name, field=fld)
             continue
         canonical, params = hit
@@ -397,35 +472,73 @@ def _resolve_outputs(name: str, d: _Draft, errs: ErrorCollector) -> None:
                          phase=name, field=fld)
             continue
         seen[canonical] = out_name
-        if canonical == "top_parameter_sets":
-            n_cfg = cfg.get("top_n")
-            if "n" in params and n_cfg is not None and n_cfg != params["n"]:
-                errs.add(f"top_n {n_cfg} contradicts output '{out_name}'", phase=name, field="config.top_n")
-            params = {"n": params.get("n", n_cfg or catalog.DEFAULT_TOP_N)}
-            if d.config is not None:
-                d.config["top_n"] = params["n"]
-        if pt.name == "analysis":
-            needs = {v: k for k, v in catalog.ANALYZER_OUTPUTS.items()}.get(canonical)
-            if needs is not None and needs not in cfg.get("analyzers", []):
-                errs.add(f"output '{out_name}' needs analyzer '{needs}' in config.analyzers "
-                         f"(configured: {', '.join(cfg.get('analyzers', []))})", phase=name, field=fld)
-        desc = next(o.description for o in pt.outputs if o.name == canonical)
-        d.outputs.append(OutputAsset(name, out_name, canonical, MappingProxyType(params), desc))
-    if pt.name == "parameter_search" and d.config is not None and d.config.get("top_n") is None:
-        d.config["top_n"] = catalog.DEFAULT_TOP_N
+        out = kind.output(canonical)
+        if out.count_field is not None:
+            configured = getattr(cfg, out.count_field, None)
+            if "n" in params and configured is not None and configured != params["n"]:
+                errs.add(f"{out.count_field} {configured} contradicts output '{out_name}'", phase=name,
+                         field=f"config.{out.count_field}")
+            params = {"n": params.get("n", configured or out.count_default)}
+            updates[out.count_field] = params["n"]
+        if out.enabled_by is not None:
+            list_field, value = out.enabled_by
+            configured_values = list(getattr(cfg, list_field, None) or ())
+            if value not in configured_values:
+                errs.add(f"output '{out_name}' needs {list_field[:-1] if list_field.endswith('s') else list_field} "
+                         f"'{value}' in config.{list_field} (configured: {', '.join(map(str, configured_values))})",
+                         phase=name, field=fld)
+        d.outputs.append(OutputAsset(name, out_name, canonical, MappingProxyType(params), out.description,
+                                     out.storage))
+    for out in kind.outputs:  # a count the YAML did not set takes its default
+        if out.count_field is not None and out.count_field not in updates and getattr(cfg, out.count_field) is None:
+            updates[out.count_field] = out.count_default
+    if updates:
+        d.config = cfg.model_copy(update=updates)
+
+
+def _unless(d: _Draft, canonical: str) -> bool:
+    """True when a consume rule for ``canonical`` is satisfied by the config instead."""
+    return any(canonical in r.outputs and r.unless_config is not None
+               and getattr(d.config, r.unless_config, None) not in (None, {}, [])
+               for r in d.kind.consumes)
 
 
 def _add_edge(d: _Draft, edge: Edge, fld: str) -> None:
     for e in d.edges:
         if (e.upstream_phase, e.upstream_output) == (edge.upstream_phase, edge.upstream_output):
             return
-    consumed = edge.canonical in d.ptype.consumed_outputs() or d.ptype.consumes_all
-    if consumed and d.ptype.name == "backtest" and edge.canonical == "best_parameters" \
-            and (d.config or {}).get("parameters") is not None:
+    consumed = edge.canonical in d.kind.consumed_outputs() or d.kind.consumes_all
+    if consumed and d.config is not None and _unless(d, edge.canonical):
         consumed = False
     d.edges.append(Edge(edge.reference, edge.upstream_phase, edge.upstream_output,
                         edge.canonical, edge.kind, consumed))
     d.edge_fields.setdefault(edge.upstream_phase, fld)
+
+
+def _auto_edge(name: str, d: _Draft, rule: Consumes, drafts: dict[str, _Draft], phases: list[PhaseSpec],
+               kind_of: dict[str, PhaseKind | None], errs: ErrorCollector) -> None:
+    """Connect an auto-consumed output to its single enabled provider."""
+    wanted = set(rule.outputs)
+    providers = [n for n, od in drafts.items() if n != name and wanted & set(od.kind.output_names)]
+    if len(providers) == 1:
+        src = drafts[providers[0]]
+        out = next(o for o in src.outputs if o.canonical in wanted)
+        _add_edge(d, Edge(out.ref, out.phase, out.name, out.canonical, "implicit", True), "inputs")
+        return
+    what = " or ".join(rule.outputs)
+    if not providers:
+        off = [p.name for p in phases if not p.enabled and kind_of[p.name] is not None
+               and wanted & set(kind_of[p.name].output_names)]
+        if off:
+            provider_kind = kind_of[off[0]]
+            noun = (provider_kind.implicit.what if provider_kind.implicit and provider_kind.implicit.what else what)
+            errs.add(f"needs {noun}, but {provider_kind.name} phase '{off[0]}' is disabled (enabled: false)",
+                     phase=name, field="inputs")
+        return
+    kind_name = drafts[providers[0]].kind.name
+    first = next(o for o in drafts[providers[0]].outputs if o.canonical in wanted)
+    errs.add(f"several {kind_name} phases ({', '.join(providers)}); name one in inputs, e.g. '{first.ref}'",
+             phase=name, field="inputs")
 
 
 def _resolve_reference(name: str, d: _Draft, fld: str, ref: str, drafts: dict[str, _Draft],
@@ -459,7 +572,7 @@ def _resolve_reference(name: str, d: _Draft, fld: str, ref: str, drafts: dict[st
         return
     match = next((o for o in src.outputs if o.name == out), None)
     if match is None:
-        hit = catalog.resolve_output(src.ptype, out)
+        hit = src.kind.resolve_output(out)
         if hit is not None:
             match = next((o for o in src.outputs if o.canonical == hit[0]), None)
     if match is None:
@@ -472,13 +585,9 @@ def _resolve_reference(name: str, d: _Draft, fld: str, ref: str, drafts: dict[st
 
 
 def _check_consumption(name: str, d: _Draft, drafts: dict[str, _Draft], errs: ErrorCollector) -> None:
-    pt = d.ptype
-    cfg = d.config or {}
-    rules = list(pt.consumes)
-    if pt.needs_market_data:
-        rules.append(catalog.ConsumeRule(("bars",), required=False))
-    for rule in rules:
-        fixed = rule.unless_config is not None and cfg.get(rule.unless_config) is not None
+    kind = d.kind
+    for rule in kind.consumes:
+        fixed = rule.unless_config is not None and getattr(d.config, rule.unless_config, None) not in (None, {}, [])
         providers = [e for e in d.edges if e.canonical in rule.outputs]
         if fixed:
             explicit = [e for e in providers if e.kind == "input"]
@@ -498,7 +607,7 @@ def _check_consumption(name: str, d: _Draft, drafts: dict[str, _Draft], errs: Er
             what = " or ".join(rule.outputs)
             hint = f"e.g. inputs: ['{available[0]}']" if available else "no phase of this workflow produces it"
             extra = f" (or set config.{rule.unless_config})" if rule.unless_config else ""
-            errs.add(f"phase type '{pt.name}' needs {what} from an upstream phase: {hint}{extra}",
+            errs.add(f"phase type '{kind.name}' needs {what} from an upstream phase: {hint}{extra}",
                      phase=name, field="inputs")
 
 

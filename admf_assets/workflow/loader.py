@@ -20,8 +20,6 @@ nothing from the file is ever evaluated.
 
 from __future__ import annotations
 
-from admf_assets.plugins import PluginError, load_plugins
-
 import copy
 import os
 from pathlib import Path
@@ -30,14 +28,17 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from . import catalog
+from admf_assets import settings
+from admf_assets.phases import KINDS
+from admf_assets.plugins import PluginError, load_plugins
+from admf_assets.settings import display_path
+
 from .errors import ErrorCollector, WorkflowError, pydantic_errors, suggest
 from .graph import build_graph
 from .spec import WorkflowSpec, slugify
 from .templates import apply_template
 
 __all__ = [
-    "default_workflows_dir",
     "resolve_workflow_path",
     "list_workflows",
     "display_path",
@@ -52,24 +53,11 @@ _SUFFIXES = (".yaml", ".yml")
 
 
 # ----------------------------------------------------------------------- paths
-def default_workflows_dir() -> Path:
-    """``$ADMF_WORKFLOWS_DIR`` or ``./workflows``."""
-    return Path(os.environ.get("ADMF_WORKFLOWS_DIR") or "workflows")
-
-
 def list_workflows(workflows_dir: str | os.PathLike | None = None) -> dict[str, Path]:
-    folder = Path(workflows_dir) if workflows_dir is not None else default_workflows_dir()
+    folder = Path(workflows_dir) if workflows_dir is not None else settings.workflows_dir()
     if not folder.is_dir():
         return {}
     return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix in _SUFFIXES and p.is_file()}
-
-
-def display_path(path: Path) -> str:
-    """The path relative to the current directory when it is below it, else as is."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
 
 
 def resolve_workflow_path(path_or_name: str | os.PathLike, workflows_dir: str | os.PathLike | None = None) -> Path:
@@ -80,7 +68,7 @@ def resolve_workflow_path(path_or_name: str | os.PathLike, workflows_dir: str | 
     text = str(path_or_name)
     is_name = given.suffix not in _SUFFIXES and os.sep not in text and "/" not in text
     if is_name:
-        folder = Path(workflows_dir) if workflows_dir is not None else default_workflows_dir()
+        folder = Path(workflows_dir) if workflows_dir is not None else settings.workflows_dir()
         for suffix in _SUFFIXES:
             candidate = folder / f"{text}{suffix}"
             if candidate.is_file():
@@ -194,7 +182,7 @@ def load_workflow(
     file = str(path_or_name) if given.is_file() else display_path(path)
     doc = read_yaml(path, file)
     return load_workflow_dict(doc, source=file, default_id=slugify(path.stem),
-                              templates_dir=templates_dir, workflows_dir=workflows_dir)
+                              templates_dir=templates_dir, workflows_dir=workflows_dir, path=path.resolve())
 
 
 def load_workflow_text(
@@ -219,8 +207,10 @@ def load_workflow_dict(
     default_id: str | None = None,
     templates_dir: str | os.PathLike | None = None,
     workflows_dir: str | os.PathLike | None = None,
+    path: Path | None = None,
 ) -> WorkflowSpec:
-    """Validate an already parsed document (see the module docstring for the stages)."""
+    """Validate an already parsed document (see the module docstring for the stages);
+    ``path`` is the file it came from (absolute), when there is one."""
     try:
         load_plugins()
     except PluginError as exc:
@@ -268,10 +258,10 @@ def load_workflow_dict(
         if not isinstance(ptype, str):
             errs.add(f"expected a string (got {ptype!r})", phase=name, field="type")
             continue
-        found = catalog.lookup_phase_type(ptype)
+        found = KINDS.lookup(ptype)
         if found is None:
-            errs.add(f"unknown phase type '{ptype}'{suggest(ptype.strip().lower(), catalog.all_phase_type_names())}; "
-                     f"available: {', '.join(t.name for t in catalog.PHASE_TYPES.values() if t.available)}",
+            errs.add(f"unknown phase type '{ptype}'{suggest(ptype.strip().lower(), KINDS.spellings())}; "
+                     f"available: {', '.join(k.name for k in KINDS.available())}",
                      phase=name, field="type")
         elif not found.available and p.get("enabled", True) is not False:
             alias = f" ({found.name})" if found.name != ptype.strip().lower() else ""
@@ -294,11 +284,12 @@ def load_workflow_dict(
         raise  # pragma: no cover - pydantic always reports something
 
     spec._source = file
+    spec._path = path
     spec._workflow_id = spec.workflow.id or default_id or slugify(spec.workflow.name or "workflow")
-    spec._warnings = warnings
 
     # 6. graph
-    spec._graph = build_graph(spec, file)
+    spec._graph = build_graph(spec, file, KINDS)
+    spec._warnings = warnings + list(spec._graph.warnings)
     return spec
 
 
@@ -403,3 +394,4 @@ def _superseded_warnings(doc: dict[str, Any], file: str | None, warnings: list[s
         sec = doc.get(section)
         if isinstance(sec, dict) and key in sec:
             _warn(warnings, file, f"{section}.{key}", message)
+            doc[section] = {k: v for k, v in sec.items() if k != key}  # warned about: it goes

@@ -12,11 +12,9 @@ from __future__ import annotations
 import math
 import re
 from datetime import date
-from typing import TYPE_CHECKING, Any, Literal, Sequence
+from typing import Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     StrictBool,
@@ -27,15 +25,16 @@ from pydantic import (
     model_validator,
 )
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .graph import WorkflowGraph
+from admf_assets.engine.split import DEFAULT_TEST_FRACTION
+from admf_assets.phases.common import SplitConfig, check_dates
+from admf_assets.phases.kind import StrictModel
 
 __all__ = [
     "NAME_PATTERN",
     "DEFAULT_TEST_FRACTION",
     "StrictModel",
     "WorkflowInfo",
-    "DataSplit",
+    "SplitConfig",
     "DataSpec",
     "RetrySpec",
     "Criterion",
@@ -43,7 +42,6 @@ __all__ = [
     "PhaseResources",
     "Infrastructure",
     "Execution",
-    "Reporting",
     "WorkflowSpec",
     "slugify",
 ]
@@ -58,20 +56,11 @@ def _check_pool(cls, v: str | None) -> str | None:
     if v is not None and not POOL_PATTERN.match(v):
         raise ValueError(f"invalid pool name {v!r}: use letters, digits, '_', '-', '.', '/'")
     return v
-#: the test share of the data when the data section gives no split
-DEFAULT_TEST_FRACTION = 0.3
-
 
 def slugify(text: str) -> str:
     """``'Basic Research-Pipeline'`` -> ``'basic_research_pipeline'`` (only [a-z0-9_])."""
     slug = re.sub(r"[^a-z0-9]+", "_", str(text).lower()).strip("_")
     return slug or "workflow"
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
-    #: extra accepted spellings (shown in "unknown key" suggestions)
-    __key_aliases__: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------------- workflow
@@ -83,11 +72,9 @@ class WorkflowInfo(StrictModel):
     description: StrictStr = ""
     version: StrictStr = "1"
     id: StrictStr | None = None
-    # ADMF-PC sections that Dagster replaces: accepted, reported as warnings
-    checkpointing: dict[str, Any] | None = None
+    # ADMF-PC: per-phase error policies (applied by the loader); checkpointing, monitoring and
+    # resource_management are warned about and removed by the loader (Dagster replaces them)
     error_handling: dict[str, Any] | None = None
-    resource_management: dict[str, Any] | None = None
-    monitoring: dict[str, Any] | None = None
 
     @field_validator("version", mode="before")
     @classmethod
@@ -108,75 +95,13 @@ class WorkflowInfo(StrictModel):
 
 
 # -------------------------------------------------------------------------- data
-class DataSplit(StrictModel):
-    """Train/test split: exactly one of ``test_start``, ``train_end``, ``test_fraction``.
-
-    ``test_start``: the first test date; ``train_end``: the last train date;
-    ``test_fraction``: the last share of trading days is the test set.
-    Default when nothing is given: ``test_fraction: 0.3``.
-    """
-
-    test_start: date | None = None
-    train_end: date | None = None
-    test_fraction: float | None = Field(default=None, gt=0.0, lt=1.0)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, v: Any) -> Any:
-        # `split: 0.3` or `split: 2022-01-01`
-        if isinstance(v, bool):
-            return v
-        if isinstance(v, (int, float)):
-            return {"test_fraction": v}
-        if isinstance(v, (date, str)):
-            return {"test_start": v}
-        return v
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> "DataSplit":
-        given = [k for k in ("test_start", "train_end", "test_fraction") if getattr(self, k) is not None]
-        if len(given) > 1:
-            raise ValueError(f"[{given[1]}] give only one of test_start, train_end, test_fraction (got {', '.join(given)})")
-        if not given:
-            self.test_fraction = DEFAULT_TEST_FRACTION
-        return self
-
-    @property
-    def method(self) -> str:
-        for k in ("test_start", "train_end", "test_fraction"):
-            if getattr(self, k) is not None:
-                return k
-        return "test_fraction"  # pragma: no cover
-
-    def as_config(self) -> dict[str, Any]:
-        """JSON-safe: ``{"test_start": "2022-01-01"}`` or ``{"test_fraction": 0.3}``."""
-        value = getattr(self, self.method)
-        return {self.method: value.isoformat() if isinstance(value, date) else value}
-
-    def test_start_index(self, dates: Sequence[date]) -> int:
-        """Index of the first test date in sorted trading ``dates`` (len(dates) if none)."""
-        n = len(dates)
-        if self.test_start is not None:
-            return next((i for i, d in enumerate(dates) if _as_date(d) >= self.test_start), n)
-        if self.train_end is not None:
-            return next((i for i, d in enumerate(dates) if _as_date(d) > self.train_end), n)
-        n_test = max(1, int(math.ceil(n * float(self.test_fraction or DEFAULT_TEST_FRACTION)))) if n else 0
-        return n - n_test
-
-
-def _as_date(d: Any) -> date:
-    if hasattr(d, "date") and callable(d.date):
-        return d.date()
-    return d
-
-
 class DataSpec(StrictModel):
     """The ``data:`` section: symbols, date range, train/test split."""
 
     symbols: list[StrictStr] = Field(min_length=1)
     start_date: date
     end_date: date
-    split: DataSplit = Field(default_factory=DataSplit)
+    split: SplitConfig = Field(default_factory=SplitConfig)
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -189,9 +114,12 @@ class DataSpec(StrictModel):
         out = [s.strip() for s in v]
         if any(not s for s in out):
             raise ValueError("empty symbol")
-        dup = sorted({s for s in out if out.count(s) > 1})
+        seen: set[str] = set()
+        dup: set[str] = set()
+        for s in out:  # linear: a universe may list thousands of symbols
+            (dup if s in seen else seen).add(s)
         if dup:
-            raise ValueError(f"duplicate symbols: {', '.join(dup)}")
+            raise ValueError(f"duplicate symbols: {', '.join(sorted(dup))}")
         return out
 
     @field_validator("split", mode="before")
@@ -209,20 +137,11 @@ class DataSpec(StrictModel):
 
     @field_validator("split")
     @classmethod
-    def _split_inside(cls, v: "DataSplit", info: ValidationInfo) -> "DataSplit":
+    def _split_inside(cls, v: SplitConfig, info: ValidationInfo) -> SplitConfig:
         start, end = info.data.get("start_date"), info.data.get("end_date")
         if start is not None and end is not None and start < end:
             check_dates(start, end, v)
         return v
-
-
-def check_dates(start: date, end: date, split: DataSplit) -> None:
-    if start >= end:
-        raise ValueError(f"start_date {start} must be before end_date {end}")
-    for key in ("test_start", "train_end"):
-        d = getattr(split, key)
-        if d is not None and not (start < d < end):
-            raise ValueError(f"split.{key} {d} must lie strictly between start_date {start} and end_date {end}")
 
 
 # ------------------------------------------------------------------------ phases
@@ -323,7 +242,7 @@ class PhaseSpec(StrictModel):
     critical: StrictBool = False
     success_criteria: dict[StrictStr, Criterion] = Field(default_factory=dict)
     on_failure: Literal["abort", "continue_with_warning", "retry"] = "abort"
-    # reserved for the (not yet available) conditional phase type
+    # keys of the kinds that declare them (PhaseKind.phase_keys)
     condition: StrictStr | None = None
     if_true: dict[str, Any] | None = None
     if_false: dict[str, Any] | None = None
@@ -429,21 +348,6 @@ class Execution(StrictModel):
     max_concurrent: StrictInt | None = Field(default=None, ge=1)
 
 
-class Reporting(StrictModel):
-    """The ``reporting:`` section; configures the implicit ``report`` phase.
-
-    ``enabled: false`` turns the implicit report off.
-    """
-
-    enabled: StrictBool = True
-    title: StrictStr | None = None
-    output_path: StrictStr | None = None
-    include_phase_reports: StrictBool = True
-    generate_summary_report: StrictBool = True
-    # ADMF-PC analytics: the Dagster UI provides run timings; accepted, reported as a warning
-    workflow_analytics: dict[str, Any] | None = None
-
-
 # ---------------------------------------------------------------------- workflow
 class WorkflowSpec(StrictModel):
     """A whole workflow file, validated.
@@ -457,10 +361,12 @@ class WorkflowSpec(StrictModel):
     data: DataSpec | None = None
     phases: list[PhaseSpec] = Field(min_length=1)
     infrastructure: Infrastructure = Field(default_factory=Infrastructure)
-    reporting: Reporting | None = None
+    #: the config defaults of the report phase (see phases/report.py), plus ``enabled``
+    reporting: dict[str, Any] | None = None
     execution: Execution | None = None
 
     _source: str | None = PrivateAttr(default=None)
+    _path: Any = PrivateAttr(default=None)
     _workflow_id: str = PrivateAttr(default="workflow")
     _warnings: list[str] = PrivateAttr(default_factory=list)
     _graph: Any = PrivateAttr(default=None)
@@ -474,6 +380,11 @@ class WorkflowSpec(StrictModel):
     def source(self) -> str | None:
         """The file the workflow was read from (as displayed in messages)."""
         return self._source
+
+    @property
+    def path(self) -> Any:
+        """The absolute path of the file (None for text or a parsed document)."""
+        return self._path
 
     @property
     def workflow_id(self) -> str:
@@ -493,7 +404,8 @@ class WorkflowSpec(StrictModel):
         return list(self._warnings)
 
     @property
-    def graph(self) -> "WorkflowGraph":
+    def graph(self) -> Any:
+        """The resolved :class:`~admf_assets.workflow.graph.WorkflowGraph`."""
         if self._graph is None:
             raise RuntimeError("the workflow graph is built by load_workflow()")
         return self._graph

@@ -3,7 +3,7 @@
 A template is a workflow YAML file (same format, usually complete).  Built-in ones ship
 in ``admf_assets/templates/*.yaml``; users register their own by dropping ``NAME.yaml``
 into the templates folder (``templates_dir`` argument, else ``$ADMF_TEMPLATES_DIR``,
-else ``<workflows dir>/templates``, i.e. ``workflows/templates/``).  A user template with
+else ``<workflows dir>/templates``, i.e. ``workflows/templates/``; see ``settings.workflows_dir``).  A user template with
 the same name as a built-in one replaces it.
 
 A workflow says ``template: NAME`` and overrides:
@@ -24,6 +24,8 @@ import copy
 import os
 from pathlib import Path
 from typing import Any, Callable
+
+from admf_assets import settings
 
 from .errors import WorkflowError, suggest
 
@@ -51,10 +53,7 @@ def templates_search_path(
     elif os.environ.get("ADMF_TEMPLATES_DIR"):
         user = Path(os.environ["ADMF_TEMPLATES_DIR"])
     else:
-        from .loader import default_workflows_dir
-
-        user = Path(workflows_dir) if workflows_dir is not None else default_workflows_dir()
-        user = user / "templates"
+        user = (Path(workflows_dir) if workflows_dir is not None else settings.workflows_dir()) / "templates"
     return [user, BUILTIN_TEMPLATES_DIR]
 
 
@@ -139,9 +138,7 @@ def apply_template(
             file=file,
             field="template",
         )
-    from .loader import display_path
-
-    shown = display_path(path)
+    shown = settings.display_path(path)
     base = read_yaml(path)
     if not isinstance(base, dict):
         raise WorkflowError("a template must be a mapping", file=shown)

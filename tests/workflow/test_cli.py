@@ -6,6 +6,9 @@ import shutil
 from pathlib import Path
 
 from admf_assets.workflow.validate import main, validate_paths
+from admf_assets.phases import KINDS
+
+AVAILABLE = ", ".join(k.name for k in KINDS.available())
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,7 +41,7 @@ def test_invalid_file_prints_error_lines_and_exits_nonzero(write, capsys):
     assert err.splitlines() == [
         f"{bad}: phase 'wf': field 'type': phase type 'walk_forward' is not available yet",
         f"{bad}: phase 'x': field 'type': unknown phase type 'optimisation' (did you mean 'optimization'?); "
-        "available: data_preparation, parameter_search, analysis, backtest, report",
+        f"available: {AVAILABLE}",
     ]
     assert "Traceback" not in err
 

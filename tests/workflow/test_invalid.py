@@ -6,6 +6,9 @@ import pytest
 
 from admf_assets.workflow.errors import WorkflowError, WorkflowValidationError
 from admf_assets.workflow.validate import load_workflow
+from admf_assets.phases import KINDS
+
+AVAILABLE = ", ".join(k.name for k in KINDS.available())
 
 
 def _one(errors_of, path) -> str:
@@ -19,7 +22,7 @@ def test_unknown_phase_type_suggests_closest(write, base, errors_of):
     p = write(base + "  - {name: extra, type: optimisation}\n")
     assert _one(errors_of, p) == (
         f"{p}: phase 'extra': field 'type': unknown phase type 'optimisation' (did you mean 'optimization'?); "
-        "available: data_preparation, parameter_search, analysis, backtest, report"
+        f"available: {AVAILABLE}"
     )
 
 
@@ -29,9 +32,9 @@ def test_phase_type_not_available_yet(write, base, errors_of):
 
 
 def test_unavailable_type_alias_names_canonical_type(write, base, errors_of):
-    p = write(base + "  - {name: signals, type: signal_generation}\n")
+    p = write(base + "  - {name: wfv, type: walk_forward_validation}\n")
     assert _one(errors_of, p) == (
-        f"{p}: phase 'signals': field 'type': phase type 'signal_generation' (signal_capture) is not available yet"
+        f"{p}: phase 'wfv': field 'type': phase type 'walk_forward_validation' (walk_forward) is not available yet"
     )
 
 

@@ -143,3 +143,28 @@ def test_every_analyzer_and_reported_metrics(env):
 
     regimes = pd.read_parquet(settings.storage_root() / "tables/analyzed/ana/regime_breakdown.parquet")
     assert set(regimes.regime) <= {"calm", "volatile"} and regimes.n_bars.sum() > 0
+
+
+def test_admf_run_reads_the_yaml_once_and_builds_definitions_once(env, monkeypatch, capsys):
+    """The CLI validates the file and hands the resolved graph on: no second parse, one Definitions."""
+    root, instance = env
+    assert runner.backfill("2021-01-04", "2021-09-30", instance).success
+    from admf_assets import cli, defs
+    from admf_assets.workflow import loader
+
+    calls = {"parse": 0, "defs": 0}
+    real_parse, real_defs = loader.parse_yaml, defs.build_defs
+
+    def parse(*a, **k):
+        calls["parse"] += 1
+        return real_parse(*a, **k)
+
+    def build(*a, **k):
+        calls["defs"] += 1
+        return real_defs(*a, **k)
+
+    monkeypatch.setattr(loader, "parse_yaml", parse)
+    monkeypatch.setattr(defs, "build_defs", build)
+    assert cli.main(["run", _wf(root, "once"), "--no-backfill"]) == 0
+    assert calls == {"parse": 1, "defs": 1}
+    assert "run " in capsys.readouterr().out

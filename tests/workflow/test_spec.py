@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from admf_assets.workflow import catalog
+from admf_assets.phases import KINDS
 from admf_assets.workflow.errors import WorkflowError
 from admf_assets.workflow.loader import load_workflow_text
-from admf_assets.workflow.phase_config import CONFIG_MODELS
-from admf_assets.workflow.spec import Criterion, DataSplit
+from admf_assets.workflow.spec import Criterion, SplitConfig
 from admf_assets.workflow.validate import load_workflow
 
 DATA = "data: {symbols: [SPY], start_date: 2020-01-01, end_date: 2023-12-31}\n"
@@ -217,10 +216,10 @@ def test_execution_section_and_infrastructure():
 
 def test_data_split_forms_and_test_start_index():
     days = [date(2021, 12, 30), date(2021, 12, 31), date(2022, 1, 3), date(2022, 1, 4)]
-    assert DataSplit(test_start=date(2022, 1, 1)).test_start_index(days) == 2
-    assert DataSplit(train_end=date(2021, 12, 31)).test_start_index(days) == 2
-    assert DataSplit(test_fraction=0.5).test_start_index(days) == 2
-    assert DataSplit().test_fraction == 0.3 and DataSplit().test_start_index(days) == 2  # ceil(1.2) = 2 test days
+    assert SplitConfig(test_start=date(2022, 1, 1)).test_start_index(days) == 2
+    assert SplitConfig(train_end=date(2021, 12, 31)).test_start_index(days) == 2
+    assert SplitConfig(test_fraction=0.5).test_start_index(days) == 2
+    assert SplitConfig().test_fraction == 0.3 and SplitConfig().test_start_index(days) == 2  # ceil(1.2) = 2 test days
     spec = _load("data: {symbols: SPY, start_date: 2020-01-01, end_date: 2023-12-31, split: 0.25}\nphases:\n" + OPT)
     assert (spec.data.symbols, spec.data.split.as_config()) == (["SPY"], {"test_fraction": 0.25})
     spec = _load("data: {symbols: [SPY], start_date: '2020-01-01', end_date: '2023-12-31', split: '2023-01-02'}\n"
@@ -248,28 +247,24 @@ def test_effective_configs_are_json_serialisable():
         json.dumps(dict(node.config))
 
 
-def test_catalog_defaults_match_the_config_models():
-    for name, model in CONFIG_MODELS.items():
-        defaults = model().model_dump() if name != "parameter_search" else model().model_dump()
-        for dotted, value in catalog.PHASE_TYPES[name].optional_config.items():
-            cur = defaults
-            for part in dotted.split("."):
-                cur = cur[part]
-            if name == "parameter_search" and dotted == "strategies":
-                cur = [{"type": s["type"]} for s in cur]
-            assert cur == value, (name, dotted)
+def test_every_kind_config_has_valid_defaults():
+    # the kind's Config model is the one place its defaults live
+    for kind in KINDS.available():
+        kind.Config()
+        kind.Config.model_validate(dict(kind.example_config))
 
 
-def test_catalog_lookups():
-    assert catalog.lookup_phase_type("Grid_Search").name == "parameter_search"
-    assert catalog.lookup_phase_type("signal_generation").available is False
-    assert catalog.lookup_phase_type("optimisation") is None
-    pt = catalog.PHASE_TYPES["parameter_search"]
-    assert catalog.resolve_output(pt, "top_25_parameter_sets") == ("top_parameter_sets", {"n": 25})
-    assert catalog.resolve_output(pt, "all_results") == ("optimization_history", {})
-    assert catalog.resolve_output(pt, "top_x_strategies") is None
-    available = [t.name for t in catalog.PHASE_TYPES.values() if t.available]
-    assert available == ["data_preparation", "parameter_search", "analysis", "backtest", "report"]
+def test_kind_lookups():
+    assert KINDS.lookup("Grid_Search").name == "parameter_search"
+    assert KINDS.lookup("walk_forward_validation").available is False
+    assert KINDS.lookup("optimisation") is None
+    pt = KINDS["parameter_search"]
+    assert pt.resolve_output("top_25_parameter_sets") == ("top_parameter_sets", {"n": 25})
+    assert pt.resolve_output("all_results") == ("optimization_history", {})
+    assert pt.resolve_output("top_x_strategies") is None
+    available = [k.name for k in KINDS.available()]
+    assert {"data_preparation", "parameter_search", "analysis", "backtest", "report"} <= set(available)
+    assert available[0] == "data_preparation" and available[-1] == "report"
 
 
 def test_no_dagster_import_in_the_workflow_package():
@@ -281,6 +276,6 @@ def test_no_dagster_import_in_the_workflow_package():
         assert "import dagster" not in text and "from dagster" not in text, path
 
 
-def test_catalog_metrics_cover_the_engine_metrics():
+def test_search_metrics_cover_the_engine_metrics():
     metrics = pytest.importorskip("admf_assets.engine.metrics")
-    assert tuple(metrics.METRIC_COLUMNS) == catalog.PERFORMANCE_METRICS
+    assert set(metrics.METRIC_COLUMNS) <= set(KINDS["parameter_search"].metrics)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from admf_assets import settings
 from admf_assets.workflow.templates import BUILTIN_TEMPLATES_DIR, deep_merge, list_templates, merge_phases
 from admf_assets.workflow.validate import load_workflow
 
@@ -91,7 +92,7 @@ def test_unknown_template_suggests_closest(write, errors_of, tmp_path):
     assert line == (
         f"{p}: field 'template': unknown template 'walk_forward_valdation' (did you mean 'walk_forward_validation'?); "
         "available: optimize_analyze_validate, regime_adaptive_grid_search_ensemble, walk_forward_validation "
-        f"(searched workflows/templates, {BUILTIN_TEMPLATES_DIR})"
+        f"(searched {settings.workflows_dir() / 'templates'}, {BUILTIN_TEMPLATES_DIR})"
     )
 
 

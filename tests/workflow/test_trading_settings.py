@@ -1,6 +1,6 @@
 """Trading settings in the YAML reach the engine's BacktestConfig."""
 
-from admf_assets.phases.parameter_search import backtest_config
+from admf_assets.phases.common import trading_config as backtest_config
 from admf_assets.workflow.validate import load_workflow
 
 WF = """\

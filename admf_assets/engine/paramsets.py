@@ -1,0 +1,62 @@
+"""Tables of parameter sets: the rows a search reports and later phases evaluate again.
+
+A parameter-set table has one row per set with (at least) a ``strategy`` column and a
+``params`` column holding the set's parameters as JSON (``{"fast_period": 10, ...}``);
+search results (``best_parameters``, ``top_parameter_sets``, ``optimization_history``)
+are such tables.
+
+>>> import pandas as pd
+>>> t = pd.DataFrame({"strategy": ["momentum"], "params": ['{"fast_period": 5, "slow_period": 20}']})
+>>> parameter_sets(t)
+[('momentum', {'fast_period': 5, 'slow_period': 20})]
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from .backtest import BacktestConfig, run_grid
+
+__all__ = ["PARAMS_COLUMN", "params_json", "parameter_set", "parameter_sets", "set_labels", "evaluate_sets"]
+
+PARAMS_COLUMN = "params"
+
+
+def params_json(params: dict) -> str:
+    return json.dumps(params)
+
+
+def parameter_set(row: pd.Series) -> tuple[str, dict]:
+    """(strategy, parameters) of one row of a parameter-set table."""
+    if PARAMS_COLUMN not in row.index or "strategy" not in row.index:
+        raise ValueError("a parameter-set table needs 'strategy' and 'params' columns (is it a search output?)")
+    return str(row["strategy"]), json.loads(row[PARAMS_COLUMN])
+
+
+def parameter_sets(table: pd.DataFrame) -> list[tuple[str, dict]]:
+    """Every row of a parameter-set table as (strategy, parameters)."""
+    return [parameter_set(r) for _, r in table.iterrows()]
+
+
+def set_labels(sets: list[tuple[str, dict]]) -> list[str]:
+    """Short unique labels: ``#1 (10, 30, 0.0)``, with the strategy when several are mixed."""
+    multi = len({s for s, _ in sets}) > 1
+    return [f"#{i + 1} " + (f"{s} " if multi else "") + "(" + ", ".join(str(v) for v in p.values()) + ")"
+            for i, (s, p) in enumerate(sets)]
+
+
+def evaluate_sets(close: pd.DataFrame, sets: list[tuple[str, dict]], config: BacktestConfig,
+                  labels: list[str] | None = None) -> pd.DataFrame:
+    """Daily returns (dates x sets) of parameter sets, one vectorized ``run_grid`` per strategy."""
+    labels = labels or set_labels(sets)
+    cols: dict[int, pd.Series] = {}
+    for strategy in dict.fromkeys(s for s, _ in sets):
+        idx = [i for i, (s, _) in enumerate(sets) if s == strategy]
+        res = run_grid(close, strategy, pd.DataFrame([sets[i][1] for i in idx]), config)
+        for j, i in enumerate(idx):
+            cols[i] = res.returns.iloc[:, j]
+    out = pd.concat([cols[i] for i in range(len(sets))], axis=1)
+    out.columns = labels
+    return out

@@ -1,0 +1,464 @@
+"""The phase-kind protocol: everything one kind of phase declares about itself.
+
+A phase kind is ONE module of this package holding a :class:`PhaseKind` subclass and an
+instance of it named ``KIND``; ``admf_assets/phases/__init__.py`` registers it with one
+line.  The workflow layer (YAML loading, the resolved graph, the Dagster compiler) knows
+kinds only through the attributes and hooks below, never by name, the way Optuna's
+trial loop knows samplers only through ``BaseSampler``.
+
+What a kind declares:
+
+* ``name``, ``aliases``, ``description`` -- how the YAML may name it;
+* ``Config`` -- a pydantic model, the ONE place its defaults live; the YAML ``config:``
+  of a phase is validated by it (unknown keys are errors that name the closest key);
+* ``effective_config(config, env)`` -- semantic checks and normalisation beyond pydantic
+  (problems and "ignored" warnings go to ``env``); returns the config the phase runs with;
+* ``outputs`` -- :class:`Output` (name, aliases, description, columns, storage, ...);
+* ``consumes`` -- :class:`Consumes` rules: which upstream outputs it loads;
+  ``consumes_all`` for a kind that loads everything upstream (the report);
+* ``metrics`` -- the names ``success_criteria`` may use; ``run`` reports them;
+* ``implicit`` -- when the workflow gets a phase of this kind without declaring one;
+* ``reads_assets`` / ``market_range`` -- assets outside the workflow it reads;
+* ``run(ctx) -> PhaseResult`` -- loads nothing itself: it gets its inputs in ``ctx``,
+  calls the engine and returns DataFrames, metadata and metrics;
+* ``sections(view)`` / ``header(view)`` -- what it contributes to the HTML report.
+
+Nothing here imports Dagster: metadata values are plain Python (numbers, strings,
+DataFrames shown as previews, :class:`Markdown`, :class:`FilePath`, :class:`Link`);
+the compiler turns them into Dagster metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, ClassVar, Iterable, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = [
+    "StrictModel",
+    "PhaseError",
+    "Output",
+    "Consumes",
+    "Implicit",
+    "ConfigEnv",
+    "WorkflowInfo",
+    "OutputRef",
+    "Upstream",
+    "PhaseContext",
+    "PhaseResult",
+    "PhaseView",
+    "Markdown",
+    "FilePath",
+    "Link",
+    "PhaseKind",
+    "PlannedKind",
+    "Registry",
+]
+
+
+class StrictModel(BaseModel):
+    """Base of every config model: unknown keys are errors, defaults are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+    #: extra accepted spellings (shown in "unknown key" suggestions)
+    __key_aliases__: ClassVar[tuple[str, ...]] = ()
+
+
+class PhaseError(Exception):
+    """A problem the user can fix (a config that does not suit the data, missing market data...).
+
+    The compiler reports it as one line prefixed with the workflow file and the phase."""
+
+
+# ------------------------------------------------------------------ declarations
+@dataclass(frozen=True)
+class Output:
+    """One canonical output of a kind; each output of a phase is one asset.
+
+    ``pattern`` (a regex with a group ``n``) accepts numbered aliases such as
+    ``top_10_parameter_sets``; the number sets the config field ``count_field``
+    (``count_default`` when the YAML gives none).  ``enabled_by = (field, value)``: the
+    output exists only when ``value`` is in the config list ``field`` (an analysis output
+    and its analyzer).  ``storage``: ``table`` (Parquet with a DuckDB view) or ``array``
+    (wide compact Parquet, no view).  ``time_series``: one row per ``date`` (and symbol);
+    the kind suite checks that no row sees later data.
+    """
+
+    name: str
+    description: str
+    aliases: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
+    pattern: str | None = None
+    pattern_hint: str = ""  #: how the pattern reads in messages (``top_<N>_parameter_sets``)
+    count_field: str | None = None
+    count_default: int | None = None
+    enabled_by: tuple[str, str] | None = None
+    default: bool = True
+    storage: Literal["table", "array"] = "table"
+    time_series: bool = False
+
+    def match(self, name: str) -> dict[str, Any] | None:
+        """Parameters of ``name`` as a spelling of this output (``{}``), or None."""
+        if name == self.name or name in self.aliases:
+            return {}
+        if self.pattern:
+            m = re.match(self.pattern, name)
+            if m:
+                return {"n": int(m.group("n"))}
+        return None
+
+    @property
+    def spellings(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+
+@dataclass(frozen=True)
+class Consumes:
+    """The kind loads one upstream output among ``outputs``.
+
+    ``required``: validation fails when no upstream phase provides one, unless the config
+    field ``unless_config`` is set (then an explicit input would contradict it).  ``auto``:
+    when the YAML names no provider, the single enabled phase producing it is connected
+    (market bars from the data phase).  At most one upstream asset per canonical name.
+    """
+
+    outputs: tuple[str, ...]
+    required: bool = True
+    unless_config: str | None = None
+    auto: bool = False
+
+
+@dataclass(frozen=True)
+class Implicit:
+    """A phase of this kind is added when the workflow declares none.
+
+    ``when``: ``needed`` -- when an enabled phase auto-consumes one of its outputs;
+    ``always`` -- unless the section says ``enabled: false``.  ``section``: the workflow
+    section whose keys are the defaults of every phase of this kind (``data``,
+    ``reporting``); ``section_required``: the implicit phase needs it (``what`` and
+    ``hint`` word the message).
+    """
+
+    phase: str
+    when: Literal["needed", "always"]
+    section: str
+    description: str
+    section_required: bool = False
+    what: str = ""
+    hint: str = ""
+
+
+@dataclass
+class ConfigEnv:
+    """What ``effective_config`` may read, and where it reports problems and warnings.
+
+    ``data``: the workflow's ``data:`` section (symbols, start_date, end_date, split) or
+    None; ``workflow``: its id and name.  Fields are dotted under the phase's ``config``.
+    """
+
+    data: Any = None
+    workflow: "WorkflowInfo | None" = None
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+
+    def problem(self, field_: str, message: str) -> None:
+        self.problems.append((field_, message))
+
+    def warn(self, field_: str, message: str) -> None:
+        self.warnings.append((field_, message))
+
+
+@dataclass(frozen=True)
+class WorkflowInfo:
+    id: str
+    name: str
+    description: str = ""
+    version: str = "1"
+    source: str | None = None
+
+
+# ------------------------------------------------------------------ run time
+@dataclass(frozen=True)
+class OutputRef:
+    """One output the phase produces in this workflow."""
+
+    name: str  #: as declared (the asset key's last part)
+    canonical: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """One upstream asset loaded for the phase."""
+
+    phase: str
+    output: str  #: its declared name
+    canonical: str
+    kind: str
+    config: Mapping[str, Any]  #: the upstream phase's effective config
+    consumed: bool  #: the kind loads it (else: lineage / ordering only)
+    value: Any
+
+    @property
+    def ref(self) -> str:
+        return f"{self.phase}.{self.output}"
+
+
+@dataclass(frozen=True)
+class PhaseView:
+    """What a kind's report hooks see of one materialized upstream phase."""
+
+    phase: str
+    kind: "PhaseKind"
+    config: Any  #: its typed config
+    outputs: Mapping[str, Any]  #: canonical -> loaded value
+    inputs: Mapping[str, Any]  #: canonical -> loaded value of what it consumed
+    input_configs: Mapping[str, Mapping[str, Any]]  #: canonical -> config of the providing phase
+    workflow: WorkflowInfo
+
+
+@dataclass
+class PhaseContext:
+    workflow: WorkflowInfo
+    phase: str
+    kind: "PhaseKind"
+    config: Any  #: the kind's Config instance (effective)
+    outputs: tuple[OutputRef, ...]
+    upstream: tuple[Upstream, ...] = ()
+    store: Any = None  #: resources.storage.TableStore of the storage root
+    reports_dir: Path = Path(".")
+    run_id: str = ""
+    log: Any = logging.getLogger("admf.phase")
+    lineage: Callable[[], list[dict]] = list  #: latest materializations upstream (the report)
+    views: Callable[[], list[PhaseView]] = list  #: the upstream phases as report views
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        """Canonical output name -> value, for the consumed upstream assets."""
+        return {u.canonical: u.value for u in self.upstream if u.consumed}
+
+    def need(self, canonical: str) -> Any:
+        for u in self.upstream:
+            if u.consumed and u.canonical == canonical:
+                return u.value
+        raise PhaseError(f"needs an input providing '{canonical}' (none is connected)")
+
+    def upstream_config(self, canonical: str) -> Mapping[str, Any] | None:
+        """The effective config of the phase providing the consumed input ``canonical``."""
+        return next((u.config for u in self.upstream if u.consumed and u.canonical == canonical), None)
+
+    def wants(self, canonical: str) -> bool:
+        return any(o.canonical == canonical for o in self.outputs)
+
+    def output_param(self, canonical: str, name: str, default: Any = None) -> Any:
+        for o in self.outputs:
+            if o.canonical == canonical:
+                return o.params.get(name, default)
+        return default
+
+
+@dataclass
+class PhaseResult:
+    outputs: dict[str, Any]  #: canonical output name -> DataFrame
+    metadata: dict[str, dict] = field(default_factory=dict)  #: canonical name -> metadata
+    metrics: dict[str, Any] = field(default_factory=dict)  #: what success criteria check
+
+
+@dataclass(frozen=True)
+class Markdown:
+    text: str
+
+
+@dataclass(frozen=True)
+class FilePath:
+    path: str
+
+
+@dataclass(frozen=True)
+class Link:
+    url: str
+
+
+# ------------------------------------------------------------------ the protocol
+class PhaseKind:
+    """Base class of every phase kind (see the module docstring)."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    aliases: ClassVar[tuple[str, ...]] = ()
+    available: ClassVar[bool] = True
+    #: bumped when the kind's computation changes (part of the assets' code version)
+    version: ClassVar[str] = "1"
+    Config: ClassVar[type[StrictModel]] = StrictModel
+    #: a minimal config that runs (docs and the kind test suite)
+    example_config: ClassVar[Mapping[str, Any]] = MappingProxyType({})
+    outputs: ClassVar[tuple[Output, ...]] = ()
+    consumes: ClassVar[tuple[Consumes, ...]] = ()
+    consumes_all: ClassVar[bool] = False
+    metrics: ClassVar[tuple[str, ...]] = ()
+    implicit: ClassVar[Implicit | None] = None
+    #: asset keys outside the workflow that the phase reads (lineage)
+    reads_assets: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    #: phase-level YAML keys only this kind accepts
+    phase_keys: ClassVar[tuple[str, ...]] = ()
+
+    # -------------------------------------------------------------- validation
+    def effective_config(self, config: Any, env: ConfigEnv) -> Any:
+        """Check and normalise a validated config; report problems with ``env.problem``."""
+        return config
+
+    def market_range(self, config: Any) -> tuple[Any, Any] | None:
+        """First and last date of the shared market data the phase reads, if any."""
+        return None
+
+    # -------------------------------------------------------------- running
+    def run(self, ctx: PhaseContext) -> PhaseResult:  # pragma: no cover - abstract
+        raise NotImplementedError(f"phase kind {self.name!r} has no run()")
+
+    # -------------------------------------------------------------- report
+    def header(self, view: PhaseView) -> dict[str, Any]:
+        """Facts for the report's header (the data range, ...)."""
+        return {}
+
+    def sections(self, view: PhaseView) -> list[dict]:
+        """Report sections (dicts for ``engine.report.render_report``); default: one
+        table per output.  A section with ``"detail": True`` is left out when the report
+        is configured with ``include_phase_reports: false``."""
+        out = []
+        for o in self.outputs:
+            value = view.outputs.get(o.name)
+            if value is not None and hasattr(value, "empty") and not value.empty:
+                out.append({"title": f"{view.phase}: {o.name}", "table": value, "detail": True})
+        return out
+
+    # -------------------------------------------------------------- helpers
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.outputs)
+
+    def output(self, canonical: str) -> Output:
+        for o in self.outputs:
+            if o.name == canonical:
+                return o
+        raise KeyError(f"phase kind {self.name!r} has no output {canonical!r}")
+
+    def resolve_output(self, name: str) -> tuple[str, dict[str, Any]] | None:
+        """Canonical name and parameters of a declared output name (aliases first)."""
+        for o in self.outputs:
+            if name in o.spellings:
+                return o.name, {}
+        for o in self.outputs:
+            params = o.match(name)
+            if params is not None:
+                return o.name, params
+        return None
+
+    def output_spellings(self) -> list[str]:
+        return [s for o in self.outputs for s in o.spellings]
+
+    def consumed_outputs(self) -> frozenset[str]:
+        return frozenset(n for rule in self.consumes for n in rule.outputs)
+
+    def default_outputs(self, config: Any) -> list[str]:
+        """Outputs marked ``default``; those ``enabled_by`` a config list follow it, in its order."""
+        plain, enabled = [], []
+        for o in self.outputs:
+            if not o.default:
+                continue
+            if o.enabled_by is None:
+                plain.append(o.name)
+                continue
+            fld, value = o.enabled_by
+            values = list(getattr(config, fld, None) or ())
+            if value in values:
+                enabled.append((values.index(value), o.name))
+        return plain + [name for _, name in sorted(enabled)]
+
+    def __repr__(self) -> str:
+        return f"<phase kind {self.name}>"
+
+
+class PlannedKind(PhaseKind):
+    """A kind named in the design documents that is not implemented yet: a workflow using
+    it fails validation with "phase type 'x' is not available yet"."""
+
+    available = False
+
+    def __init__(self, name: str, aliases: Iterable[str] = (), description: str = "",
+                 phase_keys: Iterable[str] = ()):
+        self.name = name  # type: ignore[misc]
+        self.aliases = tuple(aliases)  # type: ignore[misc]
+        self.description = description  # type: ignore[misc]
+        self.phase_keys = tuple(phase_keys)  # type: ignore[misc]
+
+
+class Registry:
+    """The registered kinds, in registration order (the order shown to users)."""
+
+    def __init__(self) -> None:
+        self._kinds: dict[str, PhaseKind] = {}
+        self._aliases: dict[str, str] = {}
+
+    def register(self, kind: PhaseKind, *, replace: bool = False) -> PhaseKind:
+        """Add a kind; an implemented kind replaces a planned one of the same name."""
+        if not kind.name:
+            raise ValueError(f"{kind!r} has no name")
+        old = self._kinds.get(kind.name)
+        if old is not None and old.available and not replace:
+            raise ValueError(f"phase kind {kind.name!r} is already registered")
+        spellings = [s.lower() for s in (kind.name, *kind.aliases)]
+        for s in spellings:
+            owner = self._aliases.get(s)
+            if owner is not None and owner != kind.name and self._kinds[owner].available and not replace:
+                raise ValueError(f"phase kind name {s!r} is already used by {owner!r}")
+        if old is not None:
+            for s in [a for a, k in self._aliases.items() if k == kind.name]:
+                del self._aliases[s]
+        self._kinds[kind.name] = kind
+        for s in spellings:
+            self._aliases[s] = kind.name
+        return kind
+
+    def load(self, *modules: str) -> None:
+        """Import each module and register its ``KIND``."""
+        import importlib
+
+        for mod in modules:
+            self.register(importlib.import_module(mod).KIND)
+
+    def plan(self, name: str, *aliases: str, description: str = "", phase_keys: Iterable[str] = ()) -> None:
+        if name in self._kinds:
+            return  # implemented already
+        kind = PlannedKind(name, aliases, description, phase_keys)
+        self._kinds[name] = kind
+        for s in (name, *aliases):
+            self._aliases.setdefault(s.lower(), name)
+
+    def lookup(self, name: Any) -> PhaseKind | None:
+        """The kind for a name or alias (case-insensitive), or None."""
+        canon = self._aliases.get(str(name).strip().lower())
+        return self._kinds[canon] if canon else None
+
+    def __getitem__(self, name: str) -> PhaseKind:
+        return self._kinds[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._kinds
+
+    def __iter__(self):
+        return iter(self._kinds.values())
+
+    def available(self) -> list[PhaseKind]:
+        return [k for k in self._kinds.values() if k.available]
+
+    def spellings(self) -> list[str]:
+        return sorted(self._aliases)
+
+    def accepting(self, phase_key: str) -> list[str]:
+        """Kinds that accept a phase-level key (``condition``...)."""
+        return [k.name for k in self._kinds.values() if phase_key in k.phase_keys]
