@@ -12,6 +12,7 @@ from admf_assets.phases.kind import PhaseKind, Registry
 KINDS = Registry()
 KINDS.load(
     "admf_assets.phases.data_preparation",
+    "admf_assets.phases.feature_engineering",
     "admf_assets.phases.parameter_search",
     "admf_assets.phases.analysis",
     "admf_assets.phases.backtest",
@@ -19,7 +20,6 @@ KINDS.load(
 )
 
 # designed (DESIGN.md) but not implemented yet
-KINDS.plan("feature_engineering", description="Feature computation")
 KINDS.plan("signal_capture", "signal_generation", description="Capture the signals of many strategies")
 KINDS.plan("regime_analysis", "regime_detection", description="Regime detection (Markov switching, k-means, change points)")
 KINDS.plan("ensemble_optimization", "ensemble", description="Ensemble weights by signal replay")

@@ -126,7 +126,6 @@ NOT_AVAILABLE = {
     ],
     "parallel_research": [
         ("technical_validation", "phase type 'walk_forward' is not available yet"),
-        ("feature_engineering", "phase type 'feature_engineering' is not available yet"),
         ("ml_validation", "phase type 'walk_forward' is not available yet"),
         ("alt_data_integration", "phase type 'data_integration' is not available yet"),
         ("multi_branch_ensemble", "phase type 'ensemble_optimization' is not available yet"),
