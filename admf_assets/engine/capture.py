@@ -158,7 +158,9 @@ def capture_to_frame(captured: CapturedSignals) -> tuple[pd.DataFrame, pd.DataFr
 
 
 def from_frame(wide: pd.DataFrame, columns: pd.DataFrame) -> CapturedSignals:
-    """Inverse of ``capture_to_frame``."""
+    """Inverse of ``capture_to_frame`` (the dates may also be a ``date`` column, as stored)."""
+    if "date" in wide.columns and "date" not in set(columns["column"]):
+        wide = wide.set_index("date")
     missing = [c for c in TABLE_BASE_COLUMNS if c not in columns.columns]
     if missing:
         raise ValueError(f"column table lacks {missing}")

@@ -14,13 +14,13 @@ KINDS.load(
     "admf_assets.phases.data_preparation",
     "admf_assets.phases.feature_engineering",
     "admf_assets.phases.parameter_search",
+    "admf_assets.phases.signal_capture",
     "admf_assets.phases.analysis",
     "admf_assets.phases.backtest",
     "admf_assets.phases.report",
 )
 
 # designed (DESIGN.md) but not implemented yet
-KINDS.plan("signal_capture", "signal_generation", description="Capture the signals of many strategies")
 KINDS.plan("regime_analysis", "regime_detection", description="Regime detection (Markov switching, k-means, change points)")
 KINDS.plan("ensemble_optimization", "ensemble", description="Ensemble weights by signal replay")
 KINDS.plan("walk_forward", "walk_forward_validation", "walk_forward_analysis", description="Walk-forward re-optimisation")

@@ -124,4 +124,5 @@ def _esc(text: str) -> str:
 
 def test_the_suite_covers_every_registered_kind():
     names = {k.name for k in KINDS.available()}
-    assert {"data_preparation", "parameter_search", "analysis", "backtest", "report"} <= names
+    assert {"data_preparation", "feature_engineering", "signal_capture", "parameter_search", "analysis",
+            "backtest", "report"} <= names

@@ -117,7 +117,6 @@ def test_basic_multi_phase_effective_configs(tmp_path):
 
 NOT_AVAILABLE = {
     "institutional_research": [
-        ("signal_capture", "phase type 'signal_generation' (signal_capture) is not available yet"),
         ("walk_forward_validation", "phase type 'walk_forward' is not available yet"),
     ],
     "adaptive_conditional": [
@@ -134,7 +133,6 @@ NOT_AVAILABLE = {
         ("data_preprocessing", "phase type 'data_processing' is not available yet"),
     ],
     "data_transformation": [
-        ("signal_generation", "phase type 'signal_generation' (signal_capture) is not available yet"),
         ("signal_processing", "phase type 'transformation' is not available yet"),
     ],
     "production_deployment": [
