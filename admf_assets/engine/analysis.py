@@ -458,7 +458,7 @@ def market_conditions(close: pd.DataFrame, window: int = 20, periods_per_year: i
     market = rets.mean(axis=1, skipna=True).iloc[1:].fillna(0.0)
     if len(market) < max(window, 3):
         raise ValueError(f"market conditions need at least {max(window, 3) + 1} bars (got {len(close)})")
-    ann = np.sqrt(periods_per_year)
+    ann = float(np.sqrt(periods_per_year))
     vol = float(market.std(ddof=1)) * ann
     recent = float(market.iloc[-window:].std(ddof=1)) * ann
     labels = volatility_regimes(market, window=window, n_regimes=3)

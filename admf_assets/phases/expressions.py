@@ -226,9 +226,12 @@ def _check(node: ast.AST, code: str, refs: list[Reference]) -> None:
         return
     if isinstance(node, ast.Call):
         f = node.func
+        if isinstance(f, ast.Attribute):
+            raise bad("attribute access", f)
         if not isinstance(f, ast.Name) or f.id not in FUNCTIONS:
             name = f.id if isinstance(f, ast.Name) else _excerpt(f, code, refs)
-            raise bad(f"calling '{name}' (allowed functions: {', '.join(FUNCTIONS)})")
+            raise ExpressionError(f"calling '{name}' is not allowed (functions: {', '.join(FUNCTIONS)}): "
+                                  f"'{_excerpt(node, code, refs)}'")
         if node.keywords:
             raise bad("a keyword argument")
         for a in node.args:

@@ -389,7 +389,7 @@ def _configure(spec: WorkflowSpec, drafts: dict[str, _Draft], file: str | None, 
             env.problem("", str(exc))
         def where(fld: str) -> str:
             head = fld.split(".")[0].split("[")[0]
-            return fld if head in d.kind.phase_keys and getattr(d.spec, head, None) is not None \
+            return fld if head in d.kind.phase_keys and head not in d.spec.config \
                 else (f"config.{fld}" if fld else "config")
 
         for fld, msg in env.problems:

@@ -11,7 +11,7 @@ from admf_assets.phases.expressions import ExpressionError, Reference, evaluate,
 VOL = "${initial_assessment.market_conditions.volatility}"
 
 HOSTILE = [
-    ("__import__('os').system('id')", "calling"),
+    ("__import__('os').system('id')", "attribute access"),
     ("().__class__.__bases__[0].__subclasses__()", "not allowed"),
     ("open('/etc/passwd').read()", "not allowed"),
     (f"{VOL}.real > 0", "attribute access"),
