@@ -113,9 +113,10 @@ class Conditional(PhaseKind):
             try:
                 typed = kind.Config.model_validate(body.config)
             except ValidationError as exc:
-                err = exc.errors()[0]
-                loc = ".".join(str(p) for p in err["loc"])
-                env.problem(f"{key}.config{'.' + loc if loc else ''}", err["msg"])
+                for err in exc.errors():
+                    loc = ".".join(str(p) for p in err["loc"])
+                    msg = f"unknown key '{err['loc'][-1]}'" if err["type"] == "extra_forbidden" else err["msg"]
+                    env.problem(f"{key}.config{'.' + loc if loc else ''}", msg)
                 continue
             sub = ConfigEnv(data=env.data, workflow=env.workflow)
             typed = kind.effective_config(typed, sub)

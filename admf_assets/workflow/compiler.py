@@ -169,6 +169,7 @@ def _phase_asset(graph: WorkflowGraph, node: PhaseNode) -> dg.AssetsDefinition:
         ins=ins,
         deps=sorted(deps - {i.key for i in ins.values()}, key=str) or None,
         check_specs=check_specs or None,
+        can_subset=optional,  # makes the check outputs optional too (Dagster ties them to subsetting)
         retry_policy=_retry_policy(node),
         pool=node.pool,
         op_tags=tags,
@@ -217,6 +218,8 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
                                                   metadata=_metadata({**result.metadata.get(o.canonical, {}),
                                                                       "skipped": True})))
             continue
+        if node.optional and _ident(_key(graph, node.name, o.name)) not in context.selected_output_names:
+            continue  # a subset run (only optional phases can be subset)
         value = result.outputs[o.canonical]
         meta = _metadata({**gate, **result.metadata.get(o.canonical, {})})
         meta["compute_seconds"] = dg.MetadataValue.float(round(seconds, 4))
@@ -226,6 +229,8 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
     if node.outputs[0] not in produced:
         return  # the checks' asset was not materialized
     for spec in check_specs:
+        if node.optional and spec.key not in context.selected_asset_check_keys:
+            continue
         metric, bound = spec.name.rsplit("_", 1)
         crit = node.success_criteria[metric]
         value = result.metrics.get(metric)

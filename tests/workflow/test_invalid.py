@@ -234,7 +234,8 @@ def test_unknown_analyzer_suggests_canonical_name(write, base, errors_of):
     p = write(base + "  - {name: an, type: analysis, inputs: [opt.best_parameters], config: {analyzers: [drawdwn]}}\n")
     assert _one(errors_of, p) == (
         f"{p}: phase 'an': field 'config.analyzers[0]': unknown analyzer 'drawdwn' (did you mean 'drawdown_analysis'?); "
-        "available: drawdown_analysis, correlation_analysis, regime_performance, monte_carlo_simulation"
+        "available: drawdown_analysis, correlation_analysis, regime_performance, monte_carlo_simulation, "
+        "market_condition_analysis"
     )
 
 
