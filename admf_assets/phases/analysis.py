@@ -19,10 +19,10 @@ from admf_assets.engine import risk
 from admf_assets.engine.charts import sparkline
 from admf_assets.engine.metrics import METRIC_COLUMNS, compute_metrics
 from admf_assets.engine.paramsets import PARAMS_COLUMN, evaluate_sets, parameter_sets
-from admf_assets.phases.common import BARS, DataSplitName, TradingSettings, close_matrix
+from admf_assets.phases.common import BARS, DataSplitName, TradingSettings, canonical_list, close_matrix
 from admf_assets.phases.kind import ConfigEnv, Consumes, Output, PhaseContext, PhaseError, PhaseKind, PhaseResult, \
     PhaseView
-from admf_assets.suggest import closest
+from admf_assets.suggest import suggest
 
 #: canonical analyzer -> (aliases, the output it fills)
 ANALYZERS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -108,15 +108,7 @@ class Analysis(PhaseKind):
     example_config = {"analyzers": list(ANALYZERS)}
 
     def effective_config(self, cfg: Config, env: ConfigEnv) -> Config:
-        analyzers: list[str] = []
-        for i, a in enumerate(cfg.analyzers):
-            canon = ANALYZER_ALIASES.get(a.strip().lower())
-            if canon is None:
-                best = closest(a, ANALYZER_ALIASES)
-                hint = f" (did you mean '{ANALYZER_ALIASES[best]}'?)" if best is not None else ""
-                env.problem(f"analyzers[{i}]", f"unknown analyzer '{a}'{hint}; available: {', '.join(ANALYZERS)}")
-            elif canon not in analyzers:
-                analyzers.append(canon)
+        analyzers = canonical_list(cfg.analyzers, ANALYZER_ALIASES, ANALYZERS, "analyzer", "analyzers", env)
         for i, a in enumerate(cfg.market_aspects):
             if a not in MARKET_ASPECTS:
                 env.problem(f"market_aspects[{i}]", f"unknown market aspect '{a}'{suggest(a, MARKET_ASPECTS)}; "

@@ -31,12 +31,14 @@ from admf_assets.engine import regimes as rg
 from admf_assets.engine.analysis import regime_performance
 from admf_assets.engine.metrics import METRIC_COLUMNS, TRADING_DAYS
 from admf_assets.engine.paramsets import PARAMS_COLUMN, evaluate_sets, parameter_sets, set_labels
-from admf_assets.phases.common import BARS, DataSplitName, TradingSettings, close_matrix
+from admf_assets.phases.common import BARS, DataSplitName, TradingSettings, canonical_list, close_matrix
 from admf_assets.phases.kind import ConfigEnv, Consumes, Output, PhaseContext, PhaseError, PhaseKind, PhaseResult, \
     PhaseView, StrictModel
 from admf_assets.suggest import suggest
 
 SET_OUTPUTS = ("top_parameter_sets", "best_parameters")
+FEATURE_ALIASES = {"vol": "volatility", "volatility_regime": "volatility", "trend_strength": "trend",
+                   "correlations": "correlation", "returns": "momentum"}
 MAX_REGIMES = 6
 
 
@@ -139,28 +141,13 @@ class RegimeAnalysis(PhaseKind):
                "smoothed_accuracy")
 
     def effective_config(self, cfg: Config, env: ConfigEnv) -> Config:
-        methods: list[str] = []
-        for i, m in enumerate(cfg.methods):
-            canon = rg.canonical_method(m)
-            if canon is None:
-                env.problem(f"methods[{i}]", f"unknown regime method '{m}'"
-                                             f"{suggest(m.lower(), [*rg.METHODS, *rg.METHOD_ALIASES])}; "
-                                             f"available: {', '.join(rg.METHODS)} (hmm = markov)")
-            elif canon not in methods:
-                methods.append(canon)
+        method_names = {s: c for c in rg.METHODS for s in (c, *[a for a, t in rg.METHOD_ALIASES.items() if t == c])}
+        methods = canonical_list(cfg.methods, method_names, rg.METHODS, "regime method", "methods", env)
         for i, k in enumerate(cfg.n_regimes):
             if not 2 <= k <= MAX_REGIMES:
                 env.problem(f"n_regimes[{i}]", f"between 2 and {MAX_REGIMES} (got {k})")
-        feats: list[str] = []
-        for i, f in enumerate(cfg.features):
-            key = f.strip().lower()
-            canon = {"vol": "volatility", "volatility_regime": "volatility", "trend_strength": "trend",
-                     "correlations": "correlation", "returns": "momentum"}.get(key, key)
-            if canon not in rg.FEATURE_FAMILIES:
-                env.problem(f"features[{i}]", f"unknown regime feature '{f}'{suggest(key, rg.FEATURE_FAMILIES)}; "
-                                              f"available: {', '.join(rg.FEATURE_FAMILIES)}")
-            elif canon not in feats:
-                feats.append(canon)
+        feats = canonical_list(cfg.features, {**{f: f for f in rg.FEATURE_FAMILIES}, **FEATURE_ALIASES},
+                               rg.FEATURE_FAMILIES, "regime feature", "features", env)
         for i, m in enumerate(cfg.metrics):
             if m not in METRIC_COLUMNS:
                 env.problem(f"metrics[{i}]", f"unknown metric '{m}'{suggest(m, METRIC_COLUMNS)}; "
