@@ -277,7 +277,8 @@ class EnsembleOptimization(PhaseKind):
                               rebalance_every=rebalance)
         ens = pd.Series(en.path_returns(cap, close, trading, path), index=cap.index)
         # ------------------------------------------------ every weight vector checked
-        corr = np.nan_to_num(np.corrcoef(members, rowvar=False)) if members.shape[1] > 1 else np.ones((1, 1))
+        with np.errstate(invalid="ignore", divide="ignore"):  # a member that never trades has no correlation
+            corr = np.nan_to_num(np.corrcoef(members, rowvar=False)) if members.shape[1] > 1 else np.ones((1, 1))
         violated = en.check_weights(targets, eligible, cons, corr)
         if violated:  # pragma: no cover - project() guarantees them
             raise PhaseError(f"internal: weights violate {', '.join(violated)}")
