@@ -42,6 +42,7 @@ __all__ = [
     "space_from_config",
     "close_matrix",
     "split_mask",
+    "canonical_list",
 ]
 
 DataSplitName = Literal["train", "test", "all"]
@@ -198,6 +199,24 @@ def check_strategy_params(specs: list[Any], names, field: str, env: ConfigEnv) -
                 msg = (f"none of the strategies ({', '.join(s.name for s in specs)}) has a parameter "
                        f"'{name}'{suggest(name, every)}")
             env.problem(f"{field}.{name}", msg)
+
+
+def canonical_list(values: list[str], aliases: dict[str, str], available, what: str, field: str,
+                   env: ConfigEnv) -> list[str]:
+    """``values`` as canonical names (``aliases``: every accepted lower-case spelling -> its
+    canonical name), duplicates dropped; an unknown one is a problem with a did-you-mean."""
+    from admf_assets.suggest import closest
+
+    out: list[str] = []
+    for i, v in enumerate(values):
+        canon = aliases.get(str(v).strip().lower())
+        if canon is None:
+            best = closest(v, aliases)
+            hint = f" (did you mean '{aliases[best]}'?)" if best is not None else ""
+            env.problem(f"{field}[{i}]", f"unknown {what} '{v}'{hint}; available: {', '.join(available)}")
+        elif canon not in out:
+            out.append(canon)
+    return out
 
 
 def is_number(x: Any) -> bool:

@@ -234,7 +234,8 @@ class PhaseSpec(StrictModel):
     inputs: list[StrictStr] = Field(default_factory=list)
     depends_on: list[StrictStr] = Field(default_factory=list)
     outputs: list[StrictStr] | None = None
-    enabled: StrictBool = True
+    #: true / false, or a condition "${phase.output.field} > 1" (the phase runs when it is true)
+    enabled: StrictBool | StrictStr = True
     retries: RetrySpec | None = None
     timeout: float | None = Field(default=None, gt=0, description="seconds")
     pool: StrictStr | None = None
