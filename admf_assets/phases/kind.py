@@ -122,15 +122,17 @@ class Consumes:
     """The kind loads one upstream output among ``outputs``.
 
     ``required``: validation fails when no upstream phase provides one, unless the config
-    field ``unless_config`` is set (then an explicit input would contradict it).  ``auto``:
-    when the YAML names no provider, the single enabled phase producing it is connected
-    (market bars from the data phase).  At most one upstream asset per canonical name.
+    field ``unless_config`` is set (then an explicit input would contradict it);
+    ``required_if``: a config field that makes an optional input required when it is true.
+    ``auto``: when the YAML names no provider, the single enabled phase producing it is
+    connected (market bars from the data phase).  At most one upstream asset per canonical name.
     """
 
     outputs: tuple[str, ...]
     required: bool = True
     unless_config: str | None = None
     auto: bool = False
+    required_if: str | None = None
 
 
 @dataclass(frozen=True)
