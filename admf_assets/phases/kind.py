@@ -318,6 +318,10 @@ class PhaseKind:
         """First and last date of the shared market data the phase reads, if any."""
         return None
 
+    def market_source(self, config: Any) -> str | None:
+        """The market-data source (ADMF_MARKET_SOURCE) the phase needs, if it declares one."""
+        return None
+
     # -------------------------------------------------------------- running
     def run(self, ctx: PhaseContext) -> PhaseResult:  # pragma: no cover - abstract
         raise NotImplementedError(f"phase kind {self.name!r} has no run()")

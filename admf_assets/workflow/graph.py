@@ -172,6 +172,15 @@ class WorkflowGraph:
                 out.append(r)
         return out
 
+    def market_sources(self) -> dict[str, str]:
+        """Phase -> the market-data source it declares it needs (``data.source``)."""
+        out = {}
+        for name, node in self.phases.items():
+            src = node.kind.market_source(node.settings)
+            if src is not None:
+                out[name] = src
+        return out
+
     def describe(self) -> str:
         lines = [f"workflow {self.workflow_id} ({self.name}): {len(self.order)} phases, {len(self.assets())} assets"]
         for name in self.order:
