@@ -26,15 +26,16 @@ class MarketDataSource(dg.ConfigurableResource):
     """
 
     kind: Literal[marketdata.SOURCES] = "synthetic"  # type: ignore[valid-type]
-    symbols: list[str] = Field(default_factory=lambda: list(synthetic.DEFAULT_SYMBOLS))
+    #: the universe; empty: the 20 synthetic symbols, both sample symbols, or every file
+    symbols: list[str] = Field(default_factory=list)
     seed: int = 42
     path: str | None = None
 
     def universe(self) -> list[str]:
         if self.kind == "files" and not self.symbols:
             return sorted(marketdata.symbol_files(self._dir()))
-        if self.kind == "sample" and not self.symbols:
-            return list(sample.SAMPLE_SYMBOLS)
+        if not self.symbols:
+            return list(sample.SAMPLE_SYMBOLS if self.kind == "sample" else synthetic.DEFAULT_SYMBOLS)
         return list(self.symbols)
 
     def _dir(self) -> str:
