@@ -26,9 +26,9 @@ def home(tmp_path, monkeypatch):
 
 
 def _short_copy(tmp_path) -> Path:
-    """The shipped workflow with its data range cut to mid-2014..mid-2016 (August 2015 inside)."""
+    """The shipped workflow with its data range cut to 2015..mid-2016 (August 2015 inside)."""
     doc = yaml.safe_load(WORKFLOW.read_text())
-    doc["data"].update(start_date="2014-07-01", end_date="2016-06-30", split={"test_start": "2016-01-01"})
+    doc["data"].update(start_date="2015-01-02", end_date="2016-06-30", split={"test_start": "2016-01-01"})
     path = tmp_path / "real_market_risk.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -58,7 +58,7 @@ def test_real_market_risk_end_to_end_on_the_sample_source(home, tmp_path, monkey
     graph = load_workflow(str(_short_copy(tmp_path))).graph
     with dg.DagsterInstance.get() as instance:
         gap = runner.missing_market_range(graph)
-        assert gap == ("2014-07-01", "2016-06-30")
+        assert gap == ("2015-01-02", "2016-06-30")
         assert runner.backfill(*gap, instance).success
         out = runner.run_workflow(graph, instance)
         assert out.success, out.failures
@@ -83,7 +83,7 @@ def test_real_market_risk_end_to_end_on_the_sample_source(home, tmp_path, monkey
     assert aug["buy_and_hold_max_drawdown"] < -0.08  # the August 2015 sell-off
     for name in ("dot_com_crash", "financial_crisis", "august_2011", "q4_2018"):
         assert stress.loc[name, "n_bars"] == 0
-        assert stress.loc[name, "note"] == "outside the data (2014-07-01..2016-06-30)"
+        assert stress.loc[name, "note"] == "outside the data (2015-01-02..2016-06-30)"
 
     var = pd.read_parquet(store / "risk_analysis" / "risk_metrics.parquet")
     assert set(var.method) == {"historical", "parametric", "cornish_fisher", "garch"}

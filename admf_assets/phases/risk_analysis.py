@@ -33,8 +33,8 @@ from admf_assets.engine import risk, riskbudget
 from admf_assets.engine.backtest import asset_returns_from_close, resolve_weights, run_backtest
 from admf_assets.engine.paramsets import parameter_set, params_json
 from admf_assets.engine.util import py_scalar
-from admf_assets.phases.common import (BARS, DataSplitName, TradingSettings, close_matrix, split_mask,
-                                       trading_config)
+from admf_assets.phases.common import (BARS, TRADING_KEYS, DataSplitName, TradingSettings, close_matrix,
+                                       split_mask, trading_config)
 from admf_assets.phases.kind import ConfigEnv, Consumes, Output, PhaseContext, PhaseError, PhaseKind, PhaseResult, \
     PhaseView, StrictModel
 
@@ -94,8 +94,9 @@ class RiskBudget(StrictModel):
     var: float | None = Field(default=0.02, gt=0, lt=1)  #: one-bar VaR at ``level``
     cvar: float | None = Field(default=None, gt=0, lt=1)  #: one-bar CVaR at ``level``
     level: float = Field(default=0.99, gt=0, lt=1)
-    #: the VaR method of the var/cvar budgets; ``worst``: the largest unconditional one
-    method: StrictStr = "worst"
+    #: the VaR method of the var/cvar budgets; ``worst``: the largest of historical, parametric
+    #: and Cornish-Fisher
+    method: StrictStr = "historical"
     max_drawdown: float | None = Field(default=0.25, gt=0, lt=1)
     volatility: float | None = Field(default=None, gt=0)  #: annualized
 
@@ -292,6 +293,10 @@ class RiskAnalysis(PhaseKind):
         """(returns, symbol weights, what they are, how the stress notes name their range)."""
         perf = ctx.inputs.get("performance_report")
         if perf is not None and len(perf):
+            ignored = sorted(cfg.model_fields_set & {"data_split", *TRADING_KEYS})
+            if ignored:
+                ctx.log.warning(f"config {', '.join(ignored)} ignored: the returns are the backtest's "
+                                "performance_report, as that backtest computed them")
             upstream = ctx.upstream_config("performance_report") or {}
             r = pd.Series(perf["return"].to_numpy(dtype=float), index=pd.DatetimeIndex(perf["date"]))
             split = upstream.get("data_split", "test")

@@ -98,8 +98,11 @@ def test_stress_scenarios_inside_and_outside_the_data(kit, store):
     assert res["risk"].metrics["worst_stress_return"] == pytest.approx(covered["strategy_return"].min())
 
 
-def test_a_backtests_performance_report(kit, store):
-    _, res = _run(kit, store, _phases(risk_inputs=("oos.performance_report",)))
+def test_a_backtests_performance_report(kit, store, caplog):
+    with caplog.at_level("WARNING", logger="admf.phase"):
+        _, res = _run(kit, store, _phases({"cost_bps": 9.0}, risk_inputs=("oos.performance_report",)))
+    assert "config cost_bps ignored: the returns are the backtest's performance_report" in caplog.text
+    assert "stress scenario 'long_ago': outside the backtest's test period" in caplog.text
     perf = res["oos"].outputs["performance_report"]
     out = res["risk"].outputs
     var = out["risk_metrics"]
