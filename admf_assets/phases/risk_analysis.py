@@ -335,7 +335,10 @@ class RiskAnalysis(PhaseKind):
                     cards[f"{method} VaR 99% (one day)"] = float(v)
             if recs is not None and len(recs):
                 cards["Recommended exposure"] = float(recs["scale"].iloc[-1])
+            pct = "{:.2%}"
             out.append({"title": f"{view.phase}: value at risk", "metrics": cards,
+                        "formats": {**{k: pct for k in cards}, "level": "{:.1%}", "breach_rate": pct,
+                                    "expected_rate": pct, "kupiec_pvalue": "{:.3g}"},
                         "text": "VaR and CVaR are one-day losses as fractions of capital. Breaches count the days "
                                 "the loss exceeded the VaR (for GARCH: that day's conditional VaR); a Kupiec "
                                 "p-value below 0.05 rejects the method's calibration.",
@@ -345,19 +348,24 @@ class RiskAnalysis(PhaseKind):
             out.append({"title": f"{view.phase}: stress scenarios",
                         "text": "Total return, maximum drawdown and annualized volatility of the strategy and of "
                                 "buy and hold inside each scenario.",
-                        "table": stress.drop(columns=["first_bar", "last_bar"])})
+                        "table": stress.drop(columns=["first_bar", "last_bar"]),
+                        "formats": {"strategy_worst_bar": "{:.2%}", "buy_and_hold_worst_bar": "{:.2%}"}})
         dd = view.outputs.get("drawdowns")
         if dd is not None and len(dd):
             out.append({"title": f"{view.phase}: drawdown episodes", "table": dd, "detail": True})
         tail = view.outputs.get("tail_risk_assessment")
         if tail is not None and len(tail):
-            out.append({"title": f"{view.phase}: tail statistics", "table": tail, "detail": True})
+            out.append({"title": f"{view.phase}: tail statistics", "table": tail, "detail": True,
+                        "formats": {k: "{:.2%}" for k in ("mean", "worst", "best", "frac_beyond_3sigma",
+                                                          "normal_frac_beyond_3sigma",
+                                                          "garch_next_day_volatility")}})
         if recs is not None and len(recs):
             out.append({"title": f"{view.phase}: risk recommendations",
                         "text": "The exposure (fraction of capital in the strategy, the rest in cash) at which each "
                                 "budget is exactly met; a backtest with the input "
                                 f"{view.phase}.risk_recommendations applies the row exposure_scale.",
-                        "table": recs})
+                        "table": recs, "formats": {k: "{:.2%}" for k in ("budget", "current", "scale",
+                                                                          "at_recommended", "level")}})
         return out
 
 
