@@ -20,6 +20,7 @@ KINDS.load(
     "admf_assets.phases.ensemble_optimization",
     "admf_assets.phases.conditional",
     "admf_assets.phases.backtest",
+    "admf_assets.phases.risk_analysis",
     "admf_assets.phases.report",
 )
 
@@ -27,7 +28,6 @@ KINDS.load(
 KINDS.plan("walk_forward", "walk_forward_validation", "walk_forward_analysis", description="Walk-forward re-optimisation")
 KINDS.plan("validation", "statistical_validation", "comprehensive_validation",
            description="Statistical validation (Monte Carlo, bootstrap, deflated Sharpe, PBO)")
-KINDS.plan("risk_analysis", description="VaR/CVaR, stress windows, tail risk")
 # named in the ADMF-PC seed documents; not part of this platform yet
 KINDS.plan("data_integration", description="Alternative data integration")
 KINDS.plan("data_processing", description="Generic data processing")

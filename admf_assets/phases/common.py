@@ -22,6 +22,7 @@ from pydantic import Field, StrictBool, StrictInt, StrictStr, model_serializer, 
 
 from admf_assets.engine import strategies as strategy_registry
 from admf_assets.engine.backtest import DEFAULT_COST_BPS, DEFAULT_SLIPPAGE_BPS, SIZINGS, BacktestConfig
+from admf_assets.engine.marketdata import SOURCES as MARKET_SOURCES
 from admf_assets.engine.split import DEFAULT_TEST_FRACTION, SPLIT_RULES, DataSplit
 from admf_assets.engine.strategies import MODES
 from admf_assets.phases.kind import ConfigEnv, Consumes, PhaseError, StrictModel
@@ -30,6 +31,7 @@ from admf_assets.suggest import suggest
 __all__ = [
     "BARS",
     "DataSplitName",
+    "MarketSourceName",
     "SplitConfig",
     "check_dates",
     "TradingSettings",
@@ -46,6 +48,8 @@ __all__ = [
 ]
 
 DataSplitName = Literal["train", "test", "all"]
+#: a market-data source a workflow may declare it needs (``data.source``)
+MarketSourceName = Literal[MARKET_SOURCES]  # type: ignore[valid-type]
 #: what every kind that trades consumes: the bars of the workflow's data phase (connected
 #: automatically when the YAML names no provider)
 BARS = Consumes(("bars",), required=False, auto=True)

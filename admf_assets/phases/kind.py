@@ -131,9 +131,10 @@ class Consumes:
     ``required``: validation fails when no upstream phase provides one, unless the config
     field ``unless_config`` is set (then an explicit input would contradict it); ``needed``
     (a function of the effective config) narrows ``required`` to the configs that use the
-    input (an analysis whose analyzers need no parameter sets).  ``auto``:
-    when the YAML names no provider, the single enabled phase producing it is connected
-    (market bars from the data phase).  At most one upstream asset per canonical name.
+    input (an analysis whose analyzers need no parameter sets); ``required_if``: a config
+    field that makes an optional input required when it is true.  ``auto``: when the YAML
+    names no provider, the single enabled phase producing it is connected (market bars from
+    the data phase).  At most one upstream asset per canonical name.
     """
 
     outputs: tuple[str, ...]
@@ -141,9 +142,16 @@ class Consumes:
     unless_config: str | None = None
     auto: bool = False
     needed: Callable[[Any], bool] | None = None
+    required_if: str | None = None
 
     def is_required(self, config: Any) -> bool:
-        return self.required and (self.needed is None or config is None or bool(self.needed(config)))
+        """Whether ``config`` needs a provider: ``required_if`` set to true makes it required,
+        ``needed(config)`` false makes a required input optional."""
+        if config is None:
+            return self.required
+        if self.required_if is not None and getattr(config, self.required_if, None) is True:
+            return True
+        return self.required and (self.needed is None or bool(self.needed(config)))
 
 
 @dataclass(frozen=True)
@@ -341,6 +349,10 @@ class PhaseKind:
     def may_skip(self, config: Any) -> bool:
         """True when ``run`` may return without some declared outputs."""
         return False
+
+    def market_source(self, config: Any) -> str | None:
+        """The market-data source (ADMF_MARKET_SOURCE) the phase needs, if it declares one."""
+        return None
 
     # -------------------------------------------------------------- running
     def run(self, ctx: PhaseContext) -> PhaseResult:  # pragma: no cover - abstract

@@ -186,6 +186,15 @@ class WorkflowGraph:
                 out.append(r)
         return out
 
+    def market_sources(self) -> dict[str, str]:
+        """Phase -> the market-data source it declares it needs (``data.source``)."""
+        out = {}
+        for name, node in self.phases.items():
+            src = node.kind.market_source(node.settings)
+            if src is not None:
+                out[name] = src
+        return out
+
     def describe(self) -> str:
         lines = [f"workflow {self.workflow_id} ({self.name}): {len(self.order)} phases, {len(self.assets())} assets"]
         for name in self.order:
@@ -641,12 +650,14 @@ def _check_consumption(name: str, d: _Draft, drafts: dict[str, _Draft], errs: Er
             if len(hits) > 1:
                 errs.add(f"ambiguous {canonical}: {', '.join(e.upstream_ref for e in hits)}; "
                          "keep exactly one in inputs / depends_on", phase=name, field="inputs")
+        wanted = rule.required_if is not None and getattr(d.config, rule.required_if, None) is True
         if rule.is_required(d.config) and not providers:
             available = [o.ref for dn, dd in drafts.items() if dn != name
                          for o in dd.outputs if o.canonical in rule.outputs]
             what = " or ".join(rule.outputs)
             hint = f"e.g. inputs: ['{available[0]}']" if available else "no phase of this workflow produces it"
             extra = f" (or set config.{rule.unless_config})" if rule.unless_config else ""
+            extra += f" (config.{rule.required_if} is true)" if wanted else ""
             errs.add(f"phase type '{kind.name}' needs {what} from an upstream phase: {hint}{extra}",
                      phase=name, field="inputs")
 
