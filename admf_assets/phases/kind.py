@@ -25,9 +25,17 @@ What a kind declares:
   them into the kind's config (``condition``, ``if_true`` ...);
 * ``references(config)`` -- upstream outputs the phase reads beyond ``inputs`` (the
   ``${phase.output.field}`` references of a condition): loaded, and lineage;
+  ``consumes_reference(field)`` false: such an output is read for that field only (a
+  comparison baseline), not as one of the kind's inputs;
 * ``bind(config)`` -- the kind as configured, for a kind whose outputs, inputs or metrics
   depend on its config (a conditional takes its branches'); ``may_skip(config)`` -- ``run``
   may leave outputs out (then they are optional and their dependents skip);
+* ``partitions(config)`` -- a kind whose outputs are ``partitioned`` says how:
+  :class:`MarketDays` (one asset partition per market day from a start date: a forward
+  ledger); ``run`` then gets the keys being materialized in ``ctx.partition_keys`` and
+  returns rows for exactly those;
+* ``checks(config)`` -- asset checks the kind itself evaluates (:class:`Check`); ``run``
+  reports each in ``PhaseResult.checks`` (:class:`CheckOutcome`);
 * ``sections(view)`` / ``header(view)`` -- what it contributes to the HTML report.
 
 Nothing here imports Dagster: metadata values are plain Python (numbers, strings,
@@ -40,6 +48,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, ClassVar, Iterable, Literal, Mapping
@@ -52,6 +61,10 @@ __all__ = [
     "Output",
     "Consumes",
     "Implicit",
+    "MarketDays",
+    "Check",
+    "CheckOutcome",
+    "ExternalRun",
     "ConfigEnv",
     "WorkflowInfo",
     "OutputRef",
@@ -108,6 +121,8 @@ class Output:
     default: bool = True
     storage: Literal["table", "array"] = "table"
     time_series: bool = False
+    #: one asset partition per key of the kind's ``partitions(config)`` (a ledger's market days)
+    partitioned: bool = False
 
     def match(self, name: str) -> dict[str, Any] | None:
         """Parameters of ``name`` as a spelling of this output (``{}``), or None."""
@@ -143,6 +158,8 @@ class Consumes:
     auto: bool = False
     needed: Callable[[Any], bool] | None = None
     required_if: str | None = None
+    #: at most one of ``outputs`` may be connected (one deployed configuration, not two)
+    exclusive: bool = False
 
     def is_required(self, config: Any) -> bool:
         """Whether ``config`` needs a provider: ``required_if`` set to true makes it required,
@@ -174,6 +191,47 @@ class Implicit:
     hint: str = ""
 
 
+@dataclass(frozen=True)
+class MarketDays:
+    """The partitions of a kind's ``partitioned`` outputs: one per market day (the weekday
+    calendar of the market data) from ``start`` to ``end`` (None: open-ended, a new
+    partition every market day)."""
+
+    start: date
+    end: date | None = None
+
+    def describe(self) -> str:
+        return f"market days from {self.start}" + (f" to {self.end}" if self.end else "")
+
+
+@dataclass(frozen=True)
+class Check:
+    """An asset check a kind evaluates itself (beyond the YAML's ``success_criteria``).
+
+    ``blocking``: a failure (severity error) stops the phases downstream in that run and
+    fails the run; otherwise a failure is a warning."""
+
+    name: str
+    description: str
+    blocking: bool = False
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    passed: bool
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExternalRun:
+    """What an external command run through Dagster Pipes gave back (``PhaseContext.launch``)."""
+
+    exit_code: int
+    metadata: Mapping[str, Mapping[str, Any]]  #: output name -> metadata the command reported
+    seconds: float
+    stderr_tail: tuple[str, ...] = ()  #: the last lines it wrote to stderr
+
+
 @dataclass
 class ConfigEnv:
     """What ``effective_config`` may read, and where it reports problems and warnings.
@@ -201,6 +259,7 @@ class WorkflowInfo:
     description: str = ""
     version: str = "1"
     source: str | None = None
+    path: str | None = None  #: the workflow file's absolute path, when loaded from a file
 
 
 # ------------------------------------------------------------------ run time
@@ -257,6 +316,14 @@ class PhaseContext:
     log: Any = logging.getLogger("admf.phase")
     lineage: Callable[[], list[dict]] = list  #: latest materializations upstream (the report)
     views: Callable[[], list[PhaseView]] = list  #: the upstream phases as report views
+    #: partitioned outputs: the partition keys this run materializes, in order (empty outside a
+    #: Dagster run: the kind then computes every partition it can)
+    partition_keys: tuple[str, ...] = ()
+    #: ``previous(canonical)``: this phase's own output as stored for the latest partition
+    #: before ``partition_keys[0]`` (None when there is none)
+    previous: Callable[[str], Any] = lambda canonical: None
+    #: ``launch(command, extras, env, cwd)`` runs an external command with Dagster Pipes -> ExternalRun
+    launch: Callable[..., ExternalRun] | None = None
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -288,6 +355,7 @@ class PhaseResult:
     outputs: dict[str, Any]  #: canonical output name -> DataFrame
     metadata: dict[str, dict] = field(default_factory=dict)  #: canonical name -> metadata
     metrics: dict[str, Any] = field(default_factory=dict)  #: what success criteria check
+    checks: dict[str, CheckOutcome] = field(default_factory=dict)  #: the kind's own checks (``checks``)
 
 
 @dataclass(frozen=True)
@@ -313,6 +381,8 @@ class PhaseKind:
     description: ClassVar[str] = ""
     aliases: ClassVar[tuple[str, ...]] = ()
     available: ClassVar[bool] = True
+    #: why a kind that is not available is refused (default: "is not available yet")
+    reason: ClassVar[str] = ""
     #: bumped when the kind's computation changes (part of the assets' code version)
     version: ClassVar[str] = "1"
     Config: ClassVar[type[StrictModel]] = StrictModel
@@ -342,6 +412,11 @@ class PhaseKind:
         names where the reference is written, for messages)."""
         return ()
 
+    def consumes_reference(self, field: str) -> bool:
+        """Whether an upstream output named in the config field ``field`` (one of
+        ``references``) is one of the kind's inputs (default) or only read for that field."""
+        return True
+
     def bind(self, config: Any) -> "PhaseKind":
         """The kind as configured by ``config`` (default: itself)."""
         return self
@@ -353,6 +428,14 @@ class PhaseKind:
     def market_source(self, config: Any) -> str | None:
         """The market-data source (ADMF_MARKET_SOURCE) the phase needs, if it declares one."""
         return None
+
+    def partitions(self, config: Any) -> "MarketDays | None":
+        """How the kind's ``partitioned`` outputs are partitioned, or None."""
+        return None
+
+    def checks(self, config: Any) -> tuple[Check, ...]:
+        """The asset checks the kind evaluates itself (``run`` reports each in ``checks``)."""
+        return ()
 
     # -------------------------------------------------------------- running
     def run(self, ctx: PhaseContext) -> PhaseResult:  # pragma: no cover - abstract
@@ -375,6 +458,11 @@ class PhaseKind:
         return out
 
     # -------------------------------------------------------------- helpers
+    def unavailable(self, written: str) -> str:
+        """The one-line message for an enabled phase of this (unavailable) kind, written ``written``."""
+        alias = f" ({self.name})" if self.name != written.strip().lower() else ""
+        return f"phase type '{written}'{alias} " + (self.reason or "is not available yet")
+
     @property
     def output_names(self) -> tuple[str, ...]:
         return tuple(o.name for o in self.outputs)
@@ -423,16 +511,18 @@ class PhaseKind:
 
 class PlannedKind(PhaseKind):
     """A kind named in the design documents that is not implemented yet: a workflow using
-    it fails validation with "phase type 'x' is not available yet"."""
+    it fails validation with "phase type 'x' is not available yet" -- or, for a kind the
+    platform will not offer, with ``reason``."""
 
     available = False
 
     def __init__(self, name: str, aliases: Iterable[str] = (), description: str = "",
-                 phase_keys: Iterable[str] = ()):
+                 phase_keys: Iterable[str] = (), reason: str = ""):
         self.name = name  # type: ignore[misc]
         self.aliases = tuple(aliases)  # type: ignore[misc]
         self.description = description  # type: ignore[misc]
         self.phase_keys = tuple(phase_keys)  # type: ignore[misc]
+        self.reason = reason  # type: ignore[misc]
 
 
 class Registry:
@@ -469,10 +559,12 @@ class Registry:
         for mod in modules:
             self.register(importlib.import_module(mod).KIND)
 
-    def plan(self, name: str, *aliases: str, description: str = "", phase_keys: Iterable[str] = ()) -> None:
+    def plan(self, name: str, *aliases: str, description: str = "", phase_keys: Iterable[str] = (),
+             reason: str = "") -> None:
+        """A kind that is not available; ``reason`` replaces "is not available yet" in the message."""
         if name in self._kinds:
             return  # implemented already
-        kind = PlannedKind(name, aliases, description, phase_keys)
+        kind = PlannedKind(name, aliases, description, phase_keys, reason)
         self._kinds[name] = kind
         for s in (name, *aliases):
             self._aliases.setdefault(s.lower(), name)

@@ -42,10 +42,34 @@ def phase_views(graph: WorkflowGraph, node: PhaseNode, loaded: Mapping[str, Any]
     return views
 
 
+def previous_partition(store: Any, key: tuple[str, ...], before: str | None) -> Any:
+    """The stored partition of ``key`` just before the partition key ``before`` (the latest
+    stored one when ``before`` is None), or None."""
+    if store is None:
+        return None
+    stored = sorted(k for k in store.stored_partitions(list(key)) if before is None or k < before)
+    return store.read_partitions(list(key), [stored[-1]]) if stored else None
+
+
 def phase_context(graph: WorkflowGraph, node: PhaseNode, loaded: Mapping[str, Any], *, store: Any = None,
                   reports_dir: Path | None = None, run_id: str = "", log: Any = None,
-                  lineage: Callable[[], list[dict]] = list) -> PhaseContext:
+                  lineage: Callable[[], list[dict]] = list, partition_keys: tuple[str, ...] = (),
+                  launch: Callable[..., Any] | None = None) -> PhaseContext:
+    """``launch``: how the phase runs an external command (the compiler's Dagster Pipes client);
+    outside a Dagster run a one-step Dagster materialization does it (``workflow.pipes``)."""
     kwargs = {"log": log} if log is not None else {}
+    keys = {o.canonical: (graph.workflow_id, node.name, o.name) for o in node.outputs}
+    first = partition_keys[0] if partition_keys else None
+
+    def previous(canonical: str) -> Any:
+        return previous_partition(store, keys[canonical], first) if canonical in keys else None
+
+    if launch is None:
+        def launch(*args, **kw):  # noqa: E306 - Dagster only when a command is launched
+            from admf_assets.pipes import launch_standalone
+
+            return launch_standalone(graph, node, *args, **kw)
+
     return PhaseContext(
         workflow=graph.info,
         phase=node.name,
@@ -58,5 +82,8 @@ def phase_context(graph: WorkflowGraph, node: PhaseNode, loaded: Mapping[str, An
         run_id=run_id,
         lineage=lineage,
         views=lambda: phase_views(graph, node, loaded),
+        partition_keys=tuple(partition_keys),
+        previous=previous,
+        launch=launch,
         **kwargs,
     )

@@ -61,6 +61,7 @@ class OutputAsset:
     params: Mapping[str, Any] = field(default_factory=dict)  #: e.g. {"n": 10} for top_10_...
     description: str = ""
     storage: str = "table"
+    partitioned: bool = False  #: one asset partition per key of the phase's ``partitions``
 
     @property
     def ref(self) -> str:
@@ -107,6 +108,8 @@ class PhaseNode:
     settings: Any = field(repr=False, compare=False, default=None)  #: the kind's typed effective config
     condition: str | None = None  #: ``enabled: "<expression>"``: run only when it is true
     optional: bool = False  #: its outputs may be left out (condition, may_skip, continue_with_warning)
+    partitions: Any = None  #: how its partitioned outputs are partitioned (``kind.MarketDays``), or None
+    checks: tuple = ()  #: the kind's own asset checks (``kind.Check``)
 
     @property
     def upstream_phases(self) -> tuple[str, ...]:
@@ -145,11 +148,21 @@ class WorkflowGraph:
     max_concurrent: int | None
     path: Any = None  #: the absolute path of the file, when loaded from one
     warnings: tuple[str, ...] = ()  #: "ignored" keys found by the kinds, one line each
+    schedule: str | None = None  #: cron string: a Dagster schedule for the workflow's job
+    timezone: str = "UTC"  #: the schedule's time zone
+    run_on_new_market_data: bool = False  #: a sensor runs the job when its market partitions change
 
     @property
     def info(self) -> WorkflowInfo:
         return WorkflowInfo(id=self.workflow_id, name=self.name, description=self.description,
-                            version=self.version, source=self.source)
+                            version=self.version, source=self.source,
+                            path=str(self.path) if self.path is not None else None)
+
+    @property
+    def partitions(self) -> Any:
+        """The partitions of the workflow's partitioned assets (one per workflow: a Dagster job
+        has one partitions definition), or None."""
+        return next((n.partitions for n in self.phases.values() if n.partitions is not None), None)
 
     def assets(self) -> list[OutputAsset]:
         return [o for name in self.order for o in self.phases[name].outputs]
@@ -284,6 +297,9 @@ def build_graph(spec: WorkflowSpec, file: str | None, kinds: Registry) -> Workfl
         max_concurrent=spec.max_concurrent,
         path=getattr(spec, "path", None),
         warnings=tuple(warnings),
+        schedule=spec.workflow.schedule,
+        timezone=spec.workflow.timezone,
+        run_on_new_market_data=spec.workflow.run_on_new_market_data,
     )
 
 
@@ -364,7 +380,8 @@ def _configure(spec: WorkflowSpec, drafts: dict[str, _Draft], file: str | None, 
     kind's Config model and ``effective_config``.  Returns the kinds' "ignored" warnings."""
     warnings: list[str] = []
     info = WorkflowInfo(id=spec.workflow_id, name=spec.workflow.name or spec.workflow_id,
-                        description=spec.description, version=spec.workflow.version, source=spec.source)
+                        description=spec.description, version=spec.workflow.version, source=spec.source,
+                        path=str(spec.path) if getattr(spec, "path", None) is not None else None)
     checked_sections: set[str] = set()
     for name, d in drafts.items():
         raw = dict(d.spec.config)
@@ -481,11 +498,33 @@ def _nodes(spec: WorkflowSpec, drafts: dict[str, _Draft], order: list[str],
             on_failure=p.on_failure,
             kind=d.kind,
             settings=d.config,
+            partitions=_partitions(name, d, nodes, errs),
+            checks=tuple(d.kind.checks(d.config)),
             condition=d.condition.text if d.condition is not None else None,
             optional=(p.on_failure == "continue_with_warning" or d.condition is not None
                       or d.kind.may_skip(d.config)),
         )
     return nodes
+
+
+def _partitions(name: str, d: _Draft, nodes: dict[str, PhaseNode], errs: ErrorCollector) -> Any:
+    """How the phase's partitioned outputs are partitioned.  A workflow is one Dagster job, and
+    a job has one partitions definition: every partitioned phase of it must agree."""
+    if not any(o.partitioned for o in d.outputs):
+        return None
+    parts = d.kind.partitions(d.config)
+    if parts is None:
+        errs.add("this phase has no partitions for its partitioned outputs", phase=name, field="config")
+        return None
+    for other in nodes.values():
+        if other.partitions is not None and other.partitions != parts:
+            describe = getattr(parts, "describe", lambda: str(parts))
+            errs.add(f"its partitions ({describe()}) differ from phase '{other.name}''s "
+                     f"({getattr(other.partitions, 'describe', lambda: str(other.partitions))()}); one workflow "
+                     "holds one set of partitions: make them the same or use a separate workflow",
+                     phase=name, field="config")
+            break
+    return parts
 
 
 def _resolve_outputs(name: str, d: _Draft, errs: ErrorCollector) -> None:
@@ -536,7 +575,7 @@ def _resolve_outputs(name: str, d: _Draft, errs: ErrorCollector) -> None:
                          f"'{value}' in config.{list_field} (configured: {', '.join(map(str, configured_values))})",
                          phase=name, field=fld)
         d.outputs.append(OutputAsset(name, out_name, canonical, MappingProxyType(params), out.description,
-                                     out.storage))
+                                     out.storage, out.partitioned))
     for out in kind.outputs:  # a count the YAML did not set takes its default
         if out.count_field is not None and out.count_field in type(cfg).model_fields and \
                 out.count_field not in updates and getattr(cfg, out.count_field) is None:
@@ -557,6 +596,8 @@ def _add_edge(d: _Draft, edge: Edge, fld: str) -> None:
         if (e.upstream_phase, e.upstream_output) == (edge.upstream_phase, edge.upstream_output):
             return
     consumed = edge.canonical in d.kind.consumed_outputs() or d.kind.consumes_all
+    if edge.kind == "reference" and not d.kind.consumes_reference(fld):
+        consumed = False  # loaded for the field that names it, not as one of the kind's inputs
     if consumed and d.config is not None and _unless(d, edge.canonical):
         consumed = False
     d.edges.append(Edge(edge.reference, edge.upstream_phase, edge.upstream_output,
@@ -644,6 +685,11 @@ def _check_consumption(name: str, d: _Draft, drafts: dict[str, _Draft], errs: Er
                 errs.add(f"fixed config.{rule.unless_config} and the input '{explicit[0].reference}' "
                          f"both give {explicit[0].canonical}; remove one", phase=name,
                          field=f"config.{rule.unless_config}")
+            continue
+        providers = [e for e in providers if e.consumed]  # a config field's reference is read, not an input
+        if rule.exclusive and len(providers) > 1:
+            errs.add(f"give one of {', '.join(rule.outputs)}, not {len(providers)}: "
+                     f"{', '.join(e.upstream_ref for e in providers)}", phase=name, field="inputs")
             continue
         for canonical in rule.outputs:
             hits = [e for e in providers if e.canonical == canonical]

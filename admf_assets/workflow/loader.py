@@ -264,8 +264,7 @@ def load_workflow_dict(
                      f"available: {', '.join(k.name for k in KINDS.available())}",
                      phase=name, field="type")
         elif not found.available and p.get("enabled", True) is not False:
-            alias = f" ({found.name})" if found.name != ptype.strip().lower() else ""
-            errs.add(f"phase type '{ptype}'{alias} is not available yet", phase=name, field="type")
+            errs.add(found.unavailable(ptype), phase=name, field="type")
     errs.raise_if_any()
 
     # 5. models
