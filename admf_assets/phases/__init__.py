@@ -21,6 +21,8 @@ KINDS.load(
     "admf_assets.phases.conditional",
     "admf_assets.phases.backtest",
     "admf_assets.phases.risk_analysis",
+    "admf_assets.phases.paper_trading",
+    "admf_assets.phases.external",
     "admf_assets.phases.report",
 )
 
@@ -32,7 +34,8 @@ KINDS.plan("validation", "statistical_validation", "comprehensive_validation",
 KINDS.plan("data_integration", description="Alternative data integration")
 KINDS.plan("data_processing", description="Generic data processing")
 KINDS.plan("transformation", description="Signal transformation")
-KINDS.plan("live_simulation", description="Paper / shadow trading")
-KINDS.plan("live_trading", description="Live trading")
+KINDS.plan("live_trading", "gradual_rollout", "live_deployment", description="Live trading with a broker",
+           reason="is not offered: this platform does not connect to a broker (simulate the deployment with "
+                  "type paper_trading, and shadow_mode: true for a baseline beside it)")
 
 __all__ = ["KINDS", "PhaseKind"]

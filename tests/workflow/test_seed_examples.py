@@ -130,11 +130,11 @@ NOT_AVAILABLE = {
     "data_transformation": [
         ("signal_processing", "phase type 'transformation' is not available yet"),
     ],
-    "production_deployment": [
+    "production_deployment": [  # paper and shadow trading exist; live trading never will
         ("pre_deployment_validation", "phase type 'comprehensive_validation' (validation) is not available yet"),
-        ("paper_trading", "phase type 'live_simulation' is not available yet"),
-        ("shadow_trading", "phase type 'live_simulation' is not available yet"),
-        ("gradual_rollout", "phase type 'live_trading' is not available yet"),
+        ("gradual_rollout", "phase type 'live_trading' is not offered: this platform does not connect to a broker "
+                            "(simulate the deployment with type paper_trading, and shadow_mode: true for a baseline "
+                            "beside it)"),
     ],
 }
 
@@ -195,3 +195,45 @@ def test_section_fragments_load_inside_the_basic_workflow(tmp_path, name):
         node = spec.graph.phases["parameter_optimization"]
         assert node.on_failure == "retry"
         assert node.retries is not None and node.retries.count == 2
+
+
+def test_the_staged_deployment_seed_paper_and_shadow_stages(tmp_path):
+    """Seed 001's paper and shadow trading stages as written, after a research phase in place of
+    the validation stage this branch lacks (and without the live stage, which is refused): their
+    keys validate, what a simulation cannot honour is one warning line each, and the seed's
+    comparison_baseline name is one error line naming the field."""
+    seed = yaml.safe_load(_copy(tmp_path, "production_deployment").read_text(encoding="utf-8"))
+    stages = {p["name"]: p for p in seed["phases"]}
+    research = {"name": "pre_deployment_validation", "type": "optimization",
+                "config": {"optimization": {"parameters": {"fast_period": [5, 10], "slow_period": [20, 40]}}}}
+    paper = dict(stages["paper_trading"], inputs=["pre_deployment_validation.best_parameters"])
+    shadow = stages["shadow_trading"]
+    doc = {"workflow": seed["workflow"], "data": {"symbols": ["SPY"], "start_date": "2022-01-03",
+                                                  "end_date": "2023-12-29"},
+           "phases": [research, paper, shadow]}
+    lines = []
+    try:
+        load_workflow_dict(doc, source="deploy.yaml")
+    except Exception as exc:  # noqa: BLE001 - a WorkflowError: its lines are the assertion
+        lines = exc.lines()
+    assert lines == ["deploy.yaml: phase 'shadow_trading': field 'config.comparison_baseline': unknown baseline "
+                     "'current_production_strategy': use buy_and_hold, {strategy, parameters} or 'phase.output' (a "
+                     "best_parameters, optimal_ensemble_weights or performance_validation output of this workflow)"]
+    shadow["config"]["comparison_baseline"] = "buy_and_hold"
+    spec = load_workflow_dict(doc, source="deploy.yaml")
+    g = spec.graph
+    assert [g.phases[n].type for n in ("paper_trading", "shadow_trading")] == ["paper_trading", "paper_trading"]
+    assert g.phases["shadow_trading"].upstream[0].upstream_ref == "paper_trading.performance_validation"
+    assert [o.name for o in g.phases["shadow_trading"].outputs] == ["ledger", "performance_validation",
+                                                                     "comparative_results"]
+    assert g.phases["paper_trading"].config["start_date"] == "2024-01-01"  # the weekday after the data
+    assert {c.name: c.blocking for c in g.phases["paper_trading"].checks} == {
+        "duration_days": False, "tracking_deviation": True, "volatility_deviation": True}
+    assert spec.warnings == [
+        "deploy.yaml: phase 'paper_trading': field 'config.real_time_data': ignored: there is no real-time feed; "
+        "the ledger books each market day when its clean-bars partition is materialized",
+        "deploy.yaml: phase 'paper_trading': field 'config.monitoring.real_time_alerts': ignored: failed checks and "
+        "runs are recorded by the alerts sensor (admf db \"SELECT * FROM monitoring.alerts\")",
+        "deploy.yaml: phase 'paper_trading': field 'config.monitoring.performance_tracking': ignored: "
+        "performance_validation always tracks the ledger",
+    ]
