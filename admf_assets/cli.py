@@ -94,6 +94,8 @@ def cmd_run(args) -> int:
         return _failed(out, "run")
     orchestration = max(0.0, out.run_seconds - out.compute_seconds)
     print(f"run {out.run_id} succeeded: {out.materialized} assets materialized")
+    if out.booked:
+        print(f"  booked {out.booked[2]} market day(s) {out.booked[0]}..{out.booked[1]} (earlier days untouched)")
     prep = "start-up + market-data backfill" if gap and not args.no_backfill else "start-up"
     print(f"  time: {total:.1f}s end to end ({prep} {t_run - t_start:.1f}s; workflow run "
           f"{out.run_seconds:.1f}s = phases {out.compute_seconds:.1f}s + orchestration {orchestration:.1f}s)")

@@ -69,22 +69,30 @@ def _kind(executor: str | None, default: str | None = None) -> str:
 
 
 def _launch(job: dg.JobDefinition | None, rebuild: tuple[str, tuple], instance: dg.DagsterInstance, tags: dict,
-            kind: str, log_level: str) -> tuple[str, bool, list, list[str]]:
+            kind: str, log_level: str, asset_selection: list | None = None) -> tuple[str, bool, list, list[str]]:
     """Run ONE run in ``instance``: ``job`` in this process, or (multiprocess) the job that
-    ``RECONSTRUCTORS[rebuild[0]](*rebuild[1])`` builds in each step's worker."""
+    ``RECONSTRUCTORS[rebuild[0]](*rebuild[1])`` builds in each step's worker.  A failed run is
+    recorded in the alerts table (admf_assets.alerts)."""
     tags = {"admf/launched_by": "admf-cli", **tags}
     run_config = {"loggers": {"console": {"config": {"log_level": log_level.upper()}}}}
     if kind.startswith("in"):
         if job is None:
             job = RECONSTRUCTORS[rebuild[0]](*rebuild[1])
-        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False, run_config=run_config)
-        return result.run_id, result.success, list(result.all_events), _failures(result)
-    name, args = rebuild
-    assert name in RECONSTRUCTORS
-    recon = dg.build_reconstructable_job("admf_assets.runner", name, reconstructable_args=args)
-    with dg.execute_job(recon, instance=instance, tags=tags, raise_on_error=False,
-                        run_config=run_config) as result:
-        return result.run_id, result.success, list(result.all_events), _failures(result)
+        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False, run_config=run_config,
+                                        asset_selection=asset_selection)
+        out = result.run_id, result.success, list(result.all_events), _failures(result)
+    else:
+        name, args = rebuild
+        assert name in RECONSTRUCTORS
+        recon = dg.build_reconstructable_job("admf_assets.runner", name, reconstructable_args=args)
+        with dg.execute_job(recon, instance=instance, tags=tags, raise_on_error=False, run_config=run_config,
+                            asset_selection=asset_selection) as result:
+            out = result.run_id, result.success, list(result.all_events), _failures(result)
+    if not out[1]:
+        from admf_assets.alerts import record_run
+
+        record_run(instance, out[0])
+    return out
 
 
 def run_job(job_name: str, instance: dg.DagsterInstance, tags: dict | None = None,
@@ -177,6 +185,7 @@ class WorkflowOutcome:
     compute_seconds: float
     run_seconds: float
     materialized: int
+    booked: tuple[str, str, int] | None = None  #: partitioned phases: first, last day booked, days
 
 
 def run_workflow(workflow: Any, instance: dg.DagsterInstance, executor: str | None = None,
@@ -191,9 +200,21 @@ def run_workflow(workflow: Any, instance: dg.DagsterInstance, executor: str | No
         job = defs.resolve_job_def(graph.workflow_id)
     elif graph.path is None:
         raise ValueError("a workflow given as text runs in process only (write it to a file for multiprocess)")
+    else:
+        from admf_assets.workflow.compiler import compile_graph
+
+        compiled = compile_graph(graph, kind)
+    runs, booked = _partition_runs(compiled)
     t0 = time.perf_counter()
-    run_id, success, events, failures = _launch(job, ("workflow_job", (str(graph.path), kind)), instance, tags,
-                                                kind, log_level)
+    events, failures, success = [], [], True
+    for run_tags, selection in runs:  # one run, or one per run of consecutive days to book
+        run_id, ok, evs, fails = _launch(job, ("workflow_job", (str(graph.path), kind)), instance,
+                                         {**tags, **run_tags}, kind, log_level, selection)
+        events += evs
+        failures += fails
+        success = success and ok
+        if not ok:
+            break
     run_seconds = time.perf_counter() - t0
     report_path, n = None, 0
     for ev in events:
@@ -204,7 +225,22 @@ def run_workflow(workflow: Any, instance: dg.DagsterInstance, executor: str | No
         if "report_path" in mat.metadata:
             report_path = mat.metadata["report_path"].value
     return WorkflowOutcome(run_id, success, failures, report_path, _compute_seconds(events),
-                           run_seconds, n)
+                           run_seconds, n, booked)
+
+
+def _partition_runs(compiled) -> tuple[list[tuple[dict, list | None]], tuple[str, str, int] | None]:
+    """(tags, asset selection) of each run: the whole workflow as one run; with partitioned
+    phases (a ledger), the runs that book the market days they have not booked yet (each with
+    the rest of the workflow), or the rest alone when every day is booked."""
+    from admf_assets import automation
+
+    if compiled.partitions_def is None:
+        return [({}, None)], None
+    planned = automation.plan_runs(compiled)
+    if not planned:
+        return [({}, automation.whole_phase_keys(compiled.graph))], None
+    runs = [(r.tags, list(r.selection) if r.selection is not None else None) for r in planned]
+    return runs, (min(r.first for r in planned), max(r.last for r in planned), max(r.days for r in planned))
 
 
 def _compute_seconds(events) -> float:

@@ -13,6 +13,10 @@
 | enabled: "<condition>"       | outputs optional: false -> not run, an observation records why |
 | executor / max_concurrent    | the job's executor                                            |
 | kind + effective config      | ``code_version`` (a change marks the asset unsynced)          |
+| partitioned outputs          | ``partitions(config)``: market days -> a daily (weekday)      |
+|                              | partitioned multi-asset, a backfill of many days is one run   |
+| a kind's own checks          | asset checks (``checks(config)``), blocking as it declares    |
+| workflow schedule / events   | a schedule / a sensor on the market data (automation.py)      |
 
 The compiler knows phase kinds only through their protocol (``node.kind``): storage of each
 output, the assets outside the workflow a kind reads, ``run``.
@@ -35,15 +39,19 @@ import pandas as pd
 
 import admf_assets
 from admf_assets import runtime, settings
+from admf_assets.automation import workflow_schedules, workflow_sensors
+from admf_assets.pipes import launcher
 from admf_assets.phases import expressions
-from admf_assets.phases.kind import FilePath, Link, Markdown, PhaseError
+from admf_assets.phases.kind import FilePath, Link, MarketDays, Markdown, PhaseError
 
 from .context import phase_context
 from .errors import WorkflowError
 from .graph import PhaseNode, WorkflowGraph
 from .loader import load_workflow
 
-RESERVED_IDS = {"market", "market_data"}
+#: schemas of the DuckDB catalog the project writes itself, and the catalog's own name
+#: (research.duckdb: a schema of that name makes every view ambiguous)
+RESERVED_IDS = {"market", "market_data", "monitoring", "research"}
 _BACKOFF = {"exponential": dg.Backoff.EXPONENTIAL, "linear": dg.Backoff.LINEAR}
 _JITTER = {"full": dg.Jitter.FULL, "plus_minus": dg.Jitter.PLUS_MINUS}
 _IO_MANAGER = {"table": "io_manager", "array": "array_io_manager"}
@@ -55,6 +63,9 @@ class CompiledWorkflow:
     graph: WorkflowGraph
     assets: list[dg.AssetsDefinition]
     job: dg.UnresolvedAssetJobDefinition
+    schedules: tuple = ()  #: the workflow's schedule (``workflow.schedule``)
+    sensors: tuple = ()  #: its market-data sensor (``workflow.run_on_new_market_data``)
+    partitions_def: dg.PartitionsDefinition | None = None  #: of its partitioned assets
 
     def asset_key(self, phase: str, output: str) -> dg.AssetKey:
         return dg.AssetKey([self.graph.workflow_id, phase, output])
@@ -125,6 +136,26 @@ def _metadata(values: dict) -> dict:
     return out
 
 
+# ------------------------------------------------------------------ partitions
+WEEKENDS = ["0 0 * * 6", "0 0 * * 0"]  #: the market calendar's exclusions (admf_assets.market)
+
+
+def partitions_def(parts: Any) -> dg.PartitionsDefinition | None:
+    """A kind's ``partitions(config)`` as a Dagster partitions definition: market days are the
+    market data's weekday calendar from their start (to their end, inclusive)."""
+    if parts is None:
+        return None
+    if isinstance(parts, MarketDays):
+        end = pd.Timestamp(parts.end) + pd.Timedelta(days=1) if parts.end is not None else None
+        return dg.DailyPartitionsDefinition(start_date=str(parts.start), end_date=str(end.date()) if end is not None
+                                            else None, exclusions=WEEKENDS)
+    raise TypeError(f"unsupported partitions {parts!r}")
+
+
+def _partition_keys(context) -> tuple[str, ...]:
+    return tuple(context.partition_keys) if context.has_partition_key_range or context.has_partition_key else ()
+
+
 # ------------------------------------------------------------------ assets
 def _phase_asset(graph: WorkflowGraph, node: PhaseNode) -> dg.AssetsDefinition:
     wf = graph.workflow_id
@@ -148,7 +179,10 @@ def _phase_asset(graph: WorkflowGraph, node: PhaseNode) -> dg.AssetsDefinition:
     for e in node.upstream:
         key = _key(graph, e.upstream_phase, e.upstream_output)
         deps.add(key)
-        ins[_ident(key)] = dg.AssetIn(key)  # loaded: the report and lineage use every upstream value
+        growing = graph.phases[e.upstream_phase].partitions is not None and node.partitions is None
+        # loaded: the report and lineage use every upstream value; of a partitioned upstream
+        # (a ledger that grows every day) a whole-phase asset reads the partitions stored so far
+        ins[_ident(key)] = dg.AssetIn(key, metadata={"allow_missing_partitions": True} if growing else None)
     deps.update(dg.AssetKey(list(k)) for k in node.kind.reads_assets)
     primary = _key(graph, node.name, node.outputs[0].name)
     check_specs = []
@@ -159,6 +193,9 @@ def _phase_asset(graph: WorkflowGraph, node: PhaseNode) -> dg.AssetsDefinition:
                     _check_name(metric, bound), asset=primary, blocking=node.critical,
                     description=f"success criterion of phase '{node.name}': {crit.describe(metric)}",
                 ))
+    for chk in node.checks:
+        check_specs.append(dg.AssetCheckSpec(chk.name, asset=primary, blocking=chk.blocking,
+                                             description=f"{node.type} phase '{node.name}': {chk.description}"))
     tags = {"admf/phase_type": node.type}
     if node.timeout_seconds:
         tags["admf/timeout_seconds"] = str(int(node.timeout_seconds))
@@ -175,6 +212,8 @@ def _phase_asset(graph: WorkflowGraph, node: PhaseNode) -> dg.AssetsDefinition:
         op_tags=tags,
         required_resource_keys={"storage"},
         description=node.description or f"{node.type} phase '{node.name}' of workflow {graph.name}",
+        partitions_def=partitions_def(node.partitions),
+        backfill_policy=dg.BackfillPolicy.single_run() if node.partitions is not None else None,
     )
     def _phase(context, **loaded):
         yield from _execute(context, graph, node, loaded, primary, check_specs)
@@ -187,7 +226,8 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
               for e in node.upstream}
     ctx = phase_context(graph, node, values, store=context.resources.storage.store(),
                         reports_dir=settings.reports_dir(), run_id=context.run_id, log=context.log,
-                        lineage=lambda: _lineage(context, graph, node))
+                        lineage=lambda: _lineage(context, graph, node), partition_keys=_partition_keys(context),
+                        launch=launcher(context, graph, node))
     where = f"{graph.source or graph.workflow_id}: phase '{node.name}'"
     gate: dict = {}
     if node.condition is not None:
@@ -228,8 +268,12 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
         yield dg.Output(value, output_name=_ident(_key(graph, node.name, o.name)), metadata=meta)
     if node.outputs[0] not in produced:
         return  # the checks' asset was not materialized
+    own = {c.name: c for c in node.checks}
     for spec in check_specs:
         if node.optional and spec.key not in context.selected_asset_check_keys:
+            continue
+        if spec.name in own:
+            yield _kind_check(node, primary, own[spec.name], result.checks.get(spec.name))
             continue
         metric, bound = spec.name.rsplit("_", 1)
         crit = node.success_criteria[metric]
@@ -241,6 +285,17 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
             metadata={"value": float(value) if value is not None else "not reported",
                       "criterion": crit.describe(metric)},
         )
+
+
+def _kind_check(node: PhaseNode, primary, check, outcome) -> dg.AssetCheckResult:
+    """The result of a check the kind evaluates itself (a missing outcome fails it)."""
+    severity = dg.AssetCheckSeverity.ERROR if check.blocking else dg.AssetCheckSeverity.WARN
+    if outcome is None:
+        return dg.AssetCheckResult(asset_key=primary, check_name=check.name, passed=False, severity=severity,
+                                   metadata={"status": f"phase '{node.name}' did not report this check"})
+    return dg.AssetCheckResult(asset_key=primary, check_name=check.name, passed=bool(outcome.passed),
+                               severity=severity, metadata=_metadata(dict(outcome.metadata)),
+                               description=check.description)
 
 
 def _gate(graph: WorkflowGraph, node: PhaseNode, values: dict, where: str) -> dict:
@@ -280,14 +335,19 @@ def compile_graph(graph: WorkflowGraph, executor: str | None = None) -> Compiled
     timeouts = [n.timeout_seconds for n in graph.phases.values() if n.timeout_seconds]
     if timeouts:
         tags["dagster/max_runtime"] = str(int(sum(timeouts)))
+    parts = partitions_def(graph.partitions)
     job = dg.define_asset_job(
         graph.workflow_id,
         selection=dg.AssetSelection.groups(graph.workflow_id),
         executor_def=runtime.executor(executor or graph.executor, graph.max_concurrent),
         tags=tags,
+        partitions_def=parts,
         description=f"{graph.name}: {graph.description}".strip(": "),
     )
-    return CompiledWorkflow(graph=graph, assets=assets, job=job)
+    compiled = CompiledWorkflow(graph=graph, assets=assets, job=job, partitions_def=parts)
+    compiled.schedules = workflow_schedules(compiled)
+    compiled.sensors = workflow_sensors(compiled)
+    return compiled
 
 
 def compile_workflow(path_or_name, workflows_dir=None, executor: str | None = None) -> CompiledWorkflow:

@@ -75,6 +75,35 @@ class WorkflowInfo(StrictModel):
     # ADMF-PC: per-phase error policies (applied by the loader); checkpointing, monitoring and
     # resource_management are warned about and removed by the loader (Dagster replaces them)
     error_handling: dict[str, Any] | None = None
+    #: cron string (or {cron, timezone}): a Dagster schedule for the workflow's job (off until
+    #: switched on in the UI); see workflow/automation.py
+    schedule: StrictStr | None = None
+    timezone: StrictStr = "UTC"
+    #: a sensor (off until switched on) runs the job when market partitions it reads change
+    run_on_new_market_data: StrictBool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _schedule_mapping(cls, v: Any) -> Any:
+        if isinstance(v, dict) and isinstance(v.get("schedule"), dict):
+            from .automation_spec import schedule_mapping
+
+            v = schedule_mapping(v)
+        return v
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron_ok(cls, v: str | None) -> str | None:
+        from .automation_spec import check_cron
+
+        return check_cron(v)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_ok(cls, v: str) -> str:
+        from .automation_spec import check_timezone
+
+        return check_timezone(v)
 
     @field_validator("version", mode="before")
     @classmethod
