@@ -7,7 +7,7 @@ from typing import Sequence
 
 import dagster as dg
 
-from admf_assets import market, runtime
+from admf_assets import alerts, market, runtime
 from admf_assets.workflow.compiler import CompiledWorkflow, compile_all
 
 
@@ -20,7 +20,8 @@ def build_defs(workflows: Sequence[CompiledWorkflow] | None = None, *, executor:
         assets=[*market.ASSETS, *(a for w in workflows for a in w.assets)],
         asset_checks=market.CHECKS,
         jobs=[market.market_data_job, *(w.job for w in workflows)],
-        schedules=[market.market_data_schedule],
+        schedules=[market.market_data_schedule, *(s for w in workflows for s in w.schedules)],
+        sensors=[alerts.alerts_sensor, *(s for w in workflows for s in w.sensors)],
         resources=runtime.resources(),
         executor=runtime.executor(executor),
     )
