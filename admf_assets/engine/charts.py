@@ -146,6 +146,13 @@ class Chart:
         self.figure = figure
         self.title = str(title)
         self._svg: str | None = None
+        self._png: dict[int, bytes] = {}
+        engine = figure.get_layout_engine()
+        if engine is not None and hasattr(engine, "execute"):
+            if not getattr(figure, "_admf_laid_out", False):  # declutter's last draw laid it out
+                with _style():  # lay out once, then keep the positions: each render is one plain draw
+                    engine.execute(figure)
+            figure.set_layout_engine(None)
 
     def svg(self) -> str:
         """Inline SVG markup (no XML prolog, no metadata block, ``href`` instead of
@@ -171,11 +178,13 @@ class Chart:
 
     def png(self, dpi: int = PNG_DPI) -> bytes:
         """PNG bytes (deterministic: no software/time metadata)."""
-        buf = io.BytesIO()
-        with _style():
-            self.figure.savefig(buf, format="png", dpi=dpi, metadata={"Software": None},
-                                pil_kwargs={"optimize": True})
-        return buf.getvalue()
+        if dpi not in self._png:
+            buf = io.BytesIO()
+            with _style():
+                self.figure.savefig(buf, format="png", dpi=dpi, metadata={"Software": None},
+                                    pil_kwargs={"optimize": True})
+            self._png[dpi] = buf.getvalue()
+        return self._png[dpi]
 
     def __str__(self) -> str:
         return self.svg()
@@ -352,34 +361,59 @@ def _fixed(axis) -> bool:
     return isinstance(axis.get_major_locator(), FixedLocator)
 
 
+def _fit(fig, axis) -> None:
+    """One axis' labels: rotate (x), shrink, thin, each step only while they still overlap and
+    never back to an earlier step.  Draws without the layout engine (the caller lays out)."""
+    labels = [t for t in axis.get_ticklabels() if t.get_text()]
+    if not labels:
+        return
+    steps = ([{"rotation": 45}, {"rotation": 90}] if axis.axis_name == "x" else []) + [{"size": 7.5}, {"size": 6.5}]
+    for step in steps:
+        if "rotation" in step and labels[0].get_rotation() >= step["rotation"]:
+            continue
+        if "size" in step and labels[0].get_fontsize() <= step["size"]:
+            continue
+        if not _axis_overlaps(fig, axis):
+            return
+        for t in axis.get_ticklabels():
+            if "rotation" in step:
+                t.set_rotation(step["rotation"])
+                t.set_horizontalalignment("right" if step["rotation"] < 90 else "center")
+                t.set_rotation_mode("anchor" if step["rotation"] < 90 else "default")
+            else:
+                t.set_fontsize(step["size"])
+        fig.draw_without_rendering()
+    k = max(1, next((i for i in range(1, len(labels)) if not labels[i].get_visible()), 1))
+    while k < len(labels) and _axis_overlaps(fig, axis):
+        k += 1
+        for i, t in enumerate(labels):
+            t.set_visible(i % k == 0)
+        fig.draw_without_rendering()
+
+
 def declutter(fig, axes=None) -> None:
     """Make the chart-placed tick labels fit without overlapping: x labels rotate 45 then 90
-    degrees; then the font shrinks (to 6.5 pt); then only every k-th label is shown."""
+    degrees; then the font shrinks (to 6.5 pt); then only every k-th label is shown.
+
+    The figure is laid out once, the labels are fitted against that layout (cheap draws
+    without the layout engine), then laid out again and checked; a label that overlaps
+    after the new layout is fitted once more."""
     todo = [axis for ax in (axes if axes is not None else fig.axes) for axis in (ax.xaxis, ax.yaxis) if _fixed(axis)]
     if not todo:
         return
-    fig.draw_without_rendering()
-    for axis in todo:
-        steps = ([{"rotation": 45}, {"rotation": 90}] if axis.axis_name == "x" else []) + \
-                [{"size": 7.5}, {"size": 6.5}]
-        for step in steps:
-            if not _axis_overlaps(fig, axis):
-                break
-            for t in axis.get_ticklabels():
-                if "rotation" in step:
-                    t.set_rotation(step["rotation"])
-                    t.set_horizontalalignment("right" if step["rotation"] < 90 else "center")
-                    t.set_rotation_mode("anchor" if step["rotation"] < 90 else "default")
-                else:
-                    t.set_fontsize(step["size"])
-            fig.draw_without_rendering()
-        labels = [t for t in axis.get_ticklabels() if t.get_text()]
-        k = 1
-        while k < len(labels) and _axis_overlaps(fig, axis):
-            k += 1
-            for i, t in enumerate(labels):
-                t.set_visible(i % k == 0)
-            fig.draw_without_rendering()
+    engine = fig.get_layout_engine()
+    for _ in range(3):
+        fig.draw_without_rendering()  # lays out
+        busy = [axis for axis in todo if _axis_overlaps(fig, axis)]
+        if not busy:
+            fig._admf_laid_out = True  # Chart() need not lay it out again
+            return
+        if engine is not None:
+            fig.set_layout_engine(None)
+        for axis in busy:
+            _fit(fig, axis)
+        if engine is not None:
+            fig.set_layout_engine(engine)
 
 
 def _shade(axes, xa: "_X", start, x_end: float, label: str | None) -> None:
@@ -529,7 +563,7 @@ def heatmap(table: pd.DataFrame, title: str, fmt: str = "{:.2f}", center: float 
     col_labels = [str(v) for v in table.columns]
     longest_row = max(len(s) for s in row_labels)
     height = int(min(900, max(200, 70 + 22 * nr + 5.5 * max(len(s) for s in col_labels))))
-    width = int(min(max_width, max(320, 120 + 6 * longest_row + 48 * nc)))
+    width = int(min(max_width, max(420, 130 + 6 * longest_row + 56 * nc)))
     with _style():
         from matplotlib import colormaps
         from matplotlib.colors import TwoSlopeNorm

@@ -71,7 +71,7 @@ LABELS: dict[str, Label] = {
     "objective": _l("Objective", "", "ratio"),
     "n_trials": _l("Trials", "", "count"),
     "n_valid_trials": _l("Valid trials", "", "count"),
-    "variance_share": _l("Variance explained", "fANOVA", "percent", "share of the objective's variance across trials"),
+    "importance": _l("Importance", "PED-ANOVA", "percent", "share of the importance for reaching the best 10 % of trials"),
     "expected_max_sharpe": _l("Best Sharpe ratio expected by luck", "", "ratio",
                               "expected maximum of the trials' Sharpe ratios if none had an edge"),
     # analysis

@@ -94,7 +94,9 @@ class Backtest(PhaseKind):
         metrics = {k: (v.item() if hasattr(v, "item") else v) for k, v in m.items()}
         metrics["n_days"] = int(mask.sum())
         metrics["total_costs"] = float((gross - r).sum())  # fraction of equity paid, summed over bars
-        period = f"{r.index[0].date()}..{r.index[-1].date()}"
+        start = _period_start(bars, cfg.data_split)
+        period = (f"{start.date()} close (equity 1.0) .. {r.index[-1].date()}, {len(r)} daily returns from "
+                  f"{r.index[0].date()}" if start is not None else f"{r.index[0].date()}..{r.index[-1].date()}")
         results = pd.DataFrame([{
             "strategy": strategy, PARAMS_COLUMN: params_json(params), "split": cfg.data_split,
             "start": r.index[0], "end": r.index[-1], "n_bars": int(mask.sum()),
@@ -116,7 +118,6 @@ class Backtest(PhaseKind):
         summary = results.T.reset_index().rename(columns={"index": "field", 0: "value"}).astype(str)
         eq = pd.Series(report["equity"].to_numpy(), index=pd.DatetimeIndex(report["date"]))
         dd = pd.Series(report["drawdown"].to_numpy(), index=eq.index)
-        start = _period_start(bars, cfg.data_split)
         if start is not None and start < eq.index[0]:
             eq = pd.concat([pd.Series([1.0], index=pd.DatetimeIndex([start])), eq])
             dd = pd.concat([pd.Series([0.0], index=pd.DatetimeIndex([start])), dd])

@@ -51,13 +51,18 @@ def test_parameter_effects_are_the_groupby_means():
     assert e.n_values == 5 and e.best_mean > 0.6 and e.worst_mean < 0.05
 
 
-def test_fanova_finds_the_parameter_that_matters():
+def test_importance_finds_the_parameter_that_matters():
     h = _grid(lambda d: np.sin(d["a"]) * 2.0, noise=0.01)
-    shares = I.fanova_importance(h, ["a", "b", "c"], seed=0)
+    shares = I.parameter_importance(h, ["a", "b", "c"])
     assert set(shares) == {"a", "b", "c"} and sum(shares.values()) == pytest.approx(1.0)
-    assert shares["a"] > 0.9
-    assert I.fanova_importance(h, ["a", "b", "c"], seed=0) == shares  # seeded
-    assert I.fanova_importance(h.head(3), ["a"]) == {}
+    assert shares["a"] > 0.8 and max(shares["b"], shares["c"]) < 0.1
+    assert I.parameter_importance(h, ["a", "b", "c"]) == shares  # deterministic
+    # minimising: the best trials are where sin(a) is lowest, still decided by a
+    low = I.parameter_importance(h, ["a", "b", "c"], direction="minimize")
+    assert low["a"] > 0.8
+    h2 = _grid(lambda d: -((d["b"] - 20) ** 2) / 100.0, noise=0.001)
+    assert max(I.parameter_importance(h2, ["a", "b", "c"]).items(), key=lambda kv: kv[1])[0] == "b"
+    assert I.parameter_importance(h.head(3), ["a"]) == {}
 
 
 def test_neighbourhood_tells_a_peak_from_a_plateau():
