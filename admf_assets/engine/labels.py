@@ -19,7 +19,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Label", "LABELS", "describe", "card_label", "show", "register_label"]
+__all__ = ["Label", "LABELS", "describe", "card_label", "show", "register_label", "plain_number"]
 
 Kind = Literal["percent", "ratio", "count", "money", "bps", "number", "date", "text", "bytes", "seconds"]
 
@@ -119,7 +119,9 @@ def card_label(name) -> str:
     return f"{d.label} ({d.unit})" if d.unit else d.label
 
 
-def _number(x: float, digits: int = 4) -> str:
+def plain_number(x: float, digits: int = 4) -> str:
+    """A float with ``digits`` decimals; thousands separators from 1,000, none after the
+    point from 1e6; scientific notation below 1e-3."""
     a = abs(x)
     if a == 0:
         return "0"
@@ -155,4 +157,4 @@ def show(name, value) -> str | None:
         return f"{x:g}"
     if d.kind == "seconds":
         return f"{x:.2f}" if x < 100 else f"{x:,.0f}"
-    return _number(x)
+    return plain_number(x)

@@ -32,7 +32,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from . import charts
 from .analysis import correlation_summary, drawdown_analysis, equity_curve, underwater
-from .labels import card_label, describe, show
+from .labels import card_label, describe, plain_number, show
 
 __all__ = [
     "render_report",
@@ -143,16 +143,7 @@ def format_value(v, key=None, fmt: str | None = None) -> str:
             return f"{x:.2%}"
         if _is_count_key(key) and x.is_integer():
             return f"{int(x):,}"
-        a = abs(x)
-        if a == 0:
-            return "0"
-        if a >= 1e6:
-            return f"{x:,.0f}"
-        if a >= 1000:
-            return f"{x:,.2f}"
-        if a >= 1e-3:
-            return f"{x:.4f}"
-        return f"{x:.3e}"
+        return plain_number(x)
     if isinstance(v, pd.Timestamp | _dt.datetime):
         ts = pd.Timestamp(v)
         if ts.hour == ts.minute == ts.second == ts.microsecond == 0 and ts.nanosecond == 0:
@@ -261,7 +252,7 @@ def _section_view(i: int, sec: Mapping) -> dict:
     if not isinstance(metrics, Mapping):
         raise TypeError(f"report section {title!r}: 'metrics' must be a dict")
     fmts = sec.get("formats") or {}
-    metric_items = [_card(k, v, fmts.get(k)) for k, v in metrics.items()]
+    metric_items = [_card(k, v, fmts.get(k)) for k, v in metrics.items() if not _is_missing(v)]  # NaN: no card
     table = sec.get("table")
     tv = None
     if table is not None:
