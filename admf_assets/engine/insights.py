@@ -9,7 +9,6 @@ kinds word them.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Sequence
 
 import numpy as np
@@ -73,60 +72,38 @@ def parameter_effects(history: pd.DataFrame, params: Sequence[str], objective: s
     return out.sort_values("spread", ascending=False, kind="mergesort").reset_index(drop=True)
 
 
-def parameter_importance(history: pd.DataFrame, params: Sequence[str], objective: str = "objective",
-                         direction: str = "maximize", target_quantile: float = 0.1,
-                         max_trials: int = 20000) -> dict[str, float]:
-    """How much each parameter decides whether a trial lands in the best ``target_quantile``
-    of trials (Optuna's PED-ANOVA evaluator, Watanabe et al., IJCAI 2023), as shares that sum
-    to 1.  Deterministic (Parzen estimators, no random forest) and needs no scikit-learn
-    (``import optuna.importance`` does import scikit-learn when it is installed, for its other
-    evaluators: about a second, once per process).
+def parameter_importance(history: pd.DataFrame, params: Sequence[str], objective: str = "objective") -> dict[str, float]:
+    """Share of the objective's variance across trials that each parameter explains alone: the
+    main-effect eta squared of a one-way ANOVA, ``sum_v n_v (mean_v - mean)^2 / sum_i (y_i - mean)^2``
+    over the parameter's values ``v`` (quantile bins for a parameter with many values).
 
-    Numeric parameters become Int/Float distributions over their range, others
-    categorical; trials with a non-finite objective or a missing parameter are dropped; at
-    most ``max_trials`` trials (the first ones).  Empty when fewer than 4 trials or no
-    parameter varies."""
-    import optuna
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-    from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
+    On a full grid these are the first-order terms of the functional ANOVA decomposition
+    (what fANOVA estimates with a random forest), computed exactly; ``1 - sum`` is the share
+    left to interactions and noise.  Trials with a non-finite objective are dropped; empty
+    when fewer than 4 trials remain or the objective does not vary.
 
-    params = [p for p in params if p in history.columns]
-    h = history[[*params, objective]].copy()
-    h[objective] = pd.to_numeric(h[objective], errors="coerce")
-    h = h[np.isfinite(h[objective].to_numpy(dtype=float))].dropna(subset=params).head(max_trials)
-    params = [p for p in params if h[p].nunique() > 1]
-    if len(h) < 4 or not params:
+    >>> h = pd.DataFrame({"a": [1, 1, 2, 2], "b": [5, 6, 5, 6], "objective": [0.0, 1.0, 2.0, 3.0]})
+    >>> {k: round(v, 3) for k, v in parameter_importance(h, ["a", "b"]).items()}
+    {'a': 0.8, 'b': 0.2}
+    """
+    y = pd.to_numeric(history[objective], errors="coerce")
+    ok = np.isfinite(y.to_numpy(dtype=float))
+    y = y[ok]
+    if len(y) < 4:
         return {}
-    dists = {}
+    total = float(((y - y.mean()) ** 2).sum())
+    if total <= 0:
+        return {}
+    out = {}
     for p in params:
-        s = h[p]
-        if pd.api.types.is_bool_dtype(s.dtype) or not pd.api.types.is_numeric_dtype(s.dtype):
-            dists[p] = CategoricalDistribution(sorted(pd.unique(s.astype(str))))
-            h[p] = s.astype(str)
-        elif pd.api.types.is_integer_dtype(s.dtype) or bool(np.all(s.to_numpy(dtype=float) % 1 == 0)):
-            dists[p] = IntDistribution(int(s.min()), int(s.max()))
-            h[p] = s.astype(np.int64)
-        else:
-            dists[p] = FloatDistribution(float(s.min()), float(s.max()))
-            h[p] = s.astype(float)
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = optuna.create_study(direction="minimize" if direction == "minimize" else "maximize")
-        records = h.to_dict("records")
-        study.add_trials([
-            optuna.trial.create_trial(params={p: (r[p].item() if hasattr(r[p], "item") else r[p]) for p in params},
-                                      distributions=dists, value=float(r[objective]))
-            for r in records
-        ])
-        sign = 1.0 if direction == "minimize" else -1.0  # the evaluator ranks lower as better
-        with warnings.catch_warnings():  # "computes the importances ... to achieve low target": done above
-            warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes", category=UserWarning)
-            imp = get_param_importances(study, evaluator=PedAnovaImportanceEvaluator(target_quantile=target_quantile),
-                                        target=lambda t: sign * t.value, normalize=True)
-    finally:
-        optuna.logging.set_verbosity(verbosity)
-    return {k: float(v) for k, v in imp.items()}
+        if p not in history.columns:
+            continue
+        lev = _levels(history.loc[ok, p])
+        if lev.nunique(dropna=True) < 2:
+            continue
+        g = y.groupby(lev)
+        out[p] = float((g.size() * (g.mean() - y.mean()) ** 2).sum() / total)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 def neighbourhood(history: pd.DataFrame, params: Sequence[str], best: int, objective: str = "objective",

@@ -71,7 +71,8 @@ LABELS: dict[str, Label] = {
     "objective": _l("Objective", "", "ratio"),
     "n_trials": _l("Trials", "", "count"),
     "n_valid_trials": _l("Valid trials", "", "count"),
-    "importance": _l("Importance", "PED-ANOVA", "percent", "share of the importance for reaching the best 10 % of trials"),
+    "variance_explained": _l("Variance explained", "main effect", "percent",
+                             "share of the objective's variance across trials a parameter explains alone"),
     "expected_max_sharpe": _l("Best Sharpe ratio expected by luck", "", "ratio",
                               "expected maximum of the trials' Sharpe ratios if none had an edge"),
     # analysis

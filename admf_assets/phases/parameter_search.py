@@ -234,19 +234,21 @@ class ParameterSearch(PhaseKind):
             effects, shares, objective = imp
             table = effects.copy()
             if shares:
-                table.insert(1, "importance", table["parameter"].map(shares).fillna(0.0))
+                table.insert(1, "variance_explained", table["parameter"].map(shares).fillna(0.0))
             sec = {"title": "Parameter importance",
                    "text": f"Mean {objective} of the trials at each value of a parameter (the other parameters "
                            f"averaged over): its best and worst value and their spread."
-                           + (f" importance: how much the parameter decides whether a trial lands in the best "
-                              f"10 % of trials by {objective} (Optuna's PED-ANOVA evaluator; shares sum to 100 %)."
-                              if shares else ""),
+                           + (f" variance_explained: the share of the {objective} variance across trials that the "
+                              f"parameter explains alone (main-effect eta squared; on a full grid, the first-order "
+                              f"terms of a functional ANOVA); the rest, {1 - sum(shares.values()):.0%}, comes from "
+                              f"interactions between parameters." if shares else ""),
                    "table": table, "formats": {**{c: "{:.4g}" for c in ("best_mean", "worst_mean", "spread")},
                                                "best_value": "{:g}", "worst_value": "{:g}"}}
             if shares:
-                sec["formats"]["importance"] = "{:.1%}"
-                sec["chart_svg"] = charts.bar_chart_svg(pd.Series(shares), f"Importance for the best 10 % of trials "
-                                                                           f"(PED-ANOVA)", height=220, y_format="{:.0%}")
+                sec["formats"]["variance_explained"] = "{:.1%}"
+                sec["chart_svg"] = charts.bar_chart_svg(pd.Series(shares), f"Share of the {objective} variance each "
+                                                                           f"parameter explains alone", height=220,
+                                                        y_format="{:.0%}")
             out.append(sec)
         return out
 
@@ -272,14 +274,14 @@ class ParameterSearch(PhaseKind):
                     f"{_v(top['worst_value'])} against {top['best_mean']:.3g} at {_v(top['best_value'])} "
                     f"(spread {top['spread']:.3g})")
             if share is not None:
-                text += (f"; it carries {share:.0%} of the importance for reaching the best 10 % of trials "
-                         f"(PED-ANOVA)")
+                text += (f"; alone it explains {share:.0%} of the {objective} variance across trials "
+                         f"(interactions: {1 - sum(shares.values()):.0%})")
             if len(effects) > 1:
                 last = effects.iloc[-1]
                 text += (f". Least: {last['parameter']} (spread {last['spread']:.3g}"
                          + (f", {shares.get(last['parameter'], 0.0):.0%}" if shares else "") + ")")
-            out.append(Insight("parameters", text + ".", value=share, key="importance" if share else None,
-                               label=f"Importance of {top['parameter']}" if share else None))
+            out.append(Insight("parameters", text + ".", value=share, key="variance_explained" if share else None,
+                               label=f"Variance explained by {top['parameter']}" if share else None))
         best_pos = int(np.nanargmax(y.to_numpy(dtype=float)) if opt.direction == "maximize"
                        else np.nanargmin(y.to_numpy(dtype=float)))
         params = _param_names(hist)
@@ -328,7 +330,7 @@ _IMPORTANCE: dict[str, Any] = {"history": None, "value": None}
 
 
 def _importance(view: PhaseView) -> tuple[pd.DataFrame, dict[str, float], str] | None:
-    """(effects, PED-ANOVA importance shares, objective) of the view's history; computed once per history
+    """(effects, variance explained per parameter, objective) of the view's history; computed once per history
     (the report asks for its sections and its insights)."""
     hist = view.outputs.get("optimization_history")
     if hist is None or not len(hist):
@@ -343,8 +345,7 @@ def _importance(view: PhaseView) -> tuple[pd.DataFrame, dict[str, float], str] |
     effects = ei.parameter_effects(h, params, "objective", opt.direction)
     value = None
     if len(effects):
-        shares = ei.parameter_importance(h, list(effects["parameter"]), "objective", opt.direction) \
-            if len(effects) > 1 else {}
+        shares = ei.parameter_importance(h, list(effects["parameter"]), "objective")
         value = (effects, shares, opt.objective)
     _IMPORTANCE.update(history=hist, value=value)
     return value

@@ -51,17 +51,26 @@ def test_parameter_effects_are_the_groupby_means():
     assert e.n_values == 5 and e.best_mean > 0.6 and e.worst_mean < 0.05
 
 
-def test_importance_finds_the_parameter_that_matters():
-    h = _grid(lambda d: np.sin(d["a"]) * 2.0, noise=0.01)
+def test_variance_explained_is_the_main_effect_eta_squared():
+    # additive on a balanced grid: the main effects explain everything, in proportion to their variances
+    alpha = {1: -1.5, 2: -0.5, 3: 0.5, 4: 1.5}
+    beta = {10: -1.0, 20: 0.0, 30: 1.0}
+    h = _grid(lambda d: d["a"].map(alpha) + d["b"].map(beta))
     shares = I.parameter_importance(h, ["a", "b", "c"])
-    assert set(shares) == {"a", "b", "c"} and sum(shares.values()) == pytest.approx(1.0)
-    assert shares["a"] > 0.8 and max(shares["b"], shares["c"]) < 0.1
-    assert I.parameter_importance(h, ["a", "b", "c"]) == shares  # deterministic
-    # minimising: the best trials are where sin(a) is lowest, still decided by a
-    low = I.parameter_importance(h, ["a", "b", "c"], direction="minimize")
-    assert low["a"] > 0.8
-    h2 = _grid(lambda d: -((d["b"] - 20) ** 2) / 100.0, noise=0.001)
-    assert max(I.parameter_importance(h2, ["a", "b", "c"]).items(), key=lambda kv: kv[1])[0] == "b"
+    va, vb = np.var(list(alpha.values())), np.var(list(beta.values()))
+    assert shares["a"] == pytest.approx(va / (va + vb)) and shares["b"] == pytest.approx(vb / (va + vb))
+    assert shares["c"] == pytest.approx(0.0, abs=1e-12) and list(shares) == ["a", "b", "c"]
+    # a pure interaction: no main effect explains anything
+    x = _grid(lambda d: np.where((d["a"] > 2) == (d["b"] > 15), 1.0, -1.0) * np.where(d["c"] > 0, 1, -1))
+    assert sum(I.parameter_importance(x, ["a", "b", "c"]).values()) < 0.05
+    # against a direct one-way ANOVA with statsmodels
+    import statsmodels.api as sm
+    from statsmodels.formula.api import ols
+
+    n = _grid(lambda d: np.sin(d["a"]) + 0.1 * d["b"] / 10, noise=0.3, seed=3)
+    table = sm.stats.anova_lm(ols("objective ~ C(a)", data=n).fit())
+    eta = table.loc["C(a)", "sum_sq"] / table["sum_sq"].sum()
+    assert I.parameter_importance(n, ["a"])["a"] == pytest.approx(eta, rel=1e-12)
     assert I.parameter_importance(h.head(3), ["a"]) == {}
 
 
