@@ -36,6 +36,15 @@ def _levels(s: pd.Series, max_levels: int = 25, bins: int = 5) -> pd.Series:
     return codes.map(mids)
 
 
+def _by_value(history: pd.DataFrame, params: Sequence[str], objective: str):
+    """The finite objective values and, lazily, (parameter, its values or bins) for each
+    parameter of ``params`` that takes at least two values on those trials."""
+    y = pd.to_numeric(history[objective], errors="coerce")
+    ok = np.isfinite(y.to_numpy(dtype=float))
+    levels = ((p, _levels(history.loc[ok, p])) for p in params if p in history.columns)
+    return y[ok], ((p, lev) for p, lev in levels if lev.nunique(dropna=True) >= 2)
+
+
 def parameter_effects(history: pd.DataFrame, params: Sequence[str], objective: str = "objective",
                       direction: str = "maximize") -> pd.DataFrame:
     """Marginal effect of each parameter: the mean objective of the trials at each of its
@@ -50,16 +59,10 @@ def parameter_effects(history: pd.DataFrame, params: Sequence[str], objective: s
     >>> parameter_effects(h, ["a", "b"])[["parameter", "best_value", "spread"]].round(3).values.tolist()
     [['a', 2, 1.0], ['b', 6, 0.2]]
     """
-    y = pd.to_numeric(history[objective], errors="coerce")
-    ok = np.isfinite(y.to_numpy(dtype=float))
+    y, groups = _by_value(history, params, objective)
     rows = []
-    for p in params:
-        if p not in history.columns:
-            continue
-        lev = _levels(history.loc[ok, p])
-        if lev.nunique(dropna=True) < 2:
-            continue
-        means = y[ok].groupby(lev).mean().dropna()
+    for p, lev in groups:
+        means = y.groupby(lev).mean().dropna()
         if len(means) < 2:
             continue
         best = means.idxmax() if direction == "maximize" else means.idxmin()
@@ -86,21 +89,14 @@ def parameter_importance(history: pd.DataFrame, params: Sequence[str], objective
     >>> {k: round(v, 3) for k, v in parameter_importance(h, ["a", "b"]).items()}
     {'a': 0.8, 'b': 0.2}
     """
-    y = pd.to_numeric(history[objective], errors="coerce")
-    ok = np.isfinite(y.to_numpy(dtype=float))
-    y = y[ok]
+    y, groups = _by_value(history, params, objective)
     if len(y) < 4:
         return {}
     total = float(((y - y.mean()) ** 2).sum())
     if total <= 0:
         return {}
     out = {}
-    for p in params:
-        if p not in history.columns:
-            continue
-        lev = _levels(history.loc[ok, p])
-        if lev.nunique(dropna=True) < 2:
-            continue
+    for p, lev in groups:
         g = y.groupby(lev)
         out[p] = float((g.size() * (g.mean() - y.mean()) ** 2).sum() / total)
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
