@@ -66,6 +66,7 @@ LABELS: dict[str, Label] = {
     "split": _l("Data split", "", "text"),
     "sharpe_decay": _l("Sharpe ratio change out of sample", "", "percent",
                        "(out-of-sample - in-sample) / |in-sample| Sharpe ratio, same costs"),
+    "exposure_scale": _l("Exposure scale", "x capital", "ratio", "fraction of capital the strategy runs at"),
     # search
     "best_score": _l("Best objective", "", "ratio"),
     "objective": _l("Objective", "", "ratio"),
