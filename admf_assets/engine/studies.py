@@ -1,0 +1,118 @@
+"""Where Optuna studies live: one journal file per workflow under the storage root, or an RDB URL.
+
+A search records every finished trial in an Optuna study, so a killed run continues where it
+stopped and ``optuna-dashboard`` can show the study while it runs:
+
+>>> from pathlib import Path
+>>> journal_path(Path("/data/admf"), "basic_research").as_posix()
+'/data/admf/optuna/basic_research.journal'
+>>> study_name("basic_research", "parameter_optimization", "momentum", version="3f2a9c")
+'basic_research/parameter_optimization/momentum@3f2a9c'
+
+``open_storage(spec)``: ``None`` -> Optuna's in-memory storage (nothing persists); a string
+with ``://`` -> an RDB storage (``sqlite:///x.db``, ``postgresql://...``); anything else -> a
+journal file (created with its folder).  The journal is Optuna's ``JournalFileBackend``
+format with its file lock (several processes may share a file), with one difference:
+Optuna syncs the file to disk after every record (measured here: 1-4 ms per trial); this
+backend syncs at most once per ``sync_seconds`` (and on ``sync()``), so a killed process
+loses nothing (written data is in the OS page cache) and a power cut at most that much.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage, JournalStorage
+from optuna.storages.journal import JournalFileBackend
+
+__all__ = ["JOURNAL_SUFFIX", "journal_path", "study_name", "open_storage", "describe_storage", "sync_storage",
+           "SyncedJournalFile"]
+
+JOURNAL_SUFFIX = ".journal"
+
+
+def journal_path(root: str | os.PathLike, workflow_id: str) -> Path:
+    """The default journal file of a workflow's studies under the storage root."""
+    return Path(root) / "optuna" / f"{workflow_id}{JOURNAL_SUFFIX}"
+
+
+def study_name(*parts: str, version: str | None = None) -> str:
+    """``workflow/phase/strategy[/regime]@version``: one study per searched space."""
+    name = "/".join(str(p) for p in parts if p not in (None, ""))
+    return f"{name}@{version}" if version else name
+
+
+class SyncedJournalFile(JournalFileBackend):
+    """Optuna's journal file backend, synced to disk at most every ``sync_seconds``."""
+
+    def __init__(self, file_path: str, sync_seconds: float = 1.0):
+        super().__init__(file_path)
+        self.sync_seconds = float(sync_seconds)
+        self._last_sync = time.monotonic()
+        self._unsynced = False
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
+        self._lock.acquire()
+        try:
+            with open(self._file_path, "ab") as f:
+                f.write(text.encode("utf-8"))
+                f.flush()
+                self._unsynced = True
+                if time.monotonic() - self._last_sync >= self.sync_seconds:
+                    os.fsync(f.fileno())
+                    self._mark_synced()
+        finally:
+            self._lock.release()
+
+    def sync(self) -> None:
+        """Flush what was written to disk now."""
+        if not self._unsynced:
+            return
+        fd = os.open(self._file_path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._mark_synced()
+
+    def _mark_synced(self) -> None:
+        self._unsynced = False
+        self._last_sync = time.monotonic()
+
+
+def open_storage(spec: str | os.PathLike | None, sync_seconds: float = 1.0) -> BaseStorage | None:
+    """An Optuna storage for ``spec`` (see the module docstring); ``None`` for in-memory."""
+    if spec is None:
+        return None
+    text = str(spec)
+    if "://" in text:
+        return optuna.storages.RDBStorage(text)
+    path = Path(text).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(SyncedJournalFile(str(path), sync_seconds))
+
+
+def sync_storage(storage: BaseStorage | None) -> None:
+    """Sync a journal file to disk (RDB storages commit every write themselves)."""
+    backend = getattr(storage, "_backend", None)
+    if isinstance(backend, SyncedJournalFile):
+        backend.sync()
+
+
+def describe_storage(spec: str | os.PathLike | None) -> str:
+    """What to show users: the URL without a password, or the journal file's path."""
+    if spec is None:
+        return "in-memory (not persisted)"
+    text = str(spec)
+    if "://" in text and "@" in text:
+        scheme, rest = text.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return text
