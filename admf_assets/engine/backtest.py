@@ -504,7 +504,7 @@ def _close_frame(close) -> pd.DataFrame:
 
 def run_grid(close, strategy: str, params, config: BacktestConfig = BacktestConfig(), keep_positions: bool = False,
              chunk_size: int | None = None, per_symbol: bool = False, metrics=None,
-             indicators: Indicators | None = None) -> GridResult:
+             indicators: Indicators | None = None, checked: bool = False) -> GridResult:
     """Backtest every parameter combination of ``strategy`` on ``close`` at once.
 
     close: DataFrame (DatetimeIndex x symbols). params: DataFrame (one row per
@@ -523,14 +523,15 @@ def run_grid(close, strategy: str, params, config: BacktestConfig = BacktestConf
     ``indicators``: an ``Indicators`` over the same closes, kept by a caller that calls
     ``run_grid`` many times (a search's batches) so each window is computed once.
     Trading settings of ``config`` given as arrays (``target_vol``, ``position_size``,
-    exit rules) hold one value per row of ``params``.
+    exit rules) hold one value per row of ``params``. ``checked=True``: the caller has
+    already tested the rows against the strategy's constraint (a search's batches).
     """
     which = _check_which(metrics)
     mcols = list(METRIC_COLUMNS) if which is None else which
     want_pos = any(k in mcols for k in POSITION_METRICS)
     close = _close_frame(close)
     spec = get_strategy(strategy)
-    p = normalize_params(spec, params)
+    p = normalize_params(spec, params, check=not checked)
     values = close.to_numpy(dtype=np.float64)
     if indicators is not None and (indicators.n_bars, indicators.n_symbols) != values.shape:
         raise ValueError(f"indicators cover {indicators.n_bars} bars x {indicators.n_symbols} symbols, "

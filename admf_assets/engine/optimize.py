@@ -65,7 +65,7 @@ from .indicators import Indicators
 from .metrics import METRIC_COLUMNS, compute_metrics
 from .search import MINIMIZED, OBJECTIVE_ALIASES, default_direction, rank_trials, resolve_objective
 from .strategies import get_strategy, normalize_params, valid_mask
-from .studies import describe_storage, open_storage, sync_storage
+from .studies import describe_storage, open_storage, record_trials, sync_storage
 from .util import py_scalar
 
 __all__ = [
@@ -539,14 +539,19 @@ class _Search:
         """Metrics of each parameter set (None: fails the strategy's constraint), ONE evaluate call."""
         if not params:
             return []
-        frame = pd.DataFrame(params)
-        for k, v in self.fixed.items():
-            frame[k] = v
+        names = list(dict.fromkeys(k for p in params for k in p))
+        cols: dict[str, Any] = {k: [p.get(k) for p in params] for k in names}
+        cols.update({k: [v] * len(params) for k, v in self.fixed.items() if k not in cols})
+        frame = pd.DataFrame(cols)
         ok = np.ones(len(frame), bool) if self.valid is None else np.asarray(self.valid(frame), bool)
         out: list[dict | None] = [None] * len(frame)
         if ok.any():
             t0 = time.perf_counter()
-            res = self.evaluate(frame[ok].reset_index(drop=True))
+            rows = frame[ok].reset_index(drop=True) if not ok.all() else frame
+            if self.valid is not None and getattr(self.evaluate, "takes_checked", False):
+                res = self.evaluate(rows, checked=True)  # the rows passed ``valid``: do not test them again
+            else:
+                res = self.evaluate(rows)
             self.t["engine"] += time.perf_counter() - t0
             self.engine_calls += 1
             if len(res) != int(ok.sum()):
@@ -558,8 +563,9 @@ class _Search:
         return out
 
     def attrs(self, metrics: dict | None, obj: np.ndarray, batch_seconds: float, n: int, ask_seconds: float) -> dict:
-        return {"metrics": None if metrics is None else {k: _clean(v) for k, v in metrics.items()},
-                "objective": [_clean(x) for x in obj], "batch": self.batch, "session": self.session,
+        clean = None if metrics is None else {k: (v if v == v and abs(v) != math.inf else None)
+                                              for k, v in metrics.items()}  # NaN / inf -> null (JSON)
+        return {"metrics": clean, "objective": [_clean(x) for x in obj], "batch": self.batch, "session": self.session,
                 "ask_seconds": round(ask_seconds, 6), "eval_seconds": round(batch_seconds / max(n, 1), 6),
                 **({"fixed": {k: _clean(v) for k, v in self.fixed.items()}} if self.fixed else {})}
 
@@ -567,7 +573,7 @@ class _Search:
     def record(self, trials: list[FrozenTrial]) -> None:
         if self.persist is not None and trials:
             t0 = time.perf_counter()
-            self.persist.add_trials(trials)
+            record_trials(self.persist, trials)
             self.t["storage"] += time.perf_counter() - t0
         self.done.extend(trials)
         self.batch += 1
@@ -802,15 +808,19 @@ def _run_cmaes(s: _Search, seed: int, popsize: int) -> None:
         t0 = time.perf_counter()
         xs = [opt.ask() for _ in range(opt.population_size)]
         ask = (time.perf_counter() - t0) / len(xs)
-        used = _propose(s, proposal, [_decode(s.dims, x) for x in xs], False, ask)
+        used = _propose(s, proposal, _decode(s.dims, np.array(xs)), False, ask)
         proposal += used
         if used < len(xs):
             break  # the budget ended inside this generation
         opt.tell([(x, sign * v[0]) for x, v in zip(xs, s.last[2])])
 
 
-def _decode(dims: Sequence[Dim], x: np.ndarray) -> dict:
-    return {d.name: py_scalar(d.decode(np.array([x[i]]))[0]) for i, d in enumerate(dims)}
+def _decode(dims: Sequence[Dim], X: np.ndarray) -> list[dict]:
+    """Parameter sets of the unit-cube points (rows of X), decoded a dimension at a time."""
+    X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+    cols = [d.decode(X[:, i]).tolist() for i, d in enumerate(dims)]
+    names = [d.name for d in dims]
+    return [dict(zip(names, row)) for row in zip(*cols)]
 
 
 class _Stop(Exception):
@@ -828,21 +838,22 @@ def _run_de(s: _Search, seed: int, popsize: int) -> None:
     sign = -1.0 if s.directions[0] == "maximize" else 1.0  # scipy minimizes
 
     def population(X: np.ndarray) -> None:
-        """Score the vectors of a generation (columns of X) not scored yet, in one batch."""
+        """Score a generation (the columns of X) in one batch; every member is a trial (a repeated
+        vector too).  A call whose vectors are all scored already (the energies of the feasible
+        ones) scores nothing."""
         pts = np.ascontiguousarray(X.T)
-        todo = list(dict.fromkeys(p.tobytes() for p in pts if p.tobytes() not in cache))
-        if not todo:
+        keys = [p.tobytes() for p in pts]
+        if all(k in cache for k in keys):
             return
         if len(s.done) >= s.n_trials and state["proposal"] >= s.replay_limit:
             raise _Stop
-        vecs = [np.frombuffer(b, dtype=np.float64) for b in todo]
-        used = _propose(s, state["proposal"], [_decode(s.dims, v) for v in vecs], True)
+        used = _propose(s, state["proposal"], _decode(s.dims, pts), True)
         state["proposal"] += used
         obj, viol, _ = s.last
         for j in range(used):
             o = obj[j, 0]
-            cache[todo[j]] = (sign * o if math.isfinite(o) else np.inf, viol[j])
-        if used < len(todo):
+            cache[keys[j]] = (sign * o if math.isfinite(o) else np.inf, viol[j])
+        if used < len(keys):
             raise _Stop
 
     def constraint(X: np.ndarray) -> np.ndarray:
@@ -1038,6 +1049,9 @@ class BacktestEvaluator:
     ``turnover`` are over the scored bars.
     """
 
+    #: ``optimize`` calls it with ``checked=True`` for rows that passed ``valid``
+    takes_checked = True
+
     def __init__(self, close: pd.DataFrame, strategy: str, config: BacktestConfig = BacktestConfig(),
                  decisions: np.ndarray | None = None):
         self.close = close
@@ -1049,7 +1063,7 @@ class BacktestEvaluator:
             raise ValueError(f"decision mask has {len(self.decisions)} bars, close has {len(close)}")
 
     def split(self, params: pd.DataFrame) -> tuple[pd.DataFrame, BacktestConfig]:
-        """Strategy parameters and the config with the batch's trading settings."""
+        """Strategy parameters (normalized) and the config with the batch's trading settings."""
         trading = [c for c in params.columns if c in TRADING_PARAMS]
         updates: dict[str, Any] = {}
         for c in trading:
@@ -1057,12 +1071,20 @@ class BacktestEvaluator:
             updates[c] = vals if len(vals) > 1 else float(vals[0])
         if "target_vol" in updates and self.config.sizing != "vol_target":
             updates["sizing"] = "vol_target"
-        return params.drop(columns=trading), replace(self.config, **updates)
+        unknown = [c for c in params.columns if c not in TRADING_PARAMS and get_strategy(self.strategy)
+                   .canonical_param(c) != c]
+        if unknown:  # aliases or strangers: the strict path names the problem
+            strat = normalize_params(self.strategy, params.drop(columns=trading), check=False)
+        else:
+            strat = strategy_frame(self.strategy, params)
+        return strat, (replace(self.config, **updates) if updates else self.config)
 
-    def __call__(self, params: pd.DataFrame) -> pd.DataFrame:
+    def __call__(self, params: pd.DataFrame, checked: bool = False) -> pd.DataFrame:
+        """Metrics of each row; ``checked``: the rows already satisfy the strategy's constraint."""
         strat, cfg = self.split(params)
         masked = self.decisions is not None
-        res = run_grid(self.close, self.strategy, strat, cfg, keep_positions=masked, indicators=self.indicators)
+        res = run_grid(self.close, self.strategy, strat, cfg, keep_positions=masked, indicators=self.indicators,
+                       checked=checked)
         if not masked:
             return res.metrics[list(METRIC_COLUMNS)].reset_index(drop=True)
         return self._masked(res.returns.to_numpy(), res.positions, cfg)
@@ -1152,13 +1174,35 @@ def strategy_dims(strategy: str, space: Mapping[str, Any], strict: bool = True) 
     return dims_from_space(_typed(strategy, {**strat, **trading}), _integer_names(strategy))
 
 
+def strategy_frame(strategy: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """The strategy's parameters of ``frame`` in its declared order and types, defaults filled
+    (what ``normalize_params`` returns, built cheaply for the shapes a search produces)."""
+    spec = get_strategy(strategy)
+    n = len(frame)
+    cols = {}
+    for name, default in spec.params.items():
+        values = frame[name].to_numpy() if name in frame.columns else np.full(n, default)
+        if isinstance(default, bool):
+            values = values.astype(bool)
+        elif isinstance(default, (int, np.integer)):
+            as_float = values.astype(np.float64)
+            if not np.array_equal(as_float, np.round(as_float)):
+                return normalize_params(spec, frame[[c for c in frame.columns if c in spec.params]], check=False)
+            values = as_float.astype(np.int64)
+        elif isinstance(default, float):
+            values = values.astype(np.float64)
+        cols[name] = values
+    return pd.DataFrame(cols, index=pd.RangeIndex(n))
+
+
 def strategy_valid(strategy: str) -> Callable[[pd.DataFrame], np.ndarray]:
     """Rows of a parameter frame that satisfy the strategy's own constraint (defaults filled)."""
     spec = get_strategy(strategy)
 
     def valid(frame: pd.DataFrame) -> np.ndarray:
-        cols = [c for c in frame.columns if c in spec.params]
-        return valid_mask(spec, normalize_params(spec, frame[cols], check=False))
+        if spec.constraint is None:
+            return np.ones(len(frame), bool)
+        return valid_mask(spec, strategy_frame(spec.name, frame))
 
     return valid
 
@@ -1195,15 +1239,15 @@ def list_proposals(strategy: str, space: Mapping[str, Any], method: str, n_trial
             frame = frame.drop_duplicates().reset_index(drop=True)
     else:
         raise ValueError(f"method {method!r} has no proposal list")
-    ranges, _ = dims_from_space(_typed(strategy, {**strat, **trading}), _integer_names(strategy))
-    by_name = {d.name: d for d in ranges if d.kind != "categorical"}
     dims, fixed = [], {}
-    for col in frame.columns:
+    for col in frame.columns:  # numeric columns are ranges (compact in the study, ordered for importance)
         values = frame[col]
         if values.nunique(dropna=False) <= 1:
             fixed[col] = py_scalar(values.iloc[0]) if len(values) else None
-        elif col in by_name and method == "random":
-            dims.append(by_name[col])
+        elif values.dtype.kind in "iu":
+            dims.append(Dim(col, "int", int(values.min()), int(values.max())))
+        elif values.dtype.kind == "f":
+            dims.append(Dim(col, "float", float(values.min()), float(values.max())))
         else:
             dims.append(Dim(col, "categorical", choices=tuple(py_scalar(x) for x in sorted(values.unique()))))
     if col_order := [d.name for d in dims]:
@@ -1212,4 +1256,4 @@ def list_proposals(strategy: str, space: Mapping[str, Any], method: str, n_trial
 
 
 __all__ += ["trials_frame", "rank", "DISTRIBUTION_QUANTILES", "trading_param", "split_space", "strategy_dims",
-            "strategy_valid", "list_proposals"]
+            "strategy_valid", "strategy_frame", "list_proposals"]

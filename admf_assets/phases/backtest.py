@@ -15,7 +15,8 @@ from admf_assets.engine.analysis import equity_curve, underwater
 from admf_assets.engine.backtest import run_backtest
 from admf_assets.engine.charts import sparkline
 from admf_assets.engine.metrics import METRIC_COLUMNS, compute_metrics
-from admf_assets.engine.paramsets import PARAMS_COLUMN, evaluate_sets, parameter_set, params_json
+from admf_assets.engine.paramsets import (PARAMS_COLUMN, evaluate_sets, parameter_set, params_json,
+                                         trading_overrides, with_trading)
 from admf_assets.phases.common import (BARS, DataSplitName, TradingSettings, check_strategy_params, close_matrix,
                                        is_scalar, known_strategy, split_mask, trading_config)
 from admf_assets.phases.kind import ConfigEnv, Consumes, Output, PhaseContext, PhaseError, PhaseKind, PhaseResult, \
@@ -69,6 +70,7 @@ class Backtest(PhaseKind):
     def run(self, ctx: PhaseContext) -> PhaseResult:
         cfg: Config = ctx.config
         bars = ctx.need("bars")
+        searched: dict = {}  # trading settings the search chose for the set (a searched stop loss, ...)
         if cfg.parameters:
             strategy, params = cfg.strategy or DEFAULT_STRATEGY, dict(cfg.parameters)
         else:
@@ -77,9 +79,10 @@ class Backtest(PhaseKind):
                 raise PhaseError("input best_parameters is empty")
             try:
                 strategy, params = parameter_set(best.iloc[0])
+                searched = trading_overrides(best.iloc[0])
             except ValueError as exc:
                 raise PhaseError(f"input best_parameters: {exc}") from None
-        config = cfg.trading()
+        config = with_trading(cfg.trading(), searched)
         close = close_matrix(bars)  # all history: indicators warm up before the split
         try:
             res = run_backtest(close, strategy, params, config)
@@ -87,7 +90,8 @@ class Backtest(PhaseKind):
             raise PhaseError(f"field 'config': {exc}") from None
         mask = split_mask(bars, close.index, cfg.data_split)
         r = res.returns.iloc[:, 0][mask]
-        gross = run_backtest(close, strategy, params, cfg.trading(costs=False)).returns.iloc[:, 0][mask]
+        gross_config = with_trading(cfg.trading(costs=False), searched)
+        gross = run_backtest(close, strategy, params, gross_config).returns.iloc[:, 0][mask]
         pos = res.positions[mask] if res.positions is not None else None
         m = compute_metrics(r.to_frame("strategy"), periods_per_year=config.periods_per_year, positions=pos).iloc[0]
         metrics = {k: (v.item() if hasattr(v, "item") else v) for k, v in m.items()}
@@ -111,6 +115,7 @@ class Backtest(PhaseKind):
         costs = cfg.include_transaction_costs
         common = {"split": cfg.data_split, "period": period, "strategy": strategy,
                   "parameters": params_json(params),
+                  **({"searched_trading": params_json(searched)} if searched else {}),
                   "costs": f"{config.cost_bps} bps + {config.slippage_bps} bps slippage" if costs else "none"}
         summary = results.T.reset_index().rename(columns={"index": "field", 0: "value"}).astype(str)
         meta = {
@@ -144,7 +149,8 @@ class Backtest(PhaseKind):
         if bars is None or best is None or not len(best) or search_cfg is None:
             return None
         split = search_cfg.get("data_split", "train")
-        return evaluate_sets(close_matrix(bars, split), [parameter_set(best.iloc[0])], trading_config(search_cfg),
+        config = with_trading(trading_config(search_cfg), trading_overrides(best.iloc[0]))
+        return evaluate_sets(close_matrix(bars, split), [parameter_set(best.iloc[0])], config,
                              labels=["in-sample"]).iloc[:, 0]
 
 

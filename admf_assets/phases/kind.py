@@ -124,13 +124,27 @@ class Consumes:
     ``required``: validation fails when no upstream phase provides one, unless the config
     field ``unless_config`` is set (then an explicit input would contradict it).  ``auto``:
     when the YAML names no provider, the single enabled phase producing it is connected
-    (market bars from the data phase).  At most one upstream asset per canonical name.
+    (market bars from the data phase).  ``required_when``: a (dotted) config field; the
+    input is required when it is true (regime labels for ``optimization.group_by_regime``).
+    At most one upstream asset per canonical name.
     """
 
     outputs: tuple[str, ...]
     required: bool = True
     unless_config: str | None = None
     auto: bool = False
+    required_when: str | None = None
+
+    def needed(self, config: Any) -> bool:
+        """Whether validation must find a provider, given the phase's config."""
+        if self.required:
+            return True
+        if self.required_when is None or config is None:
+            return False
+        value: Any = config
+        for part in self.required_when.split("."):
+            value = getattr(value, part, None)
+        return bool(value)
 
 
 @dataclass(frozen=True)

@@ -601,12 +601,14 @@ def _check_consumption(name: str, d: _Draft, drafts: dict[str, _Draft], errs: Er
             if len(hits) > 1:
                 errs.add(f"ambiguous {canonical}: {', '.join(e.upstream_ref for e in hits)}; "
                          "keep exactly one in inputs / depends_on", phase=name, field="inputs")
-        if rule.required and not providers:
+        if rule.needed(d.config) and not providers:
             available = [o.ref for dn, dd in drafts.items() if dn != name
                          for o in dd.outputs if o.canonical in rule.outputs]
             what = " or ".join(rule.outputs)
             hint = f"e.g. inputs: ['{available[0]}']" if available else "no phase of this workflow produces it"
             extra = f" (or set config.{rule.unless_config})" if rule.unless_config else ""
+            if not rule.required:
+                extra += f" (config.{rule.required_when} is true)"
             errs.add(f"phase type '{kind.name}' needs {what} from an upstream phase: {hint}{extra}",
                      phase=name, field="inputs")
 
