@@ -130,23 +130,30 @@ def cmd_optuna(args) -> int:
     import shutil
 
     from admf_assets import settings
-    from admf_assets.engine.studies import describe_storage, journal_path, open_storage
+    from admf_assets.engine.studies import describe_storage, journal_dir, open_storage, workflow_journals
 
     storage = args.storage or os.environ.get("ADMF_OPTUNA_STORAGE")
     if not storage:
-        path = journal_path(settings.storage_root(), args.workflow)
-        if not path.exists():  # a workflow name or file: its id names the journal
+        root = settings.storage_root()
+        wf = args.workflow
+        if not journal_dir(root, wf).is_dir():  # a workflow name or file: its id names the folder
             from admf_assets.workflow.errors import WorkflowError
             from admf_assets.workflow.loader import load_workflow
 
             try:
-                path = journal_path(settings.storage_root(), load_workflow(args.workflow).graph.workflow_id)
+                wf = load_workflow(args.workflow).graph.workflow_id
             except WorkflowError as exc:
                 print(str(exc), file=sys.stderr)
                 return 2
-        if not path.exists():
-            return _fail(f"no Optuna studies recorded for workflow '{args.workflow}' yet ({path}); run it first")
-        storage = str(path)
+        files = workflow_journals(root, wf, args.phase)
+        if not files:
+            what = f"phase '{args.phase}' of workflow '{wf}'" if args.phase else f"workflow '{wf}'"
+            return _fail(f"no Optuna studies recorded for {what} yet ({journal_dir(root, wf)}); run it first")
+        if len(files) > 1:
+            print("journal files (most recent first; the first is opened, pass --storage for another):")
+            for f in files:
+                print(f"  {f}")
+        storage = str(files[0])
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -232,8 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     o = sub.add_parser("optuna", help="open optuna-dashboard on a workflow's Optuna studies (its searches' trials)")
     o.add_argument("workflow", help="a workflow name, id or YAML file")
-    o.add_argument("--storage", help="an Optuna storage URL or journal file (default: the workflow's journal under "
-                                     "the storage root, or $ADMF_OPTUNA_STORAGE)")
+    o.add_argument("--phase", help="a search phase of the workflow (default: the most recently run)")
+    o.add_argument("--storage", help="an Optuna storage URL or journal file (default: the workflow's latest journal "
+                                     "under the storage root, or $ADMF_OPTUNA_STORAGE)")
     o.add_argument("--host", default="127.0.0.1")
     o.add_argument("--port", type=int, default=8080)
     o.add_argument("--print", dest="print_command", action="store_true",

@@ -53,7 +53,7 @@ def test_optuna_lists_a_workflows_studies_and_the_dashboard_command(tmp_path):
     from admf_assets.engine.studies import journal_path, open_storage
 
     home = tmp_path / "h"
-    path = journal_path(home / "admf_storage", "basic_research")
+    path = journal_path(home / "admf_storage", "basic_research", "parameter_optimization", "abc", "momentum")
     study = optuna.create_study(study_name="basic_research/parameter_optimization/momentum@abc",
                                 storage=open_storage(path))
     study.add_trial(optuna.trial.create_trial(params={"x": 1.0}, distributions={
@@ -65,5 +65,7 @@ def test_optuna_lists_a_workflows_studies_and_the_dashboard_command(tmp_path):
     assert p.stdout.strip().splitlines()[-1].endswith(f"optuna-dashboard {path} --host 127.0.0.1 --port 8080")
     p = _admf("optuna", "no_such_workflow", home=home)
     assert p.returncode == 2 and "Traceback" not in p.stderr and "no_such_workflow" in p.stderr
+    p = _admf("optuna", "basic_research", "--print", "--phase", "other", home=home)
+    assert p.returncode == 2 and "no Optuna studies recorded for phase 'other' of workflow 'basic_research'" in p.stderr
     p = _admf("optuna", "basic_research", "--print", home=tmp_path / "empty")
     assert p.returncode == 2 and "no Optuna studies recorded for workflow 'basic_research' yet" in p.stderr

@@ -47,6 +47,7 @@ batch in flight.
 from __future__ import annotations
 
 import math
+import os
 import time
 import uuid
 import warnings
@@ -406,14 +407,24 @@ def parse_constraints(spec: Mapping[str, Any] | None) -> list[Constraint]:
 # ================================================================== studies and results
 @dataclass(frozen=True)
 class StudyRef:
-    """Where a search records its trials: ``storage`` (see ``studies.open_storage``) and the
-    study's ``name``; ``resume=False`` deletes an existing study of that name first;
-    ``attrs`` are stored as the study's user attributes (what it searched, on which data)."""
+    """Where a search records its trials: ``storage`` (a spec for ``studies.open_storage``, or a
+    storage it opened, to share between the studies of one file: Optuna replays a journal each
+    time it is opened) and the study's ``name``; ``resume=False`` deletes an existing study of
+    that name first; ``attrs`` are stored as the study's user attributes (what it searched, on
+    which data).  ``label`` names the storage in results (default: the spec)."""
 
-    storage: str | None
+    storage: Any
     name: str
     resume: bool = True
     attrs: Mapping[str, Any] = field(default_factory=dict)
+    label: str | None = None
+
+    @property
+    def where(self) -> str:
+        if self.label is not None:
+            return self.label
+        return describe_storage(self.storage if isinstance(self.storage, (str, os.PathLike)) or self.storage is None
+                                else type(self.storage).__name__)
 
 
 @dataclass
@@ -470,7 +481,10 @@ class _Search:
         self.directions = [o.direction for o in objectives]
         self.session = uuid.uuid4().hex[:12]
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self.storage = open_storage(study.storage) if study is not None else None
+        if study is None or study.storage is None or isinstance(study.storage, (str, os.PathLike)):
+            self.storage = open_storage(study.storage) if study is not None else None
+        else:
+            self.storage = study.storage  # opened by the caller
         self.persist = None
         if study is not None:
             if not study.resume:
@@ -718,7 +732,7 @@ def optimize(evaluate: Callable[[pd.DataFrame], pd.DataFrame], dims: Sequence[Di
                           fixed=dict(fixed or {}), method=method, best=best, pareto=pareto, n_resumed=s.n_resumed,
                           n_evaluated=s.n_evaluated, engine_calls=s.engine_calls, seconds=seconds,
                           study_name=study.name if study else None,
-                          storage=describe_storage(study.storage) if study else None, message=msg)
+                          storage=study.where if study else None, message=msg)
 
 
 def _propose(s: _Search, start: int, params: list[dict], uses_constraints: bool, ask_seconds: float = 0.0) -> int:
@@ -886,31 +900,38 @@ def trials_frame(trials: Sequence[FrozenTrial], dims: Sequence[Dim], objectives:
     ``violation`` (sum of the positive constraint violations), ``violation_<key>`` per
     constraint, the metrics, ``duration`` (seconds: the trial's own sampling time plus its
     share of its batch's evaluation), ``batch`` and ``resumed`` (recorded by an earlier run)."""
-    rows = []
-    for t in trials:
-        ua = t.user_attrs
-        obj = ua.get("objective") or [None] * len(objectives)
-        cons = t.constraints
-        viol = {k: float(cons.get(k, 0.0)) for k in constraint_keys}
-        row = {"trial_id": t.number, "state": t.state.name}
-        row.update({d.name: t.params.get(d.name) for d in dims})
-        for j in range(len(objectives)):
-            row[f"objective_{j}"] = np.nan if obj[j] is None else float(obj[j])
-        row["feasible"] = all(v <= 0 for v in viol.values())
-        row["violation"] = float(sum(max(v, 0.0) for v in viol.values()))
-        row.update({f"violation_{k}": v for k, v in viol.items()})
+    k = len(objectives)
+    names = [d.name for d in dims]
+    keys = [f"{_STATE_KEY}{c}" for c in constraint_keys]
+    cols: dict[str, list] = {c: [] for c in ["trial_id", "state", *names, *[f"objective_{j}" for j in range(k)],
+                                            *[f"violation_{c}" for c in constraint_keys], *METRIC_COLUMNS,
+                                            "duration", "batch", "resumed"]}
+    nan = float("nan")
+    for t in trials:  # column lists: one pass, no per-row frames
+        ua, sa = t.user_attrs, t.system_attrs
+        cols["trial_id"].append(t.number)
+        cols["state"].append(t.state.name)
+        for n in names:
+            cols[n].append(t.params.get(n))
+        obj = ua.get("objective") or [None] * k
+        for j in range(k):
+            cols[f"objective_{j}"].append(nan if obj[j] is None else float(obj[j]))
+        for c, key in zip(constraint_keys, keys):
+            cols[f"violation_{c}"].append(float(sa.get(key, 0.0)))
         m = ua.get("metrics") or {}
-        row.update({k: (np.nan if m.get(k) is None else float(m[k])) for k in METRIC_COLUMNS})
-        row["duration"] = float(ua.get("ask_seconds", 0.0)) + float(ua.get("eval_seconds", 0.0))
-        row["batch"] = int(ua.get("batch", -1))
-        row["resumed"] = ua.get("session") != session
-        rows.append(row)
-    cols = ["trial_id", "state", *[d.name for d in dims], *[f"objective_{j}" for j in range(len(objectives))],
-            "feasible", "violation", *[f"violation_{k}" for k in constraint_keys], *METRIC_COLUMNS, "duration",
-            "batch", "resumed"]
-    frame = pd.DataFrame(rows, columns=cols)
-    frame.insert(2 + len(dims), "objective", frame["objective_0"])
-    if len(objectives) == 1:
+        for c in METRIC_COLUMNS:
+            v = m.get(c)
+            cols[c].append(nan if v is None else float(v))
+        cols["duration"].append(float(ua.get("ask_seconds", 0.0)) + float(ua.get("eval_seconds", 0.0)))
+        cols["batch"].append(int(ua.get("batch", -1)))
+        cols["resumed"].append(ua.get("session") != session)
+    frame = pd.DataFrame(cols)
+    viol = frame[[f"violation_{c}" for c in constraint_keys]].to_numpy(dtype=np.float64).reshape(len(frame), -1)
+    at = 2 + len(names) + k
+    frame.insert(at, "feasible", (viol <= 0).all(axis=1))
+    frame.insert(at + 1, "violation", np.maximum(viol, 0.0).sum(axis=1))
+    frame.insert(2 + len(names), "objective", frame["objective_0"])
+    if k == 1:
         frame = frame.drop(columns=["objective_0"])
     for d in dims:
         if d.kind == "int" and len(frame):

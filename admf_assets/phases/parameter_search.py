@@ -42,7 +42,7 @@ from admf_assets.engine.metrics import METRIC_COLUMNS
 from admf_assets.engine.paramsets import PARAMS_COLUMN, TRADING_COLUMN, params_json
 from admf_assets.engine.search import OBJECTIVE_ALIASES, OBJECTIVES, rank_trials, resolve_objective
 from admf_assets.engine.strategies import normalize_params
-from admf_assets.engine.studies import journal_path, study_name
+from admf_assets.engine.studies import describe_storage, journal_path, open_storage, study_name
 from admf_assets.engine.util import py_scalar
 from admf_assets.phases.common import (BARS, MAX_GRID_SIZE, DataSplitName, StrategyEntry, TradingSettings,
                                        check_strategy_params, close_matrix, known_strategy, normalise_param,
@@ -429,7 +429,7 @@ class ParameterSearch(PhaseKind):
         regimes = _regimes(ctx.inputs.get(REGIME_INPUT), close.index, opt) if opt.group_by_regime else \
             [_Regime(WHOLE_PERIOD, -1, None, len(close))]
         plans = self._plans(cfg, ctx)
-        storage = self._storage(ctx)
+        storage = self._storage(ctx, close)
         top_n = int(ctx.output_param("top_parameter_sets", "n") or cfg.top_n or DEFAULT_TOP_N)
         t0 = time.perf_counter()
         runs = []
@@ -460,18 +460,24 @@ class ParameterSearch(PhaseKind):
             raise PhaseError("field 'config.strategies': no strategy is an optimization_target")
         return plans
 
-    @staticmethod
-    def _storage(ctx: PhaseContext) -> str | None:
+    def _storage(self, ctx: PhaseContext, close: pd.DataFrame) -> "_Storage | None":
+        """``optimization.storage`` (a URL, or a journal file relative to the storage root), else
+        ``$ADMF_OPTUNA_STORAGE``, else a journal file per study in the phase's folder for this
+        configuration (``studies.journal_path``)."""
         spec = ctx.config.optimization.storage or os.environ.get(STORAGE_ENV)
         root = getattr(ctx.store, "root", None)
         if spec:
             if "://" not in spec and not os.path.isabs(spec) and root is not None:
                 spec = str(root / spec)
-            return spec
-        return str(journal_path(root, ctx.workflow.id)) if root is not None else None
+            return _Storage(spec)
+        if root is None:
+            return None
+        labels = ctx.inputs.get(REGIME_INPUT)
+        version = _phase_version(self, ctx.config, close, labels)
+        return _Storage(None, lambda key: str(journal_path(root, ctx.workflow.id, ctx.phase, version, key)))
 
     def _search(self, ctx: PhaseContext, cfg: Config, close: pd.DataFrame, strategy: str, space: dict,
-                regime: "_Regime", index: int, n_plans: int, storage: str | None) -> "_Run":
+                regime: "_Regime", index: int, n_plans: int, storage: "_Storage | None") -> "_Run":
         opt = cfg.optimization
         method = ENGINE_METHOD[opt.method]
         strict = n_plans == 1
@@ -504,7 +510,14 @@ class ParameterSearch(PhaseKind):
             name = study_name(ctx.workflow.id, ctx.phase, strategy, *( [f"regime={regime.label}"]
                                                                        if opt.group_by_regime else []),
                               version=version)
-            study = eo.StudyRef(storage, name, opt.resume, attrs={
+            key = strategy + (f"@regime={regime.label}" if opt.group_by_regime else "")
+            spec = storage.spec(key) if storage is not None else None
+            try:
+                opened = open_storage(spec)
+            except Exception as exc:  # a bad URL or an unwritable path: one line
+                raise PhaseError(f"field 'config.optimization.storage': cannot open Optuna storage "
+                                 f"{describe_storage(spec)}: {exc}") from None
+            study = eo.StudyRef(opened, name, opt.resume, label=describe_storage(spec), attrs={
                 "workflow": ctx.workflow.id, "phase": ctx.phase, "strategy": strategy, "regime": regime.label,
                 "method": opt.method, "objective": [o.name for o in objectives],
                 "constraints": [c.text for c in constraints], "n_trials": n_trials,
@@ -670,6 +683,17 @@ def _spaces_from_sets(sets: pd.DataFrame, grid: bool) -> dict[str, dict]:
 
 
 @dataclass
+class _Storage:
+    """A phase's Optuna storage: one URL or file for every study, or a journal file per study."""
+
+    shared: str | None
+    per_study: Any = None  #: study key -> journal path
+
+    def spec(self, key: str) -> str:
+        return self.shared if self.shared is not None else self.per_study(key)
+
+
+@dataclass
 class _Regime:
     label: str
     regime_id: int
@@ -711,14 +735,35 @@ def _regimes(labels: pd.DataFrame | None, dates: pd.DatetimeIndex, opt: Optimiza
     return out
 
 
-def _version(kind: PhaseKind, cfg: Config, strategy: str, space: dict, objectives, constraints, trading, method: str,
-             seed: int, population: int | None, close: pd.DataFrame, regime: _Regime) -> str:
-    """What decides a trial's outcome and the sampler's proposals (not the budget: raising
-    n_trials continues the same study), with a fingerprint of the data."""
+#: settings that do not change what a trial is (the budget, what is reported, where it is stored)
+_NOT_VERSIONED = ("n_trials", "n_iterations", "n_generations", "n_trials_per_regime", "batch_size", "storage",
+                  "resume", "importance")
+
+
+def _fingerprint(close: pd.DataFrame) -> str:
     h = hashlib.sha1()
     h.update(np.ascontiguousarray(close.to_numpy(dtype=np.float64)).tobytes())
     h.update(close.index.asi8.tobytes())
     h.update("|".join(map(str, close.columns)).encode())
+    return h.hexdigest()
+
+
+def _phase_version(kind: PhaseKind, cfg: Config, close: pd.DataFrame, labels: pd.DataFrame | None = None) -> str:
+    """The version naming a phase's journal file: its search configuration and data."""
+    dump = cfg.model_dump(mode="json", exclude={"top_n": True, "optimization": set(_NOT_VERSIONED)})
+    regimes = None
+    if labels is not None and cfg.optimization.group_by_regime:
+        regimes = hashlib.sha1(pd.util.hash_pandas_object(labels, index=False).to_numpy().tobytes()).hexdigest()
+    blob = json.dumps({"kind": kind.name, "kind_version": kind.version, "admf": admf_assets.__version__,
+                       "config": dump, "data": _fingerprint(close), "regimes": regimes}, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def _version(kind: PhaseKind, cfg: Config, strategy: str, space: dict, objectives, constraints, trading, method: str,
+             seed: int, population: int | None, close: pd.DataFrame, regime: _Regime) -> str:
+    """What decides a trial's outcome and the sampler's proposals (not the budget: raising
+    n_trials continues the same study), with a fingerprint of the data."""
+    h = hashlib.sha1(_fingerprint(close).encode())
     if regime.decisions is not None:
         h.update(regime.decisions.tobytes())
     trading_fields = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in asdict(trading).items()}
@@ -819,10 +864,11 @@ def _assemble(ctx: PhaseContext, cfg: Config, close: pd.DataFrame, runs: list[_R
     best["train_start"] = close.index[0]
     best["train_end"] = close.index[-1]
     best["n_trials"] = len(hist)
+    # the optional tables are computed only when the phase declares them (importance fits models)
     importance = pd.concat([_tag(eo.param_importance(r.result, opt.importance, opt.seed), r) for r in runs],
-                           ignore_index=True)
+                           ignore_index=True) if ctx.wants("parameter_importance") else None
     distribution = pd.concat([_tag(eo.performance_distribution(r.result.trials), r) for r in runs],
-                             ignore_index=True)
+                             ignore_index=True) if ctx.wants("performance_distribution") else None
     pareto = _pareto(runs, hist, objectives)
     b = best.iloc[0]
     n_valid = len(feasible)
@@ -837,8 +883,12 @@ def _assemble(ctx: PhaseContext, cfg: Config, close: pd.DataFrame, runs: list[_R
     common = {"split": cfg.data_split, "train_period": f"{close.index[0].date()}..{close.index[-1].date()}",
               "symbols": ", ".join(map(str, close.columns)), "method": _method_text(opt, objectives),
               "search": notes}
-    study_meta = {"optuna_storage": runs[0].result.storage or "in-memory (not persisted)",
-                  "optuna_studies": studies, "dashboard": f"admf optuna {ctx.workflow.id}" if storage else "",
+    where = list(dict.fromkeys(r.result.storage for r in runs if r.result.storage))
+    if len(where) > 1 and all("://" not in w for w in where):
+        where = [os.path.commonpath(where)]  # the phase's folder of journal files
+    study_meta = {"optuna_storage": ", ".join(where) or "in-memory (not persisted)",
+                  "optuna_studies": studies,
+                  "dashboard": f"admf optuna {ctx.workflow.id} --phase {ctx.phase}" if storage else "",
                   "resumed_trials": n_resumed, "evaluated_trials": evaluated,
                   "engine_calls": sum(r.result.engine_calls for r in runs),
                   "seconds": {k: round(sum(r.result.seconds[k] for r in runs), 3)
@@ -857,8 +907,8 @@ def _assemble(ctx: PhaseContext, cfg: Config, close: pd.DataFrame, runs: list[_R
                                  "preview": hist.sort_values("rank").drop(columns=[PARAMS_COLUMN, TRADING_COLUMN])
                                  .head(10)},
         "parameter_importance": {**common, "evaluator": opt.importance, "preview": importance},
-        "performance_distribution": {**common, "preview": distribution[distribution["metric"].isin(
-            ["objective", "sharpe_ratio", "total_return", "max_drawdown", "n_trades"])]},
+        "performance_distribution": {**common, "preview": None if distribution is None else distribution[
+            distribution["metric"].isin(["objective", "sharpe_ratio", "total_return", "max_drawdown", "n_trades"])]},
         "pareto_front": {**common, "objectives": [o.name for o in objectives], "rows": len(pareto),
                          "preview": pareto.drop(columns=[PARAMS_COLUMN, TRADING_COLUMN])},
         "regime_optimized_strategies": {**common, "regimes": [r.label for r in regimes], "preview": regime_table},
@@ -866,7 +916,8 @@ def _assemble(ctx: PhaseContext, cfg: Config, close: pd.DataFrame, runs: list[_R
     outputs = {"best_parameters": best, "top_parameter_sets": top, "optimization_history": hist,
                "parameter_importance": importance, "performance_distribution": distribution,
                "pareto_front": pareto, "regime_optimized_strategies": regime_best}
-    return PhaseResult(outputs=outputs, metadata=meta, metrics=metrics)
+    outputs = {k: v for k, v in outputs.items() if v is not None}
+    return PhaseResult(outputs=outputs, metadata={k: meta[k] for k in outputs}, metrics=metrics)
 
 
 def _tag(frame: pd.DataFrame, run: _Run) -> pd.DataFrame:

@@ -301,7 +301,8 @@ def test_recorded_trials_carry_metrics_constraints_and_timing(tmp_path):
 
 
 def test_study_names_and_paths(tmp_path):
-    assert journal_path(tmp_path, "wf") == tmp_path / "optuna" / "wf.journal"
+    assert journal_path(tmp_path, "wf", "opt", "v1", "momentum@regime=calm") == \
+        tmp_path / "optuna" / "wf" / "opt@v1" / "momentum@regime=calm.journal"
     assert study_name("wf", "opt", "momentum", "regime=calm", version="abc") == "wf/opt/momentum/regime=calm@abc"
     backend = SyncedJournalFile(str(tmp_path / "j.journal"), sync_seconds=3600)
     backend.append_logs([{"op_code": 0, "worker_id": "w", "study_name": "a", "directions": [1]}])

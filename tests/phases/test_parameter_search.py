@@ -86,8 +86,9 @@ def test_every_method_runs_through_the_kind(kit, store, method):
     imp = res.outputs["parameter_importance"]
     assert set(imp["parameter"]) <= {"fast_period", "slow_period"} and len(imp)
     meta = res.metadata["optimization_history"]
-    assert meta["optuna_storage"].endswith("optuna/search_test.journal") and meta["dashboard"] == \
-        "admf optuna search_test"
+    assert "optuna/search_test/opt@" in meta["optuna_storage"] and meta["optuna_storage"].endswith(
+        "/momentum.journal") and meta["dashboard"] == \
+        "admf optuna search_test --phase opt"
 
 
 def test_multi_objective_gives_the_pareto_front(kit, store):
