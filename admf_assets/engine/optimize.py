@@ -319,10 +319,13 @@ def parse_objectives(spec: Any, direction: str | Sequence[str] | None = None, ri
     for o in out:
         if o.direction not in ("maximize", "minimize"):
             raise ValueError(f"direction must be maximize or minimize, got {o.direction!r}")
-    names = [o.name for o in out]
-    if len(set(names)) != len(names):
-        raise ValueError(f"an objective is listed twice ({', '.join(names)})")
+    _once([o.name for o in out], "an objective is listed twice")
     return out
+
+
+def _once(names: list[str], message: str) -> None:
+    if len(set(names)) != len(names):
+        raise ValueError(f"{message} ({', '.join(names)})")
 
 
 @dataclass(frozen=True)
@@ -398,9 +401,7 @@ def parse_constraints(spec: Mapping[str, Any] | None) -> list[Constraint]:
             raise ValueError(f"constraint '{key}': min {low} is greater than max {high}")
         ckey = "".join(ch if ch.isalnum() else "_" for ch in key).strip("_").lower()
         out.append(Constraint(ckey, metric, None if low is None else float(low), None if high is None else float(high)))
-    keys = [c.key for c in out]
-    if len(set(keys)) != len(keys):
-        raise ValueError(f"a constraint is given twice ({', '.join(keys)})")
+    _once([c.key for c in out], "a constraint is given twice")
     return out
 
 
@@ -408,8 +409,7 @@ def parse_constraints(spec: Mapping[str, Any] | None) -> list[Constraint]:
 @dataclass(frozen=True)
 class StudyRef:
     """Where a search records its trials: ``storage`` (a spec for ``studies.open_storage``, or a
-    storage it opened, to share between the studies of one file: Optuna replays a journal each
-    time it is opened) and the study's ``name``; ``resume=False`` deletes an existing study of
+    storage the caller opened) and the study's ``name``; ``resume=False`` deletes an existing study of
     that name first; ``attrs`` are stored as the study's user attributes (what it searched, on
     which data).  ``label`` names the storage in results (default: the spec)."""
 
