@@ -205,7 +205,7 @@ def main() -> None:
         target = "  (target >= 10x)" if method != "nsga2" else ""
         label = method + (" (population 16)" if "16" in variant else "")
         print(f"   {label:24s}: batched {n / b:7.0f}/s  plain {n / p:7.0f}/s  ratio {p / b:6.1f}x{target}")
-    print(f"\n3. best sharpe_ratio after k trials, batched vs plain (each seed, then the mean)")
+    print("\n3. best sharpe_ratio after k trials, batched vs plain (each seed, then the mean)")
     ks = [k for k in CHECKPOINTS if k <= n]
     header = "   method                   variant   " + "".join(f"{'seed ' + str(s):>9s}" for s in seeds)
     for k in ks:
@@ -235,16 +235,14 @@ def main() -> None:
     print(f"\n4. random search, {n_big} draws per strategy, {big.shape[1]} symbols x {big.shape[0]} bars "
           f"({big.index[0].date()}..{big.index[-1].date()})")
     total_new = total_old = 0.0
-    from admf_assets.engine.studies import open_storage
-
-    broad = open_storage(os.path.join(tmp, "broad.journal"))  # one phase: one journal, opened once
     for i, strategy in enumerate(("momentum", "mean_reversion", "breakout", "pairs_trading")):
         cfg = BacktestConfig(cost_bps=5.0, slippage_bps=2.0, mode="long_short")
         t0 = time.perf_counter()
         props, dims, fixed, drawn = list_proposals(strategy, space, "random", n_big, 42 + i, strict=False)
         res = optimize(BacktestEvaluator(big, strategy, cfg), dims, SHARPE, method="random", n_trials=len(props),
                        proposals=props, fixed=fixed,
-                       study=StudyRef(broad, f"broad/{strategy}", resume=False))
+                       study=StudyRef(os.path.join(tmp, "broad", f"{strategy}.journal"), f"broad/{strategy}",
+                                      resume=False))  # one journal file per study, as the phase does
         new = time.perf_counter() - t0
         t0 = time.perf_counter()
         engine_search.search(big, strategy, space, method="random", n_trials=n_big, seed=42 + i, config=cfg,
