@@ -21,7 +21,8 @@ from admf_assets.engine.analysis import equity_curve, underwater
 from admf_assets.engine.backtest import run_backtest
 from admf_assets.engine.insights import relative_change
 from admf_assets.engine.metrics import METRIC_COLUMNS, compute_metrics
-from admf_assets.engine.paramsets import PARAMS_COLUMN, evaluate_sets, parameter_set, params_json
+from admf_assets.engine.paramsets import (PARAMS_COLUMN, evaluate_sets, parameter_set, params_json,
+                                         trading_overrides, with_trading)
 from admf_assets.phases.common import (BARS, DataSplitName, TradingSettings, check_strategy_params, close_matrix,
                                        is_scalar, known_strategy, split_mask, trading_config)
 from admf_assets.phases.kind import ConfigEnv, Consumes, Image, Insight, Output, PhaseContext, PhaseError, PhaseKind, \
@@ -78,6 +79,7 @@ class Backtest(PhaseKind):
     def run(self, ctx: PhaseContext) -> PhaseResult:
         cfg: Config = ctx.config
         bars = ctx.need("bars")
+        searched: dict = {}  # trading settings the search chose for the set (a searched stop loss, ...)
         if cfg.parameters:
             strategy, params = cfg.strategy or DEFAULT_STRATEGY, dict(cfg.parameters)
         else:
@@ -86,9 +88,10 @@ class Backtest(PhaseKind):
                 raise PhaseError("input best_parameters is empty")
             try:
                 strategy, params = parameter_set(best.iloc[0])
+                searched = trading_overrides(best.iloc[0])
             except ValueError as exc:
                 raise PhaseError(f"input best_parameters: {exc}") from None
-        config = cfg.trading()
+        config = with_trading(cfg.trading(), searched)
         close = close_matrix(bars)  # all history: indicators warm up before the split
         mask = split_mask(bars, close.index, cfg.data_split)
         scale, scale_meta = self._exposure(ctx, cfg, close.index[mask])
@@ -97,7 +100,7 @@ class Backtest(PhaseKind):
         except ValueError as exc:
             raise PhaseError(f"field 'config': {exc}") from None
         r = res.returns.iloc[:, 0][mask]
-        gross_cfg = riskbudget.with_exposure(cfg.trading(costs=False), close.columns, scale)
+        gross_cfg = riskbudget.with_exposure(with_trading(cfg.trading(costs=False), searched), close.columns, scale)
         gross = run_backtest(close, strategy, params, gross_cfg).returns.iloc[:, 0][mask]
         pos = res.positions[mask] if res.positions is not None else None
         m = compute_metrics(r.to_frame("strategy"), periods_per_year=config.periods_per_year, positions=pos).iloc[0]
@@ -125,6 +128,7 @@ class Backtest(PhaseKind):
         costs = cfg.include_transaction_costs
         common = {"split": cfg.data_split, "period": period, "strategy": strategy,
                   "parameters": params_json(params),
+                  **({"searched_trading": params_json(searched)} if searched else {}),
                   "costs": f"{config.cost_bps} bps + {config.slippage_bps} bps slippage" if costs else "none",
                   **scale_meta}
         summary = results.T.reset_index().rename(columns={"index": "field", 0: "value"}).astype(str)
@@ -250,12 +254,15 @@ class Backtest(PhaseKind):
         close = close_matrix(bars, split)
         vr = view.outputs.get("validation_results")
         scale = float(vr["exposure_scale"].iloc[0]) if vr is not None and "exposure_scale" in vr.columns else 1.0
-        trading = riskbudget.with_exposure(view.config.trading(), close.columns, scale)  # as out of sample
+        searched = trading_overrides(best.iloc[0]) if not view.config.parameters and best is not None and len(best) \
+            else {}
+        trading = riskbudget.with_exposure(with_trading(view.config.trading(), searched), close.columns,
+                                           scale)  # as out of sample
         r = evaluate_sets(close, sets, trading, labels=["in-sample"]).iloc[:, 0]
         note = f"In sample and out of sample are both computed {_cost_words(view.config)}"
         if search_cfg:
-            searched = trading_config(search_cfg)
-            note += (" (the search ranked its trials with the same costs)." if searched.cost_bps + searched.slippage_bps
+            ranked = trading_config(search_cfg)
+            note += (" (the search ranked its trials with the same costs)." if ranked.cost_bps + ranked.slippage_bps
                      == view.config.trading().cost_bps + view.config.trading().slippage_bps
                      else " (the search ranked its trials before costs, so its own scores are higher).")
         else:

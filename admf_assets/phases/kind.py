@@ -156,7 +156,8 @@ class Consumes:
     field ``unless_config`` is set (then an explicit input would contradict it); ``needed``
     (a function of the effective config) narrows ``required`` to the configs that use the
     input (an analysis whose analyzers need no parameter sets); ``required_if``: a config
-    field that makes an optional input required when it is true.  ``auto``: when the YAML
+    field (dotted: ``optimization.group_by_regime``) that makes an optional input required when
+    it is true.  ``auto``: when the YAML
     names no provider, the single enabled phase producing it is connected (market bars from
     the data phase).  At most one upstream asset per canonical name.
     """
@@ -175,9 +176,15 @@ class Consumes:
         ``needed(config)`` false makes a required input optional."""
         if config is None:
             return self.required
-        if self.required_if is not None and getattr(config, self.required_if, None) is True:
+        if self.required_if is not None and _dotted(config, self.required_if) is True:
             return True
         return self.required and (self.needed is None or bool(self.needed(config)))
+
+
+def _dotted(obj: Any, path: str) -> Any:
+    for part in path.split("."):
+        obj = getattr(obj, part, None)
+    return obj
 
 
 @dataclass(frozen=True)
