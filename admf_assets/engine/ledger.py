@@ -45,7 +45,8 @@ from .capture import capture_signals, concat_captured, ensemble_positions
 from .strategies import get_strategy, normalize_params, raw_positions
 from .util import py_scalar
 
-__all__ = ["Member", "Deployment", "Book", "book", "BEHAVIOUR_KEYS", "Tracking", "tracking", "tracking_path"]
+__all__ = ["Member", "Deployment", "Book", "book", "backtest_deployment", "BEHAVIOUR_KEYS", "Tracking", "tracking",
+           "tracking_path"]
 
 #: the trading settings that are part of what a deployment trades (costs are the ledger's own)
 BEHAVIOUR_KEYS = ("mode", "sizing", "target_vol", "vol_lookback", "weights", "stop_loss", "take_profit",
@@ -131,6 +132,30 @@ def deployed_positions(close: pd.DataFrame, deployment: Deployment, mode: str) -
         caps.append(cap)
         weights[cap.strategy_ids[0]] = float(m.weight)
     return ensemble_positions(concat_captured(caps), weights)[:, :, 0]
+
+
+def backtest_deployment(close: pd.DataFrame, deployment: Deployment, config: BacktestConfig) -> tuple[pd.Series, np.ndarray]:
+    """The engine's backtest of ``deployment`` over all of ``close`` (dates x symbols): daily
+    portfolio returns (a Series on the dates; the first is 0) and the positions held after
+    exit rules and sizing, (symbols x bars).  ``config``: costs and periods (its behaviour
+    settings are replaced by the deployment's).  From its second day a :func:`book` of the
+    same deployment earns exactly these returns.
+
+    >>> import pandas as pd
+    >>> close = pd.DataFrame({"SPY": [100.0, 101.0, 99.0]}, index=pd.bdate_range("2024-01-01", periods=3))
+    >>> r, _ = backtest_deployment(close, Deployment.buy_and_hold(), BacktestConfig())
+    >>> r.round(4).tolist()
+    [0.0, 0.01, -0.0198]
+    """
+    cfg = deployment.config(config)
+    values = close.to_numpy(dtype=np.float64)
+    S = values.shape[1]
+    ret_sb = np.ascontiguousarray(asset_returns_from_close(values).T)
+    w = resolve_weights([str(s) for s in close.columns], S, cfg.weights)
+    pos = np.ascontiguousarray(deployed_positions(close, deployment, cfg.mode).T)[:, None, :]
+    vol = _vol_scale(ret_sb, cfg) if cfg.sizing == "vol_target" else None
+    port, eff = _backtest_core(pos, ret_sb, cfg, w, True, None, vol)
+    return pd.Series(port[0], index=close.index, name="return"), np.asarray(eff)[:, 0, :]
 
 
 @dataclass

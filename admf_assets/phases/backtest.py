@@ -1,6 +1,13 @@
-"""backtest: one parameter set (the best from a search, or fixed in the config) on a data split,
-with transaction costs.  Indicators are computed over all history up to each bar (so the test
-period starts warmed up) but every reported number comes from the split's own returns.
+"""backtest: one parameter set (the best from a search, or fixed in the config) -- or a deployed
+configuration: an ensemble's ``optimal_ensemble_weights``, another backtest's
+``production_configuration`` -- on a data split, with transaction costs.  Indicators are
+computed over all history up to each bar (so the test period starts warmed up) but every
+reported number comes from the split's own returns.
+
+An ensemble is backtested as it is deployed (``engine.ledger``): its members' positions netted
+per symbol with the unconditional weights, rebalanced daily -- what a paper_trading ledger of
+the same weights earns.  ``generate_deployment_config`` (or listing ``production_configuration``)
+writes that configuration, at the risk-managed exposure, as a table a paper_trading phase deploys.
 
 With an input ``<risk phase>.risk_recommendations`` (``dynamic_risk_management``, on by default
 when the input is connected) the strategy runs at the recommended exposure: the symbol weights
@@ -8,13 +15,14 @@ are scaled by it, the rest of the capital stays in cash, so every return and cos
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from pydantic import Field, StrictBool, StrictStr, field_validator
 
-from admf_assets.engine import charts
+from admf_assets.engine import charts, ledger
 from admf_assets.engine import report as rep
 from admf_assets.engine import riskbudget
 from admf_assets.engine.analysis import equity_curve, underwater
@@ -25,10 +33,22 @@ from admf_assets.engine.paramsets import (PARAMS_COLUMN, evaluate_sets, paramete
                                          trading_overrides, with_trading)
 from admf_assets.phases.common import (BARS, DataSplitName, TradingSettings, check_strategy_params, close_matrix,
                                        is_scalar, known_strategy, split_mask, trading_config)
+from admf_assets.phases.deployment import deployment_from
 from admf_assets.phases.kind import ConfigEnv, Consumes, Image, Insight, Output, PhaseContext, PhaseError, PhaseKind, \
     PhaseResult, PhaseView
 
 DEFAULT_STRATEGY = "momentum"
+#: what the backtest can take its configuration from (one of them)
+TESTED_INPUTS = ("best_parameters", "optimal_ensemble_weights", "production_configuration")
+#: seed 001's strategy-construction switches this backtest has no model for -> why
+UNMODELLED = {
+    "include_market_impact": "there is no market-impact model; costs are cost_bps + slippage_bps per unit "
+                             "traded (raise slippage_bps to stress them)",
+    "realistic_execution_delays": "positions decided at a close are filled at that close and earn from the next "
+                                  "bar (the engine's one-bar lag); there is no further delay model",
+    "regime_aware_position_sizing": "positions are sized by `sizing` (fixed or vol_target); regime-dependent "
+                                    "weights come from an ensemble_optimization with regime_conditional: true",
+}
 
 
 class Config(TradingSettings):
@@ -40,6 +60,11 @@ class Config(TradingSettings):
     strategy: StrictStr | None = None
     #: apply the exposure scale of an input risk_recommendations (None: when one is connected)
     dynamic_risk_management: StrictBool | None = None
+    #: write the tested configuration as ``production_configuration`` (a paper_trading input)
+    generate_deployment_config: StrictBool = False
+    include_market_impact: StrictBool | None = None  #: seed 001: no model (a warning)
+    realistic_execution_delays: StrictBool | None = None  #: seed 001: no model (a warning)
+    regime_aware_position_sizing: StrictBool | None = None  #: seed 001: no model (a warning)
 
     @field_validator("parameters")
     @classmethod
@@ -65,8 +90,20 @@ class Backtest(PhaseKind):
         Output("performance_report", "Daily returns / equity curve of the backtest",
                aliases=("final_performance_report", "equity_curve", "detailed_report", "returns"),
                columns=("date", "return", "equity", "drawdown", "exposure", "split", "value"), time_series=True),
+        Output("production_configuration", "The tested configuration as deployed: members, weights, behaviour "
+               "settings at the risk-managed exposure, costs, and its config_id (a paper_trading input)",
+               aliases=("deployment_config", "deployment_configuration"), default=False,
+               columns=("config_id", "label", "deployment", "member", "strategy", PARAMS_COLUMN, "weight",
+                        "exposure_scale", "cost_bps", "slippage_bps", "tested_split", "tested_sharpe_ratio",
+                        "tested_max_drawdown", "expected_daily_mean", "expected_daily_std")),
     )
-    consumes = (BARS, Consumes(("best_parameters",), required=True, unless_config="parameters"),
+    unproduced_outputs = {
+        "implementation_guide": "the production_configuration table and the HTML report describe the deployment; "
+                                "deploy it with a paper_trading phase (inputs: [<this phase>.production_configuration])",
+        "monitoring_recommendations": "a paper_trading phase deploying production_configuration monitors it: its "
+                                      "tracking and volatility checks test the ledger against this backtest's returns",
+    }
+    consumes = (BARS, Consumes(TESTED_INPUTS, required=True, unless_config="parameters", exclusive=True),
                 Consumes(("risk_recommendations",), required=False, required_if="dynamic_risk_management"))
     metrics = (*METRIC_COLUMNS, "total_costs", "n_days")
 
@@ -74,35 +111,58 @@ class Backtest(PhaseKind):
         if cfg.strategy is not None or cfg.parameters:
             spec = known_strategy(cfg.strategy or DEFAULT_STRATEGY, "strategy", env)
             check_strategy_params([spec], cfg.parameters or {}, "parameters", env)
-        return cfg
+        for key, why in UNMODELLED.items():
+            if getattr(cfg, key) is not None:
+                env.warn(key, f"ignored: {why}")
+        return cfg.model_copy(update=dict.fromkeys(UNMODELLED))
+
+    def default_outputs(self, config: Any) -> list[str]:
+        out = super().default_outputs(config)
+        if getattr(config, "generate_deployment_config", False):
+            out.append("production_configuration")
+        return out
 
     def run(self, ctx: PhaseContext) -> PhaseResult:
         cfg: Config = ctx.config
         bars = ctx.need("bars")
-        searched: dict = {}  # trading settings the search chose for the set (a searched stop loss, ...)
-        if cfg.parameters:
-            strategy, params = cfg.strategy or DEFAULT_STRATEGY, dict(cfg.parameters)
-        else:
-            best = ctx.need("best_parameters")
-            if best.empty:
-                raise PhaseError("input best_parameters is empty")
-            try:
-                strategy, params = parameter_set(best.iloc[0])
-                searched = trading_overrides(best.iloc[0])
-            except ValueError as exc:
-                raise PhaseError(f"input best_parameters: {exc}") from None
-        config = with_trading(cfg.trading(), searched)
         close = close_matrix(bars)  # all history: indicators warm up before the split
         mask = split_mask(bars, close.index, cfg.data_split)
         scale, scale_meta = self._exposure(ctx, cfg, close.index[mask])
-        try:
-            res = run_backtest(close, strategy, params, riskbudget.with_exposure(config, close.columns, scale))
-        except ValueError as exc:
-            raise PhaseError(f"field 'config': {exc}") from None
-        r = res.returns.iloc[:, 0][mask]
-        gross_cfg = riskbudget.with_exposure(with_trading(cfg.trading(costs=False), searched), close.columns, scale)
-        gross = run_backtest(close, strategy, params, gross_cfg).returns.iloc[:, 0][mask]
-        pos = res.positions[mask] if res.positions is not None else None
+        deployed, notes = self._deployed(ctx)
+        searched: dict = {}  # trading settings the search chose for the set (a searched stop loss, ...)
+        if deployed is not None:  # an ensemble / a production configuration, traded as deployed
+            deployed = _at_exposure(deployed, cfg.trading(), list(close.columns), scale)
+            config = deployed.config(cfg.trading())
+            strategy, params_text = deployed.label or "deployment", _members_json(deployed)
+            r_all, held = ledger.backtest_deployment(close, deployed, cfg.trading())
+            r = r_all[mask]
+            gross = ledger.backtest_deployment(close, deployed, cfg.trading(costs=False))[0][mask]
+            pos = held.T[mask][:, :, None]
+            for note in notes:
+                ctx.log.info(note)
+        else:
+            if cfg.parameters:
+                strategy, params = cfg.strategy or DEFAULT_STRATEGY, dict(cfg.parameters)
+            else:
+                best = ctx.need("best_parameters")
+                if best.empty:
+                    raise PhaseError("input best_parameters is empty")
+                try:
+                    strategy, params = parameter_set(best.iloc[0])
+                    searched = trading_overrides(best.iloc[0])
+                except ValueError as exc:
+                    raise PhaseError(f"input best_parameters: {exc}") from None
+            params_text = params_json(params)
+            config = with_trading(cfg.trading(), searched)
+            try:
+                res = run_backtest(close, strategy, params, riskbudget.with_exposure(config, close.columns, scale))
+            except ValueError as exc:
+                raise PhaseError(f"field 'config': {exc}") from None
+            r = res.returns.iloc[:, 0][mask]
+            gross_cfg = riskbudget.with_exposure(with_trading(cfg.trading(costs=False), searched), close.columns,
+                                                 scale)
+            gross = run_backtest(close, strategy, params, gross_cfg).returns.iloc[:, 0][mask]
+            pos = res.positions[mask] if res.positions is not None else None
         m = compute_metrics(r.to_frame("strategy"), periods_per_year=config.periods_per_year, positions=pos).iloc[0]
         metrics = {k: (v.item() if hasattr(v, "item") else v) for k, v in m.items()}
         metrics["n_days"] = int(mask.sum())
@@ -111,7 +171,7 @@ class Backtest(PhaseKind):
         period = (f"{start.date()} close (equity 1.0) .. {r.index[-1].date()}, {len(r)} daily returns from "
                   f"{r.index[0].date()}" if start is not None else f"{r.index[0].date()}..{r.index[-1].date()}")
         results = pd.DataFrame([{
-            "strategy": strategy, PARAMS_COLUMN: params_json(params), "split": cfg.data_split,
+            "strategy": strategy, PARAMS_COLUMN: params_text, "split": cfg.data_split,
             "start": r.index[0], "end": r.index[-1], "n_bars": int(mask.sum()),
             "cost_bps": config.cost_bps, "slippage_bps": config.slippage_bps, "exposure_scale": scale,
             "total_costs": metrics["total_costs"], **m.to_dict(),
@@ -127,7 +187,7 @@ class Backtest(PhaseKind):
         report["value"] = cfg.initial_capital * report["equity"]  # account value from initial_capital
         costs = cfg.include_transaction_costs
         common = {"split": cfg.data_split, "period": period, "strategy": strategy,
-                  "parameters": params_json(params),
+                  "parameters": params_text, **({"notes": "; ".join(notes)} if notes else {}),
                   **({"searched_trading": params_json(searched)} if searched else {}),
                   "costs": f"{config.cost_bps} bps + {config.slippage_bps} bps slippage" if costs else "none",
                   **scale_meta}
@@ -145,8 +205,30 @@ class Backtest(PhaseKind):
             "performance_report": {**common, "rows": len(report), "equity_and_drawdown": chart,
                                    "preview": report.head(10)},
         }
-        return PhaseResult(outputs={"validation_results": results, "performance_report": report},
-                           metadata=meta, metrics=metrics)
+        outputs = {"validation_results": results, "performance_report": report}
+        if ctx.wants("production_configuration"):
+            if deployed is None:  # one parameter set, with the trading settings it was tested with
+                behaviour = {k: v for k, v in config.__dict__.items() if k in ledger.BEHAVIOUR_KEYS}
+                deployed = _at_exposure(ledger.Deployment((ledger.Member(strategy, params),),
+                                                          _plain(behaviour), strategy),
+                                        cfg.trading(), list(close.columns), scale)
+            prod = _production(deployed, results.iloc[0], r, scale)
+            outputs["production_configuration"] = prod
+            meta["production_configuration"] = {
+                **common, "config_id": deployed.config_id, "deployed": deployed.describe(),
+                "deploy_with": f"a paper_trading phase with inputs: [{ctx.phase}.production_configuration]",
+                "preview": prod.drop(columns=["deployment"])}
+        return PhaseResult(outputs=outputs, metadata=meta, metrics=metrics)
+
+    @staticmethod
+    def _deployed(ctx: PhaseContext) -> tuple[ledger.Deployment | None, list[str]]:
+        """The deployment an ensemble's weights or a production configuration describe (None:
+        a parameter set, from best_parameters or the config)."""
+        found = [u for u in ctx.upstream if u.consumed and u.canonical in TESTED_INPUTS[1:]]
+        if not found or ctx.config.parameters:
+            return None, []
+        src = found[0]
+        return deployment_from(src.canonical, src.value, dict(src.config), src.ref)
 
     @staticmethod
     def _exposure(ctx: PhaseContext, cfg: Config, dates: pd.DatetimeIndex) -> tuple[float, dict[str, Any]]:
@@ -268,6 +350,45 @@ class Backtest(PhaseKind):
         else:
             note += "."
         return r, note
+
+
+def _plain(settings: dict) -> dict:
+    """Behaviour settings as JSON-able values (symbol weights as a mapping or a list)."""
+    out = {}
+    for k, v in settings.items():
+        if isinstance(v, np.ndarray):
+            v = [float(x) for x in v]
+        elif isinstance(v, (np.floating, np.integer)):
+            v = v.item()
+        out[k] = v
+    return out
+
+
+def _at_exposure(dep: ledger.Deployment, base, symbols: list[str], scale: float) -> ledger.Deployment:
+    """``dep`` running at exposure ``scale``: its symbol weights times ``scale`` (the rest in cash)."""
+    if float(scale) == 1.0:
+        return dep
+    w = riskbudget.with_exposure(dep.config(base), symbols, scale).weights
+    weights = {str(sym): float(x) for sym, x in zip(symbols, np.asarray(w, dtype=float))}
+    return ledger.Deployment(dep.members, {**_plain(dict(dep.settings)), "weights": weights},
+                             f"{dep.label or 'deployment'} at exposure {scale:.4g}")
+
+
+def _members_json(dep: ledger.Deployment) -> str:
+    return json.dumps([{"strategy": m.strategy, "params": json.loads(params_json(dict(m.params))),
+                        "weight": round(float(m.weight), 10)} for m in dep.members], sort_keys=True)
+
+
+def _production(dep: ledger.Deployment, tested: pd.Series, r: pd.Series, scale: float) -> pd.DataFrame:
+    """One row per member of the deployed configuration, each carrying the whole deployment
+    (``deployment``, JSON: what a paper_trading phase trades) and the tested numbers."""
+    common = {"config_id": dep.config_id, "label": dep.label, "deployment": dep.to_json(),
+              "exposure_scale": float(scale), "cost_bps": float(tested["cost_bps"]),
+              "slippage_bps": float(tested["slippage_bps"]), "tested_split": str(tested["split"]),
+              "tested_sharpe_ratio": float(tested["sharpe_ratio"]), "tested_max_drawdown": float(tested["max_drawdown"]),
+              "expected_daily_mean": float(r.mean()), "expected_daily_std": float(r.std(ddof=1))}
+    return pd.DataFrame([{**common, "member": i, "strategy": m.strategy, PARAMS_COLUMN: params_json(dict(m.params)),
+                          "weight": float(m.weight)} for i, m in enumerate(dep.members)])
 
 
 def _cost_words(cfg: Config) -> str:

@@ -86,6 +86,8 @@ class Config(TradingSettings):
             return v
         v = dict(v)
         opt = v.pop("optimization", None)
+        if str(v.get("method", "")).strip().lower() == "signal_replay":
+            v.pop("method")  # seed 001's phase-level `method: signal_replay`: how candidates are evaluated (always)
         if opt is not None:
             if not isinstance(opt, dict):
                 raise ValueError("[optimization] expected a mapping {method, n_trials, ...}")

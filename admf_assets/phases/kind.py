@@ -14,6 +14,8 @@ What a kind declares:
 * ``effective_config(config, env)`` -- semantic checks and normalisation beyond pydantic
   (problems and "ignored" warnings go to ``env``); returns the config the phase runs with;
 * ``outputs`` -- :class:`Output` (name, aliases, description, columns, storage, ...);
+  ``unproduced_outputs`` -- names a seed lists that the kind does not produce, with why
+  (one "ignored" warning each, not an unknown-output error);
 * ``consumes`` -- :class:`Consumes` rules: which upstream outputs it loads;
   ``consumes_all`` for a kind that loads everything upstream (the report);
 * ``metrics`` -- the names ``success_criteria`` may use; ``run`` reports them;
@@ -25,8 +27,6 @@ What a kind declares:
   them into the kind's config (``condition``, ``if_true`` ...);
 * ``references(config)`` -- upstream outputs the phase reads beyond ``inputs`` (the
   ``${phase.output.field}`` references of a condition): loaded, and lineage;
-  ``consumes_reference(field)`` false: such an output is read for that field only (a
-  comparison baseline), not as one of the kind's inputs;
 * ``bind(config)`` -- the kind as configured, for a kind whose outputs, inputs or metrics
   depend on its config (a conditional takes its branches'); ``may_skip(config)`` -- ``run``
   may leave outputs out (then they are optional and their dependents skip);
@@ -476,6 +476,9 @@ class PhaseKind:
     implicit: ClassVar[Implicit | None] = None
     #: asset keys outside the workflow that the phase reads (lineage)
     reads_assets: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    #: output names the seeds list that this kind does not produce -> why (listed, they draw one
+    #: "ignored" warning each instead of an unknown-output error)
+    unproduced_outputs: ClassVar[Mapping[str, str]] = MappingProxyType({})
     #: phase-level YAML keys only this kind accepts
     phase_keys: ClassVar[tuple[str, ...]] = ()
 
@@ -492,11 +495,6 @@ class PhaseKind:
         """(``'phase.output'``, field) of upstream outputs read beyond ``inputs`` (the field
         names where the reference is written, for messages)."""
         return ()
-
-    def consumes_reference(self, field: str) -> bool:
-        """Whether an upstream output named in the config field ``field`` (one of
-        ``references``) is one of the kind's inputs (default) or only read for that field."""
-        return True
 
     def bind(self, config: Any) -> "PhaseKind":
         """The kind as configured by ``config`` (default: itself)."""

@@ -37,7 +37,7 @@ from pydantic import Field, StrictBool, StrictInt, StrictStr, field_validator
 
 from admf_assets.engine import charts, ledger
 from admf_assets.engine.metrics import compute_metrics
-from admf_assets.engine.paramsets import parameter_set
+from admf_assets.phases.deployment import DEPLOYED_INPUTS, deployment_from
 from admf_assets.phases.common import (BARS, DataSplitName, TradingSettings, check_strategy_params, close_matrix,
                                        is_scalar, known_strategy, split_mask)
 from admf_assets.phases.kind import Check, CheckOutcome, ConfigEnv, Consumes, MarketDays, Output, PhaseContext, \
@@ -51,7 +51,6 @@ DEFAULT_STRATEGY = "momentum"
 BASELINE_ALIASES = {"buy_and_hold": "buy_and_hold", "buy_hold": "buy_and_hold", "benchmark": "buy_and_hold"}
 #: fewer expected (backtest) returns than this cannot describe a distribution
 MIN_EXPECTED_RETURNS = 20
-DEPLOYED_INPUTS = ("best_parameters", "optimal_ensemble_weights", "performance_validation")
 NO_BROKER = ("this platform does not connect to a broker: paper_trading books a simulated ledger "
              "(shadow_mode: true runs a baseline beside it)")
 
@@ -242,9 +241,6 @@ class PaperTrading(PhaseKind):
         if cfg.shadow_mode and isinstance(b, str) and _is_reference(b):
             return ((b, "comparison_baseline"),)
         return ()
-
-    def consumes_reference(self, field: str) -> bool:
-        return field != "comparison_baseline"
 
     def bind(self, cfg: Config) -> PhaseKind:
         return self if cfg.shadow_mode else _WITHOUT_SHADOW
@@ -533,37 +529,6 @@ class _PaperTradingWithoutShadow(PaperTrading):
 _WITHOUT_SHADOW = _PaperTradingWithoutShadow()
 
 
-def deployment_from(canonical: str, table: pd.DataFrame, config: dict, ref: str) -> tuple[ledger.Deployment, list[str]]:
-    """The deployment an upstream table describes, with the behaviour settings of the phase that
-    produced it; notes say what of it a daily ledger does not follow."""
-    if table is None or not len(table):
-        raise PhaseError(f"input {ref} is empty")
-    behaviour = {k: config[k] for k in ledger.BEHAVIOUR_KEYS if k in config}
-    if canonical == "best_parameters":
-        try:
-            strategy, params = parameter_set(table.iloc[0])
-        except ValueError as exc:
-            raise PhaseError(f"input {ref}: {exc}") from None
-        return ledger.Deployment((ledger.Member(strategy, params),), behaviour, strategy), []
-    if canonical == "performance_validation":
-        ids = table["config_id"].astype(str).unique()
-        if len(ids) > 1:
-            raise PhaseError(f"input {ref} holds {len(ids)} deployed configurations ({', '.join(ids)}); follow one")
-        return ledger.Deployment.from_json(str(table["deployment"].iloc[-1])), []
-    rows = table[table["regime"].astype(str) == "all"] if "regime" in table.columns else table
-    rows = rows[rows["weight"].astype(float) > 1e-9]
-    if rows.empty:
-        raise PhaseError(f"input {ref}: no member has a positive weight")
-    members = tuple(ledger.Member(str(r["strategy"]), json.loads(r["params"]), float(r["weight"]))
-                    for _, r in rows.iterrows())
-    notes = []
-    if config.get("regime_conditional"):
-        notes.append(f"{ref}: regime-conditional weights; the ledger trades the unconditional ('all') weights")
-    if config.get("rebalance_frequency", 1) not in (1, [1]):
-        notes.append(f"{ref}: the ensemble drifted between rebalances in research; the ledger rebalances daily")
-    return ledger.Deployment(members, behaviour, f"ensemble of {len(members)}"), notes
-
-
 def _compare(deployed: pd.DataFrame, baseline: pd.DataFrame, label: str, ppy: int) -> pd.DataFrame:
     a = deployed.set_index("date")
     b = baseline.set_index("date").reindex(a.index)
@@ -580,4 +545,4 @@ def _compare(deployed: pd.DataFrame, baseline: pd.DataFrame, label: str, ppy: in
 
 KIND = PaperTrading()
 
-__all__ = ["KIND", "Config", "PaperTrading", "deployment_from", "NO_BROKER"]
+__all__ = ["KIND", "Config", "PaperTrading", "NO_BROKER"]

@@ -187,6 +187,12 @@ class ParameterSearch(PhaseKind):
                columns=("regime", "regime_id", "strategy", PARAMS_COLUMN, TRADING_COLUMN, "objective", "rank",
                         "trial_id", "n_trials", "n_days"), default=False),
     )
+    unproduced_outputs = {
+        "ensemble_weights": "ensemble weights come from an ensemble_optimization phase over the captured signals of "
+                            "this phase's sets",
+        "regime_switching_rules": "regime_optimized_strategies holds each regime's best set; trading them by regime "
+                                  "is an ensemble_optimization with regime_conditional: true",
+    }
     consumes = (BARS,
                 Consumes((REGIME_INPUT,), required=False, required_if="optimization.group_by_regime"),
                 Consumes(SET_INPUTS, required=False))

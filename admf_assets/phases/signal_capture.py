@@ -37,7 +37,7 @@ from admf_assets.phases.kind import ConfigEnv, Consumes, Output, PhaseContext, P
     PhaseView, StrictModel
 
 #: the parameter-set tables it can capture, in the order they are merged
-SET_OUTPUTS = ("top_parameter_sets", "optimization_history", "best_parameters")
+SET_OUTPUTS = ("top_parameter_sets", "optimization_history", "best_parameters", "regime_optimized_strategies")
 
 
 class Config(StrictModel):
@@ -85,6 +85,9 @@ class SignalCapture(PhaseKind):
                columns=("column", "strategy_id", "strategy", "combo", "symbol", "mode", PARAMS_COLUMN,
                         "dtype", "bytes")),
     )
+    unproduced_outputs = {"regime_signal_distribution": "captured positions carry no regime context; an "
+                                                        "ensemble_optimization with regime_conditional: true joins "
+                                                        "the regime labels at replay"}
     consumes = (BARS, Consumes(SET_OUTPUTS, required=True, unless_config="strategies"))
     metrics = ("n_strategies", "n_columns", "n_bars", "bytes", "compression_ratio", "capture_seconds")
 

@@ -272,7 +272,7 @@ def build_graph(spec: WorkflowSpec, file: str | None, kinds: Registry) -> Workfl
     warnings = _configure(spec, drafts, file, errs)
     for name, d in drafts.items():
         if d.config is not None:
-            _resolve_outputs(name, d, errs)
+            warnings += _resolve_outputs(name, d, errs, file)
     errs.raise_if_any()
     broken = _connect(drafts, phases, kind_of, disabled, errs)
     for name, d in drafts.items():
@@ -527,8 +527,11 @@ def _partitions(name: str, d: _Draft, nodes: dict[str, PhaseNode], errs: ErrorCo
     return parts
 
 
-def _resolve_outputs(name: str, d: _Draft, errs: ErrorCollector) -> None:
+def _resolve_outputs(name: str, d: _Draft, errs: ErrorCollector, file: str | None = None) -> list[str]:
+    """The phase's output assets; returns "ignored" warnings for outputs the kind knows but does
+    not produce (``PhaseKind.unproduced_outputs``: names the seeds list)."""
     kind = d.kind
+    warnings: list[str] = []
     cfg = d.config
     declared = d.spec.outputs
     if declared is None:
@@ -545,6 +548,11 @@ def _resolve_outputs(name: str, d: _Draft, errs: ErrorCollector) -> None:
     for out_name in names:
         fld = fld_of[out_name]
         hit = kind.resolve_output(out_name)
+        if hit is None and str(out_name) in kind.unproduced_outputs:
+            warnings.append(WorkflowError(f"ignored: output '{out_name}' is not produced: "
+                                          f"{kind.unproduced_outputs[str(out_name)]}", file=file, phase=name,
+                                          field=fld).format())
+            continue
         if hit is None:
             errs.add(f"unknown output '{out_name}' for phase type '{kind.name}'"
                      f"{suggest(out_name, kind.output_spellings())}; valid: {_valid_outputs_text(kind)}",
@@ -582,6 +590,10 @@ def _resolve_outputs(name: str, d: _Draft, errs: ErrorCollector) -> None:
             updates[out.count_field] = out.count_default
     if updates:
         d.config = cfg.model_copy(update=updates)
+    if names and warnings and not d.outputs:
+        errs.add(f"none of the listed outputs is produced; valid: {_valid_outputs_text(kind)}", phase=name,
+                 field="outputs")
+    return warnings
 
 
 def _unless(d: _Draft, canonical: str) -> bool:

@@ -10,7 +10,7 @@ import pytest
 from admf_assets.engine import synthetic
 from admf_assets.engine.backtest import BacktestConfig, run_backtest
 from admf_assets.engine.capture import capture_signals, concat_captured, replay
-from admf_assets.engine.ledger import Deployment, Member, book, tracking, tracking_path
+from admf_assets.engine.ledger import Deployment, Member, backtest_deployment, book, tracking, tracking_path
 
 START = "2022-06-01"
 PARAMS = {"fast_period": 10, "slow_period": 40}
@@ -51,6 +51,27 @@ def test_an_ensemble_ledger_earns_the_replay_of_its_captured_members(close):
     rep = replay(cap, close, COSTS, weights={cap.strategy_ids[0]: 0.6, cap.strategy_ids[1]: 0.4})["ensemble"]
     r = b.daily.set_index("date")["return"]
     np.testing.assert_allclose(r.iloc[1:].to_numpy(), rep.loc[r.index[1:]].to_numpy(), rtol=0, atol=1e-15)
+
+
+def test_the_backtest_of_a_deployment_is_the_engine_s_and_the_replay_s(close):
+    """One member: run_backtest bit for bit (behaviour settings included); an ensemble: the
+    replay of its captured members; the ledger earns the same from its second day."""
+    one = Deployment((Member("momentum", PARAMS),), {"sizing": "vol_target", "stop_loss": 0.05})
+    r, held = backtest_deployment(close, one, COSTS)
+    from dataclasses import replace
+
+    engine = run_backtest(close, "momentum", PARAMS, replace(COSTS, sizing="vol_target", stop_loss=0.05))
+    assert np.array_equal(r.to_numpy(), engine.returns.iloc[:, 0].to_numpy())
+    assert held.shape == (close.shape[1], len(close))
+    members = (Member("momentum", PARAMS, 0.7), Member("breakout", {}, 0.3))
+    r, _ = backtest_deployment(close, Deployment(members), COSTS)
+    caps = [capture_signals(close, m.strategy, pd.DataFrame([dict(m.params)]), id_prefix=f"m{i}")
+            for i, m in enumerate(members)]
+    cap = concat_captured(caps)
+    rep = replay(cap, close, COSTS, weights={cap.strategy_ids[0]: 0.7, cap.strategy_ids[1]: 0.3})["ensemble"]
+    np.testing.assert_allclose(r.to_numpy(), rep.to_numpy(), rtol=0, atol=1e-15)
+    b = book(close, Deployment(members), COSTS, START).daily.set_index("date")["return"]
+    np.testing.assert_allclose(b.iloc[1:].to_numpy(), r.loc[b.index[1:]].to_numpy(), rtol=0, atol=1e-15)
 
 
 def test_the_account_by_hand(close):

@@ -167,7 +167,7 @@ def test_validation_refuses_what_cannot_run(kit):
     two = {"name": "paper", "type": "paper_trading", "inputs": ["opt.best_parameters", "opt2.best_parameters"]}
     assert _errors(kit, SEARCH, {**SEARCH, "name": "opt2"}, two) == [
         "paper.yaml: phase 'paper': field 'inputs': give one of best_parameters, optimal_ensemble_weights, "
-        "performance_validation, not 2: opt.best_parameters, opt2.best_parameters"]
+        "performance_validation, production_configuration, not 2: opt.best_parameters, opt2.best_parameters"]
     broker = {"name": "paper", "type": "paper_trading", "inputs": ["opt.best_parameters"],
               "config": {"paper_trading_only": False}}
     assert _errors(kit, SEARCH, broker) == [
@@ -188,7 +188,7 @@ def test_validation_refuses_what_cannot_run(kit):
     nothing = {"name": "paper", "type": "paper_trading"}
     assert _errors(kit, nothing) == [
         "paper.yaml: phase 'paper': field 'inputs': phase type 'paper_trading' needs best_parameters or "
-        "optimal_ensemble_weights or performance_validation from an upstream phase: no phase of this workflow "
+        "optimal_ensemble_weights or performance_validation or production_configuration from an upstream phase: no phase of this workflow "
         "produces it (or set config.parameters)"]
 
 
@@ -209,3 +209,57 @@ def test_a_baseline_without_shadow_mode_is_an_ignored_key(kit):
     assert spec.warnings == ["paper.yaml: phase 'paper': field 'config.comparison_baseline': ignored: set "
                              "shadow_mode: true to run a baseline beside the deployed configuration"]
     assert [o.name for o in spec.graph.phases["paper"].outputs] == ["ledger", "performance_validation"]
+
+
+def test_the_strategy_construction_backtests_the_ensemble_as_it_is_deployed(kit, store):
+    """Seed 001's strategy construction: a backtest of an ensemble's weights at a risk-managed
+    exposure nets the members like the ledger; its production_configuration deploys exactly
+    that (the ledger earns the backtest's returns from its second day); the seed's switches
+    without a model are one warning each."""
+    capture = {"name": "capture", "type": "signal_capture", "config": {
+        "strategies": [{"type": "momentum", "parameters": {"fast_period": [5, 10], "slow_period": [30]}},
+                       {"type": "breakout", "parameters": {"lookback": [10, 20]}}], "data_split": "all"}}
+    ens = {"name": "ensemble", "type": "ensemble_optimization", "inputs": ["capture"],
+           "config": {"method": "inverse_volatility", "n_bootstrap": 0, "measure_recompute": False}}
+    risk = {"name": "risk", "type": "risk_analysis", "inputs": ["opt.best_parameters"],
+            "config": {"risk_budget": {"var": 0.004, "level": 0.99}}}
+    build = {"name": "build", "type": "backtest", "inputs": ["ensemble.optimal_ensemble_weights", "risk.risk_recommendations"],
+             "config": {"generate_deployment_config": True, "include_market_impact": True,
+                        "realistic_execution_delays": True, "regime_aware_position_sizing": True},
+             "outputs": ["final_strategy_performance", "performance_report", "production_configuration",
+                         "implementation_guide", "monitoring_recommendations"]}
+    paper = {"name": "paper", "type": "live_simulation", "inputs": ["build.production_configuration"],
+             "config": {**LEDGER, "start_date": "2022-03-01"}}
+    spec = _graph(kit, SEARCH, capture, ens, risk, build, paper)
+    fields = [w.split("field ")[1].split(":")[0] for w in spec.warnings if "phase 'build'" in w]
+    assert fields == ["'config.include_market_impact'", "'config.realistic_execution_delays'",
+                      "'config.regime_aware_position_sizing'", "'outputs[3]'", "'outputs[4]'"], spec.warnings
+    g = spec.graph
+    res, loaded = _run(kit, store, g, "build")
+    prod = res.outputs["production_configuration"]
+    weights = loaded["ensemble.optimal_ensemble_weights"]
+    inc = weights[(weights["regime"] == "all") & weights["included"]]
+    assert len(prod) == len(inc) and prod["config_id"].nunique() == 1
+    assert prod["weight"].to_numpy() == pytest.approx(inc["weight"].to_numpy())
+    scale = float(res.outputs["validation_results"]["exposure_scale"].iloc[0])
+    assert 0 < scale < 1  # the budget binds: the deployment runs at the recommended exposure
+    dep = json.loads(prod["deployment"].iloc[0])
+    assert sum(dep["settings"]["weights"].values()) == pytest.approx(scale)
+    # the backtest by hand: the members' captured positions netted with the weights, replayed
+    from admf_assets.engine.capture import capture_signals, concat_captured, replay
+
+    close = _closes(store, kit)
+    caps = [capture_signals(close, r["strategy"], pd.DataFrame([json.loads(r["params"])]), id_prefix=f"m{i}")
+            for i, (_, r) in enumerate(inc.iterrows())]
+    cap = concat_captured(caps)
+    cfg = BacktestConfig(cost_bps=g.phases["build"].settings.cost_bps, slippage_bps=g.phases["build"].settings.slippage_bps,
+                         weights=np.full(len(close.columns), scale / len(close.columns)))
+    by_hand = replay(cap, close, cfg, weights=dict(zip(cap.strategy_ids, inc["weight"])))["ensemble"]
+    perf = res.outputs["performance_report"].set_index("date")["return"]
+    np.testing.assert_allclose(perf.to_numpy(), by_hand.loc[perf.index].to_numpy(), rtol=0, atol=1e-14)
+    # ... and the ledger deploying its production configuration earns it from its second day
+    ledger_res, _ = _run(kit, store, g, "paper")
+    daily = ledger_res.outputs["performance_validation"].set_index("date")["return"]
+    both = daily.index[1:].intersection(perf.index)
+    assert len(both) > 50
+    np.testing.assert_allclose(daily.loc[both].to_numpy(), perf.loc[both].to_numpy(), rtol=0, atol=1e-14)
