@@ -67,11 +67,14 @@ class ParquetTableIOManager(dg.UPathIOManager):
                 allow_retries=False,
             )
         keys = list(context.asset_partition_keys)
-        labels = pd.to_datetime(df[col]).dt.strftime("%Y-%m-%d")
+        if isinstance(context.asset_partitions_def, dg.TimeWindowPartitionsDefinition):
+            labels = pd.to_datetime(df[col]).dt.strftime("%Y-%m-%d")
+        else:  # static keys (walk-forward folds, ...): the column holds the key itself
+            labels = df[col].astype(str)
         outside = sorted(set(labels.unique()) - set(keys))
         if outside:
             raise dg.Failure(
-                description=f"{context.asset_key.to_user_string()}: {len(outside)} date(s) outside "
+                description=f"{context.asset_key.to_user_string()}: {len(outside)} row label(s) outside "
                 f"the partitions being materialized (first: {outside[0]}); nothing was written",
                 allow_retries=False,
             )
