@@ -17,13 +17,13 @@ KINDS.load(
     "admf_assets.phases.signal_capture",
     "admf_assets.phases.analysis",
     "admf_assets.phases.backtest",
+    "admf_assets.phases.walk_forward",
     "admf_assets.phases.report",
 )
 
 # designed (DESIGN.md) but not implemented yet
 KINDS.plan("regime_analysis", "regime_detection", description="Regime detection (Markov switching, k-means, change points)")
 KINDS.plan("ensemble_optimization", "ensemble", description="Ensemble weights by signal replay")
-KINDS.plan("walk_forward", "walk_forward_validation", "walk_forward_analysis", description="Walk-forward re-optimisation")
 KINDS.plan("validation", "statistical_validation", "comprehensive_validation",
            description="Statistical validation (Monte Carlo, bootstrap, deflated Sharpe, PBO)")
 KINDS.plan("risk_analysis", description="VaR/CVaR, stress windows, tail risk")

@@ -81,7 +81,6 @@ def test_regime_template_runs_its_available_part_when_the_rest_is_disabled(write
 def test_walk_forward_template_needs_phase_types_not_available_yet(write, errors_of):
     p = write("template: walk_forward_validation\n")
     assert errors_of(p) == [
-        f"{p}: phase 'walk_forward': field 'type': phase type 'walk_forward' is not available yet",
         f"{p}: phase 'statistical_validation': field 'type': phase type 'validation' is not available yet",
     ]
 
