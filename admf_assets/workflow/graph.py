@@ -642,6 +642,13 @@ def _check_consumption(name: str, d: _Draft, drafts: dict[str, _Draft], errs: Er
             if len(hits) > 1:
                 errs.add(f"ambiguous {canonical}: {', '.join(e.upstream_ref for e in hits)}; "
                          "keep exactly one in inputs / depends_on", phase=name, field="inputs")
+        for need in rule.needs if providers else ():
+            if not any(e.canonical == need and e.consumed for e in d.edges):
+                src = drafts.get(providers[0].upstream_phase)
+                same = [o.ref for o in src.outputs if o.canonical == need] if src is not None else []
+                hint = f"e.g. inputs: ['{same[0]}']" if same else f"phase '{providers[0].upstream_phase}' does not output it"
+                errs.add(f"phase type '{kind.name}' takes {providers[0].canonical} together with {need}: {hint}",
+                         phase=name, field="inputs")
         if rule.required and not providers:
             available = [o.ref for dn, dd in drafts.items() if dn != name
                          for o in dd.outputs if o.canonical in rule.outputs]
