@@ -238,7 +238,7 @@ class PBOResult:
 
 
 _PBO_METRICS = ("sharpe_ratio", "mean_return")
-_PBO_BATCH_ELEMENTS = 2_000_000
+_PBO_BATCH_ELEMENTS = 16_000  # small blocks: their temporaries are reused instead of page-faulted in
 
 
 def _block_sums(m: np.ndarray, n_splits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -287,10 +287,9 @@ def probability_of_backtest_overfitting(returns, n_splits: int = 16, metric: str
         raise ValueError(f"PBO needs at least 2 bars per block: {t} bars for {n_splits} blocks")
     m = m[t % n_splits:]
     s1, s2, mu, rows = _block_sums(m, n_splits)
-    combos = list(combinations(range(n_splits), n_splits // 2))
+    combos = np.array(list(combinations(range(n_splits), n_splits // 2)))
     ind = np.zeros((len(combos), n_splits))
-    for i, c in enumerate(combos):
-        ind[i, list(c)] = 1.0
+    ind[np.repeat(np.arange(len(combos)), combos.shape[1]), combos.ravel()] = 1.0
     count = rows * n_splits // 2
     batch = max(1, _PBO_BATCH_ELEMENTS // n)
     best, is_perf, oos_perf, omega = [], [], [], []
@@ -319,7 +318,7 @@ def probability_of_backtest_overfitting(returns, n_splits: int = 16, metric: str
         pbo=float(np.mean(logit <= 0)), n_splits=n_splits, n_trials=n, n_obs=int(m.shape[0]), metric=metric,
         best=best_a, is_performance=is_a, oos_performance=oos_a, omega=om, logit=logit,
         prob_oos_loss=float(np.mean(oos_a < 0)), degradation_slope=float(slope),
-        degradation_intercept=float(intercept), degradation_r2=float(r2), blocks=[list(c) for c in combos],
+        degradation_intercept=float(intercept), degradation_r2=float(r2), blocks=combos.tolist(),
     )
 
 
@@ -370,7 +369,7 @@ def _segment_indices(starts: np.ndarray, n: int, n_sims: int, horizon: int,
 
 def resampled_indices(n: int, n_sims: int, seed: int = 42, block_size: int = 1, method: str = "stationary",
                       segments: np.ndarray | None = None, horizon: int | None = None,
-                      batch_elements: int = 4_000_000) -> Iterator[np.ndarray]:
+                      batch_elements: int = 64_000) -> Iterator[np.ndarray]:
     """Batches of (sims x horizon) indices into a series of length ``n``, seeded.
 
     ``segments`` (start indices, see :func:`held_segments`): whole trades and flat stretches
@@ -451,31 +450,65 @@ def monte_carlo(returns, n_simulations: int = 1000, confidence_level: float = 0.
     return MonteCarloResult(sims, pd.DataFrame(rows), float(confidence_level), resample, int(block_size), int(seed))
 
 
+def _resampled_sums(r: np.ndarray, n_sims: int, rng: np.random.Generator, block_size: int, method: str,
+                    batch_elements: int = 64_000) -> tuple[np.ndarray, np.ndarray]:
+    """Sums of the resampled values and of their squares, per path of ``len(r)`` bars, without
+    materializing the paths: a block bootstrap path is a sequence of (circular) blocks, and a
+    block's sums are differences of prefix sums.  Blocks have geometric lengths with mean
+    ``block_size`` (``stationary``, Politis-Romano) or exactly ``block_size`` (``fixed``), and
+    start uniformly at random; the last block is cut at the path's end."""
+    n = r.size
+    c1 = np.concatenate([[0.0], np.cumsum(np.concatenate([r, r]))])
+    c2 = np.concatenate([[0.0], np.cumsum(np.concatenate([r, r]) ** 2)])
+    k = int(math.ceil(n / block_size * 1.5)) + 8 if block_size > 1 else n
+    batch = max(1, batch_elements // k)
+    s1, s2 = [], []
+    done = 0
+    while done < n_sims:
+        m = min(batch, n_sims - done)
+        if block_size == 1:
+            lengths = np.ones((m, n), dtype=np.int64)
+        elif method == "fixed":
+            lengths = np.full((m, k), block_size, dtype=np.int64)
+        elif method == "stationary":
+            lengths = rng.geometric(1.0 / block_size, size=(m, k))
+            while (lengths.sum(axis=1) < n).any():  # rare: draw more blocks for every path
+                lengths = np.hstack([lengths, rng.geometric(1.0 / block_size, size=(m, k))])
+        else:
+            raise ValueError(f"unknown bootstrap method {method!r}; use 'stationary' or 'fixed'")
+        ends = np.minimum(np.cumsum(lengths, axis=1), n)
+        lengths = np.diff(np.concatenate([np.zeros((m, 1), dtype=np.int64), ends], axis=1), axis=1)
+        starts = rng.integers(0, n, size=lengths.shape)
+        stop = starts + lengths  # <= 2n - 1: inside the doubled series
+        s1.append((c1[stop] - c1[starts]).sum(axis=1))
+        s2.append((c2[stop] - c2[starts]).sum(axis=1))
+        done += m
+    return np.concatenate(s1), np.concatenate(s2)
+
+
 def bootstrap_sharpe(returns, n_bootstrap: int = 10_000, confidence_level: float = 0.95, seed: int = 42,
                      block_size: int = 5, method: str = "stationary",
                      periods_per_year: int = TRADING_DAYS) -> dict[str, float]:
     """Bootstrap confidence interval of the annualized Sharpe ratio (percentile interval of
-    ``n_bootstrap`` block-bootstrap resamples), with the analytic interval from the
-    non-normal standard error for comparison.  Returns ``sharpe_ratio``, ``ci_low``,
-    ``ci_high``, ``std_error`` (of the bootstrap), ``analytic_ci_low``/``high``."""
+    ``n_bootstrap`` block-bootstrap resamples of the series' length), with the analytic
+    interval from the non-normal standard error for comparison.  Returns ``sharpe_ratio``,
+    ``ci_low``, ``ci_high``, ``std_error`` (of the bootstrap), ``analytic_ci_low``/``high``."""
     r = np.nan_to_num(np.asarray(returns, dtype=np.float64).ravel(), nan=0.0)
     n = r.size
     mom = sharpe_moments(r)
     ann = math.sqrt(periods_per_year)
-    vals = []
-    for idx in resampled_indices(n, int(n_bootstrap), seed, block_size, method):
-        x = r[idx]
-        mean = x.mean(axis=1)
-        sd = x.std(axis=1, ddof=1)
-        vals.append(np.where(sd > 0, mean / np.where(sd > 0, sd, 1.0), 0.0) * ann)
-    v = np.concatenate(vals)
+    mu = r.mean()
+    s1, s2 = _resampled_sums(r - mu, int(n_bootstrap), np.random.default_rng(seed), int(block_size), method)
+    mean = s1 / n
+    var = np.maximum(s2 - n * mean * mean, 0.0) / (n - 1)
+    sd = np.sqrt(var)
+    v = np.where(sd > 0, (mean + mu) / np.where(sd > 0, sd, 1.0), 0.0) * ann
     lo, hi = (1 - confidence_level) / 2, (1 + confidence_level) / 2
     se = sharpe_standard_error(mom.sr, n, mom.skew, mom.kurtosis) * ann
-    z = stats.norm.ppf(hi)
-    return {"sharpe_ratio": mom.annual(periods_per_year), "ci_low": float(np.quantile(v, lo)),
-            "ci_high": float(np.quantile(v, hi)), "std_error": float(v.std(ddof=1)),
-            "analytic_ci_low": mom.annual(periods_per_year) - z * se,
-            "analytic_ci_high": mom.annual(periods_per_year) + z * se}
+    z = float(stats.norm.ppf(hi))
+    sharpe = mom.annual(periods_per_year)
+    return {"sharpe_ratio": sharpe, "ci_low": float(np.quantile(v, lo)), "ci_high": float(np.quantile(v, hi)),
+            "std_error": float(v.std(ddof=1)), "analytic_ci_low": sharpe - z * se, "analytic_ci_high": sharpe + z * se}
 
 
 def trade_win_rate(returns, positions) -> tuple[float, int]:

@@ -18,14 +18,13 @@ KINDS.load(
     "admf_assets.phases.analysis",
     "admf_assets.phases.backtest",
     "admf_assets.phases.walk_forward",
+    "admf_assets.phases.validation",
     "admf_assets.phases.report",
 )
 
 # designed (DESIGN.md) but not implemented yet
 KINDS.plan("regime_analysis", "regime_detection", description="Regime detection (Markov switching, k-means, change points)")
 KINDS.plan("ensemble_optimization", "ensemble", description="Ensemble weights by signal replay")
-KINDS.plan("validation", "statistical_validation", "comprehensive_validation",
-           description="Statistical validation (Monte Carlo, bootstrap, deflated Sharpe, PBO)")
 KINDS.plan("risk_analysis", description="VaR/CVaR, stress windows, tail risk")
 KINDS.plan("conditional", description="Branch on a safe expression over upstream results",
            phase_keys=("condition", "if_true", "if_false"))

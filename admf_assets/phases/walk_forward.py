@@ -30,7 +30,6 @@ from pydantic import Field, StrictInt, StrictStr, field_validator, model_validat
 
 from admf_assets.engine import analysis as an
 from admf_assets.engine import charts
-from admf_assets.engine import search as engine_search
 from admf_assets.engine import walkforward as wf
 from admf_assets.engine.metrics import METRIC_COLUMNS, RETURN_METRICS
 from admf_assets.engine.paramsets import PARAMS_COLUMN
@@ -47,6 +46,25 @@ WINDOW_KEYS = ("train_period_days", "test_period_days", "step_days", "window", "
 #: seed names of what the phase reports; the first two are always computed
 VALIDATION_METRICS = {"performance_consistency": None, "parameter_stability": None,
                       "regime_adaptation_effectiveness": "regime_performance_validation"}
+
+
+def upstream_search(ctx: PhaseContext, outputs=SEARCH_OUTPUTS) -> search_kind.Config | None:
+    """The effective config of the parameter_search phase providing one of ``outputs``."""
+    up = next((ctx.upstream_config(c) for c in outputs if ctx.upstream_config(c) is not None), None)
+    if up is None or "optimization" not in up:
+        return None
+    return search_kind.Config.model_validate({k: v for k, v in up.items() if k in search_kind.Config.model_fields})
+
+
+def search_spec(search_cfg: search_kind.Config) -> wf.SearchSpec:
+    """What a fold optimises: the search's strategies (each with the shared space and its own
+    parameters), objective, method, trials and seed."""
+    opt = search_cfg.optimization
+    base = space_from_config(opt.parameters)
+    candidates = tuple((s.type, {**base, **space_from_config(s.parameters)})
+                       for s in search_cfg.strategies if s.optimization_target)
+    return wf.SearchSpec(candidates=candidates, objective=opt.objective, method=opt.method,
+                         n_trials=opt.n_trials, seed=opt.seed, direction=opt.direction)
 
 
 class Windows(StrictModel):
@@ -238,20 +256,12 @@ class WalkForward(PhaseKind):
             search_cfg = self._search_config(cfg)
             trading = cfg.trading()
         else:
-            up = next((ctx.upstream_config(c) for c in SEARCH_OUTPUTS if ctx.upstream_config(c) is not None), None)
-            if up is None or "optimization" not in up:
+            search_cfg = upstream_search(ctx, SEARCH_OUTPUTS)
+            if search_cfg is None:
                 raise PhaseError("needs a parameter_search phase upstream (or its own config.optimization)")
-            search_cfg = search_kind.Config.model_validate({k: v for k, v in up.items()
-                                                            if k in search_kind.Config.model_fields})
             own = {k: getattr(cfg, k) for k in cfg.model_fields_set if k in TradingSettings.model_fields}
             trading = trading_config({**search_cfg.model_dump(include=set(TradingSettings.model_fields)), **own})
-        opt = search_cfg.optimization
-        base = space_from_config(opt.parameters)
-        candidates = tuple((s.type, {**base, **space_from_config(s.parameters)})
-                           for s in search_cfg.strategies if s.optimization_target)
-        spec = wf.SearchSpec(candidates=candidates, objective=opt.objective, method=opt.method,
-                             n_trials=opt.n_trials, seed=opt.seed, direction=opt.direction)
-        return spec, trading
+        return search_spec(search_cfg), trading
 
     def _close(self, ctx: PhaseContext) -> pd.DataFrame:
         cfg: Config = ctx.config
@@ -405,4 +415,4 @@ class WalkForward(PhaseKind):
 
 KIND = WalkForward()
 
-__all__ = ["KIND", "Config", "Windows", "WalkForward"]
+__all__ = ["KIND", "Config", "Windows", "WalkForward", "search_spec", "upstream_search"]

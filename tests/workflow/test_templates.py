@@ -59,7 +59,6 @@ def test_regime_template_needs_phase_types_not_available_yet(write, errors_of):
     assert errors_of(p) == [
         f"{p}: phase 'regime_analysis': field 'type': phase type 'regime_analysis' is not available yet",
         f"{p}: phase 'ensemble_optimization': field 'type': phase type 'ensemble_optimization' is not available yet",
-        f"{p}: phase 'validation': field 'type': phase type 'validation' is not available yet",
     ]
 
 
@@ -78,11 +77,14 @@ def test_regime_template_runs_its_available_part_when_the_rest_is_disabled(write
         "best_parameters", "top_parameter_sets", "optimization_history"]
 
 
-def test_walk_forward_template_needs_phase_types_not_available_yet(write, errors_of):
-    p = write("template: walk_forward_validation\n")
-    assert errors_of(p) == [
-        f"{p}: phase 'statistical_validation': field 'type': phase type 'validation' is not available yet",
-    ]
+def test_walk_forward_template_validates_the_stitched_out_of_sample_returns(write):
+    g = load_workflow(write("template: walk_forward_validation\n")).graph
+    assert g.order == ("data", "walk_forward", "statistical_validation", "report")
+    assert g.partition_keys[0] == "fold_01" and len(g.partition_keys) == 15  # 2018-2023, 504 / 126 / 63 days
+    consumed = {e.canonical for e in g.phases["statistical_validation"].upstream if e.consumed}
+    assert consumed == {"oos_equity", "bars"}
+    assert g.phases["statistical_validation"].config["validation_method"] == ["deflated_sharpe", "bootstrap",
+                                                                               "monte_carlo"]
 
 
 def test_unknown_template_suggests_closest(write, errors_of, tmp_path):
