@@ -25,7 +25,7 @@ on the window that follows, and stitch the out-of-sample windows together.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
