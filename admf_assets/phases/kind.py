@@ -416,8 +416,9 @@ class PhaseKind:
 
 def run_partitions(kind: PhaseKind, ctx: PhaseContext, keys) -> PhaseResult:
     """``run_partition`` for each key; each partitioned output is the keys' frames stacked,
-    with the key in the kind's ``partition_column``.  Metadata and metrics: the last key's,
-    plus ``partitions`` (how many were computed)."""
+    with the key in the kind's ``partition_column``.  Metadata: the key's own for one key; for
+    several (one run materializing many partitions records the same metadata on each) the
+    keys and a preview of the stacked rows.  Metrics: the last key's."""
     from dataclasses import replace
 
     import pandas as pd
@@ -431,7 +432,12 @@ def run_partitions(kind: PhaseKind, ctx: PhaseContext, keys) -> PhaseResult:
             frame[kind.partition_column] = key
             frames.setdefault(name, []).append(frame)
     outputs = {name: pd.concat(parts, ignore_index=True) for name, parts in frames.items()}
-    meta = {name: {**last.metadata.get(name, {}), "partitions": len(keys)} for name in outputs}
+    keys = list(keys)
+    if len(keys) == 1:
+        meta = {name: {kind.partition_column: keys[0], **last.metadata.get(name, {})} for name in outputs}
+    else:
+        meta = {name: {"partitions": len(keys), "keys": f"{keys[0]}..{keys[-1]}", "rows": len(frame),
+                       "preview": frame} for name, frame in outputs.items()}
     return PhaseResult(outputs=outputs, metadata=meta, metrics=dict(last.metrics))
 
 

@@ -40,7 +40,8 @@ from admf_assets.engine.paramsets import evaluate_sets, parameter_set, parameter
 from admf_assets.engine.strategies import get_strategy, normalize_params
 from admf_assets.phases import walk_forward as wf_kind
 from admf_assets.phases.common import (BARS, DataSplitName, TradingSettings, check_strategy_params, close_matrix,
-                                       is_scalar, known_strategy, split_mask, trading_config)
+                                       check_fixed_parameters, inherited_trading, known_strategy, renamed_keys,
+                                       split_mask)
 from admf_assets.phases.kind import ConfigEnv, Consumes, Output, PhaseContext, PhaseError, PhaseKind, PhaseResult, \
     PhaseView, StrictModel
 from admf_assets.suggest import closest
@@ -82,14 +83,7 @@ class Acceptance(StrictModel):
     @model_validator(mode="before")
     @classmethod
     def _spellings(cls, v: Any) -> Any:
-        if isinstance(v, dict):
-            v = dict(v)
-            for short, full in (("min_dsr", "min_deflated_sharpe"), ("min_psr", "min_probabilistic_sharpe")):
-                if short in v:
-                    if full in v:
-                        raise ValueError(f"[{short}] give {short} or {full}, not both")
-                    v[full] = v.pop(short)
-        return v
+        return renamed_keys(v, {"min_dsr": "min_deflated_sharpe", "min_psr": "min_probabilistic_sharpe"})
 
 
 #: criterion -> (statistic, rule, method that computes it (None: always), description)
@@ -133,17 +127,11 @@ class Config(TradingSettings):
     @model_validator(mode="before")
     @classmethod
     def _spellings(cls, v: Any) -> Any:
-        if not isinstance(v, dict):
-            return v
-        v = dict(v)
-        for alias, key in (("tests", "validation_method"), ("methods", "validation_method"),
-                           ("validation_tests", "validation_method"), ("thresholds", "acceptance_criteria")):
-            if alias in v:
-                if key in v:
-                    raise ValueError(f"[{alias}] give {key} or {alias}, not both")
-                v[key] = v.pop(alias)
-        if isinstance(v.get("validation_method"), str):
-            v["validation_method"] = [v["validation_method"]]
+        for alias in ("tests", "methods", "validation_tests"):
+            v = renamed_keys(v, {alias: "validation_method"})
+        v = renamed_keys(v, {"thresholds": "acceptance_criteria"})
+        if isinstance(v, dict) and isinstance(v.get("validation_method"), str):
+            v = {**v, "validation_method": [v["validation_method"]]}
         return v
 
     @field_validator("pbo_partitions")
@@ -156,10 +144,7 @@ class Config(TradingSettings):
     @field_validator("parameters")
     @classmethod
     def _scalars(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
-        for key, value in (v or {}).items():
-            if not is_scalar(value):
-                raise ValueError(f"[{key}] a fixed parameter must be a number, string or boolean (got {value!r})")
-        return v
+        return check_fixed_parameters(v)
 
 
 class Validation(PhaseKind):
@@ -411,8 +396,7 @@ class Validation(PhaseKind):
         """What is validated: the search's best set with its trials, a fixed set, or a return
         series (a walk-forward's stitched out-of-sample account, a backtest's returns)."""
         search_cfg = ctx.upstream_config("optimization_history") or ctx.upstream_config("best_parameters") or {}
-        own = {k: getattr(cfg, k) for k in cfg.model_fields_set if k in TradingSettings.model_fields}
-        trading = trading_config({**{k: v for k, v in search_cfg.items() if k in TradingSettings.model_fields}, **own})
+        trading = inherited_trading(dict(search_cfg), cfg)
         fixed = cfg.parameters is not None or cfg.strategy is not None
         if not fixed and ctx.inputs.get("best_parameters") is None:
             for canonical in RETURN_SOURCES:

@@ -35,8 +35,8 @@ from admf_assets.engine.metrics import METRIC_COLUMNS, RETURN_METRICS
 from admf_assets.engine.paramsets import PARAMS_COLUMN
 from admf_assets.engine.split import DataSplit
 from admf_assets.phases import parameter_search as search_kind
-from admf_assets.phases.common import BARS, StrategyEntry, TradingSettings, close_matrix, space_from_config, \
-    trading_config
+from admf_assets.phases.common import BARS, StrategyEntry, TradingSettings, close_matrix, inherited_trading, \
+    renamed_keys, space_from_config
 from admf_assets.phases.kind import ConfigEnv, Consumes, Output, PhaseContext, PhaseError, PhaseKind, PhaseResult, \
     PhaseView, StrictModel
 
@@ -83,17 +83,9 @@ class Windows(StrictModel):
     @model_validator(mode="before")
     @classmethod
     def _spellings(cls, v: Any) -> Any:
-        if not isinstance(v, dict):
-            return v
-        v = dict(v)
-        if "embargo_days" in v:
-            if "gap_days" in v:
-                raise ValueError("[embargo_days] give gap_days or embargo_days, not both")
-            v["gap_days"] = v.pop("embargo_days")
-        if "anchored" in v:
-            if "window" in v:
-                raise ValueError("[anchored] give window or anchored, not both")
-            v["window"] = "anchored" if v.pop("anchored") else "rolling"
+        v = renamed_keys(v, {"embargo_days": "gap_days", "anchored": "window"})
+        if isinstance(v, dict) and isinstance(v.get("window"), bool):  # anchored: true | false
+            v = {**v, "window": "anchored" if v["window"] else "rolling"}
         return v
 
     @field_validator("window", mode="before")
@@ -259,8 +251,7 @@ class WalkForward(PhaseKind):
             search_cfg = upstream_search(ctx, SEARCH_OUTPUTS)
             if search_cfg is None:
                 raise PhaseError("needs a parameter_search phase upstream (or its own config.optimization)")
-            own = {k: getattr(cfg, k) for k in cfg.model_fields_set if k in TradingSettings.model_fields}
-            trading = trading_config({**search_cfg.model_dump(include=set(TradingSettings.model_fields)), **own})
+            trading = inherited_trading(search_cfg.model_dump(), cfg)
         return search_spec(search_cfg), trading
 
     def _close(self, ctx: PhaseContext) -> pd.DataFrame:
