@@ -295,18 +295,24 @@ class Validation(PhaseKind):
             add("deflated_sharpe", "probabilistic_sharpe_ratio", psr,
                 f"P(true Sharpe > {cfg.benchmark_sharpe:g}) from {n_obs} returns (skew {mom.skew:.2f}, "
                 f"kurtosis {mom.kurtosis:.2f})")
-            add("deflated_sharpe", "expected_max_sharpe", sr0 * math.sqrt(ppy),
-                f"annualized Sharpe the best of {n_used:.1f} trials reaches by luck (trial Sharpe std "
-                f"{values['trials_sharpe_std']:.2f})")
+            selected = n_trials > 1
+            trials_text = f"{n_used:.1f} effective" if cfg.trials == "effective" else f"{n_trials}"
+            if selected:
+                add("deflated_sharpe", "expected_max_sharpe", sr0 * math.sqrt(ppy),
+                    f"annualized Sharpe the best of {trials_text} skill-less trials reaches by luck (trial Sharpe "
+                    f"std {values['trials_sharpe_std']:.2f})")
             add("deflated_sharpe", "deflated_sharpe_ratio", dsr,
-                f"P(true Sharpe > 0) after selecting the best of {n_used:.1f} trials")
-            add("deflated_sharpe", "n_trials", n_trials, "trials the search ran")
-            add("deflated_sharpe", "effective_trials", eff, "independent trials equivalent (mean correlation)")
+                f"P(true Sharpe > 0) after selecting the best of {trials_text} trials" if selected else
+                "no selection among trials: the probabilistic Sharpe ratio against 0")
+            if selected:
+                add("deflated_sharpe", "n_trials", n_trials, "trials the search ran")
+                add("deflated_sharpe", "effective_trials", eff, "independent trials equivalent (mean correlation)")
             add("deflated_sharpe", "min_track_record_years", trl,
                 f"years of returns needed for {cfg.confidence_level:.0%} confidence that the Sharpe exceeds "
                 f"{cfg.benchmark_sharpe:g}")
-            add("deflated_sharpe", "min_backtest_years", btl,
-                f"years of data so that {n_used:.0f} skill-less trials are not expected to reach this Sharpe")
+            if selected:
+                add("deflated_sharpe", "min_backtest_years", btl,
+                    f"years of data so that {trials_text} skill-less trials are not expected to reach this Sharpe")
         if "pbo" in methods:
             values.update(self._pbo(cfg, trial_r, add, outputs, notes))
         if "monte_carlo" in methods:
@@ -362,7 +368,8 @@ class Validation(PhaseKind):
         head = pd.DataFrame([{"method": "verdict", "statistic": "is_valid", "value": float(ok), "ci_low": np.nan,
                               "ci_high": np.nan, "threshold": 1.0, "rule": "every criterion passes", "passed": ok,
                               "description": ("valid: " if ok else "not valid: ") +
-                                             (why or f"{len(criteria)} criteria pass")}])
+                                             (why or "every criterion passes ("
+                                              + ", ".join(c.text for c in criteria) + ")")}])
         summary = pd.concat([head, table], ignore_index=True)[list(self.outputs[0].columns)]
         summary["passed"] = summary["passed"].astype(object)
         outputs = {"validation_summary": summary, **outputs}
