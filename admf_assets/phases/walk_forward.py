@@ -42,7 +42,7 @@ from admf_assets.phases.kind import ConfigEnv, Consumes, Output, PhaseContext, P
 
 #: the search outputs a walk-forward can take its search from (strategies, space, objective)
 SEARCH_OUTPUTS = ("best_parameters", "optimization_history", "top_parameter_sets")
-WINDOW_KEYS = ("train_period_days", "test_period_days", "step_days", "window", "gap_days")
+WINDOW_KEYS = ("train_period_days", "test_period_days", "step_days", "window", "gap_days", "embargo_days", "anchored")
 #: seed names of what the phase reports; the first two are always computed
 VALIDATION_METRICS = {"performance_consistency": None, "parameter_stability": None,
                       "regime_adaptation_effectiveness": "regime_performance_validation"}
