@@ -105,6 +105,11 @@ def test_effective_number_of_trials():
     assert v.effective_number_of_trials(np.repeat(x, 8, axis=1)) == pytest.approx(1.0)
     n = v.effective_number_of_trials(rng.normal(size=(5000, 8)))
     assert 7.5 < n <= 8.0
+    y = rng.normal(size=(300, 6))
+    y[:, 1:4] += y[:, [0]]  # correlated trials
+    c = np.corrcoef(y, rowvar=False)
+    rho = (c.sum() - 6) / 30
+    assert v.effective_number_of_trials(y) == pytest.approx(rho + (1 - rho) * 6, rel=1e-12)
 
 
 # ------------------------------------------------------------------ (c) PBO
