@@ -80,6 +80,10 @@ class ParquetTableIOManager(dg.UPathIOManager):
             )
         key = list(context.asset_key.path)
         counts = self.store.write_partitions(key, df, labels.to_numpy(), keys, views=self.register_views)
+        if not isinstance(context.asset_partitions_def, dg.TimeWindowPartitionsDefinition):
+            # static keys (folds) that the definition no longer has would linger in the DuckDB view
+            current = set(context.asset_partitions_def.get_partition_keys())
+            self.store.drop_partitions(key, sorted(self.store.stored_partitions(key) - current))
         context.add_output_metadata({
             "run_rows": dg.MetadataValue.int(len(df)),
             "columns": dg.MetadataValue.int(len(df.columns)),

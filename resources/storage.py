@@ -103,6 +103,11 @@ class TableStore:
             self.register_view(key, partitioned=True)
         return counts
 
+    def drop_partitions(self, key: Sequence[str], partitions: Iterable[str]) -> None:
+        """Delete stored partitions (keys a static partitions definition no longer has)."""
+        for pk in partitions:
+            self.partition_path(key, pk).unlink(missing_ok=True)
+
     # ------------------------------------------------------------------ reads
     def read(self, key: Sequence[str], columns: list[str] | None = None) -> pd.DataFrame:
         path = self.file_path(key)

@@ -251,7 +251,6 @@ class Validation(PhaseKind):
         values.update(trade_win_rate=twr, n_trades=float(n_trades))
         rows: list[dict] = []
         outputs: dict[str, pd.DataFrame] = {}
-        meta_extra: dict[str, Any] = {}
 
         def add(method, stat, value, description, ci=(np.nan, np.nan)):
             rows.append({"method": method, "statistic": stat, "value": float(value), "ci_low": float(ci[0]),
@@ -382,7 +381,7 @@ class Validation(PhaseKind):
             "methods": ", ".join(cfg.validation_method), "notes": "; ".join(notes),
             **{f"criterion/{r.criterion}": f"{_fmt(r.value)} {'PASS' if r.passed else 'FAIL'} ({r.rule})"
                for r in verdict.itertuples()},
-            "preview": summary, **meta_extra}}
+            "preview": summary}}
         if "monte_carlo_simulations" in outputs:
             meta["monte_carlo_simulations"] = {"paths": cfg.n_simulations, "resample": cfg.resample,
                                                "block_size": cfg.block_size, "seed": cfg.seed,

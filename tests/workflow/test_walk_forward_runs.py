@@ -126,3 +126,15 @@ def test_a_range_too_short_for_one_fold_names_the_field(tmp_path, errors_of):
     (line,) = errors_of(p)
     assert "phase 'wfo'" in line and "config.walk_forward.train_period_days" in line
     assert "one fold needs train 400 + gap 2 + test 60 = 462" in line
+
+
+def test_folds_a_new_plan_no_longer_has_are_removed(env):
+    root, instance, store = env
+    path = _wf(root, "wfshrink")
+    assert runner.run_workflow(path, instance).success
+    key = ["wfshrink", "wfo", "fold_results"]
+    assert store.stored_partitions(key) == set(FOLDS)
+    text = open(path).read().replace("train_period_days: 120", "train_period_days: 180")
+    open(path, "w").write(text)
+    assert runner.run_workflow(path, instance).success
+    assert store.stored_partitions(key) == set(FOLDS[:3])  # the DuckDB view shows the current plan only
