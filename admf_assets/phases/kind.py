@@ -133,7 +133,7 @@ class Consumes:
     ``required``: validation fails when no upstream phase provides one, unless the config
     field ``unless_config`` is set (then an explicit input would contradict it).  ``auto``:
     when the YAML names no provider, the single enabled phase producing it is connected
-    (market bars from the data phase).  ``needs``: outputs that must be connected too whenever
+    (market bars from the data phase).  ``together_with``: outputs that must be connected too whenever
     one of ``outputs`` is (a search's best set together with all of its trials).  At most one
     upstream asset per canonical name.
     """
@@ -142,7 +142,7 @@ class Consumes:
     required: bool = True
     unless_config: str | None = None
     auto: bool = False
-    needs: tuple[str, ...] = ()
+    together_with: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -173,7 +173,7 @@ class Validation(PhaseKind):
     )
     consumes = (BARS,
                 Consumes(("best_parameters", *RETURN_SOURCES), required=True, unless_config="parameters"),
-                Consumes(("best_parameters",), required=False, needs=("optimization_history",)),
+                Consumes(("best_parameters",), required=False, together_with=("optimization_history",)),
                 Consumes(("optimization_history",), required=False),
                 Consumes(("compressed_signals",), required=False), Consumes(("signal_metadata",), required=False))
     metrics = ("is_valid", "n_failed_criteria", "sharpe_ratio", "max_drawdown", "win_rate", "total_return",

@@ -642,7 +642,7 @@ def _check_consumption(name: str, d: _Draft, drafts: dict[str, _Draft], errs: Er
             if len(hits) > 1:
                 errs.add(f"ambiguous {canonical}: {', '.join(e.upstream_ref for e in hits)}; "
                          "keep exactly one in inputs / depends_on", phase=name, field="inputs")
-        for need in rule.needs if providers else ():
+        for need in rule.together_with if providers else ():
             if not any(e.canonical == need and e.consumed for e in d.edges):
                 src = drafts.get(providers[0].upstream_phase)
                 same = [o.ref for o in src.outputs if o.canonical == need] if src is not None else []
