@@ -195,9 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from admf_assets.settings import SettingError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except SettingError as exc:  # a bad ADMF_* environment variable
+        return _fail(str(exc))
     except KeyboardInterrupt:
         return 130
 

@@ -58,8 +58,8 @@ METHOD_ALIASES = {
     "walk_forward_validation": "walk_forward", "walk_forward_analysis": "walk_forward",
 }
 SET_INPUTS = ("best_parameters", "optimization_history")
-#: return series a validation can judge instead of a search's best set
-RETURN_SOURCES = ("oos_equity", "performance_report")
+#: return series a validation can judge instead of a search's best set, and their return column
+RETURN_SOURCES = {"oos_equity": "return", "performance_report": "return", "ensemble_returns": "ensemble"}
 #: statistics a return series (no trials, no positions) cannot give
 NOT_FOR_RETURNS = ("pbo", "pbo_prob_oos_loss", "trade_win_rate", "walk_forward_efficiency", "walk_forward_oos_sharpe")
 
@@ -405,16 +405,25 @@ class Validation(PhaseKind):
         trading = inherited_trading(dict(search_cfg), cfg)
         fixed = cfg.parameters is not None or cfg.strategy is not None
         if not fixed and ctx.inputs.get("best_parameters") is None:
-            for canonical in RETURN_SOURCES:
+            for canonical, column in RETURN_SOURCES.items():
                 frame = ctx.inputs.get(canonical)
-                if frame is not None:
-                    if len(frame) < 20:
-                        raise PhaseError(f"input {canonical} has {len(frame)} returns; validation needs at least 20")
-                    r = pd.Series(frame["return"].to_numpy(dtype=np.float64), index=pd.DatetimeIndex(frame["date"]),
-                                  name="returns")
-                    notes = [f"the returns of {canonical} as given (data_split does not apply); no trials: "
-                             f"the deflated Sharpe ratio is the probabilistic one"]
-                    return _Subject("returns", r, None, [], None, None, trading, notes, canonical)
+                if frame is None:
+                    continue
+                where = "as given"
+                if "split" in frame.columns:  # weights fit on train: the test rows unless told otherwise
+                    split = cfg.data_split or "test"
+                    if split != "all":
+                        frame = frame[frame["split"] == split]
+                    where = f"on the {split} split"
+                elif cfg.data_split is not None:
+                    where += f" (data_split {cfg.data_split} does not apply to it)"
+                if len(frame) < 20:
+                    raise PhaseError(f"input {canonical} has {len(frame)} returns {where}; validation needs at least 20")
+                r = pd.Series(frame[column].to_numpy(dtype=np.float64), index=pd.DatetimeIndex(frame["date"]),
+                              name="returns")
+                notes = [f"the returns of {canonical} {where}; no trials: the deflated Sharpe ratio is the "
+                         f"probabilistic one"]
+                return _Subject("returns", r, None, [], None, None, trading, notes, f"{canonical} ({where})")
             raise PhaseError("needs best_parameters (with optimization_history) or a return series upstream")
         bars = ctx.need("bars")
         split = cfg.data_split or search_cfg.get("data_split", "train")

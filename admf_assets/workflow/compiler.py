@@ -10,6 +10,7 @@
 | pool / resource class        | asset ``pool`` (concurrency pools)                            |
 | success_criteria             | asset checks; blocking when the phase is ``critical``         |
 | on_failure: continue_with_warning | outputs optional: the failure is logged, dependents skip |
+| enabled: "<condition>"       | outputs optional: false -> not run, an observation records why |
 | executor / max_concurrent    | the job's executor                                            |
 | kind + effective config      | ``code_version`` (a change marks the asset unsynced)          |
 | partitioned outputs          | a second multi-asset over ``StaticPartitionsDefinition(keys)`` |
@@ -36,6 +37,7 @@ import pandas as pd
 
 import admf_assets
 from admf_assets import runtime, settings
+from admf_assets.phases import expressions
 from admf_assets.phases.kind import FilePath, Link, Markdown, PhaseError, run_partitions
 
 from .context import phase_context
@@ -146,7 +148,7 @@ def _phase_assets(graph: WorkflowGraph, node: PhaseNode) -> list[dg.AssetsDefini
     for them (one partition per key, a backfill of several keys is one run), which the
     whole-phase outputs read in full."""
     wf = graph.workflow_id
-    optional = node.on_failure == "continue_with_warning"
+    optional = node.optional
     version = code_version(node)
     ins, deps = {}, set()
     for e in node.upstream:
@@ -158,7 +160,8 @@ def _phase_assets(graph: WorkflowGraph, node: PhaseNode) -> list[dg.AssetsDefini
     tags = {"admf/phase_type": node.type}
     if node.timeout_seconds:
         tags["admf/timeout_seconds"] = str(int(node.timeout_seconds))
-    common = dict(retry_policy=_retry_policy(node), pool=node.pool, op_tags=tags, required_resource_keys={"storage"})
+    common = dict(retry_policy=_retry_policy(node), pool=node.pool, op_tags=tags, required_resource_keys={"storage"},
+                  can_subset=optional)  # makes the check outputs optional too (Dagster ties them to subsetting)
     parted = [o for o in node.outputs if o.partitioned]
     whole = [o for o in node.outputs if not o.partitioned]
     primary = _key(graph, node.name, (whole or node.outputs)[0].name)
@@ -217,6 +220,16 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
                         reports_dir=settings.reports_dir(), run_id=context.run_id, log=context.log,
                         lineage=lambda: _lineage(context, graph, node))
     where = f"{graph.source or graph.workflow_id}: phase '{node.name}'"
+    gate: dict = {}
+    if node.condition is not None:
+        gate = _gate(graph, node, values, where)
+        if not gate["condition_value"]:
+            context.log.info(f"{where}: skipped, its condition is false: {node.condition} "
+                             f"({', '.join(f'{k[4:]} = {v}' for k, v in gate.items() if k.startswith('ref '))})")
+            for o in outputs:
+                context.log_event(dg.AssetObservation(asset_key=_key(graph, node.name, o.name),
+                                                      metadata=_metadata({**gate, "skipped": True})))
+            return
     partitioned = outputs[0].partitioned
     if not partitioned and any(o.partitioned for o in node.outputs):
         from dataclasses import replace
@@ -232,14 +245,29 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
             return
         raise dg.Failure(description=f"{where}: {exc}", allow_retries=False) from None
     seconds = time.perf_counter() - t0
+    produced = [o for o in outputs if o.canonical in result.outputs]
     for o in outputs:
+        if o.canonical not in result.outputs:
+            if not node.optional:
+                raise dg.Failure(description=f"{where}: produced no '{o.name}'", allow_retries=False)
+            context.log.info(f"{where}: '{o.name}' not produced this run; its dependents skip")
+            context.log_event(dg.AssetObservation(asset_key=_key(graph, node.name, o.name),
+                                                  metadata=_metadata({**result.metadata.get(o.canonical, {}),
+                                                                      "skipped": True})))
+            continue
+        if node.optional and _ident(_key(graph, node.name, o.name)) not in context.selected_output_names:
+            continue  # a subset run (only optional phases can be subset)
         value = result.outputs[o.canonical]
-        meta = _metadata(result.metadata.get(o.canonical, {}))
+        meta = _metadata({**gate, **result.metadata.get(o.canonical, {})})
         meta["compute_seconds"] = dg.MetadataValue.float(round(seconds, 4))
-        if o is outputs[0] and not partitioned:
+        if o is produced[0] and not partitioned:
             meta.update({f"metric/{k}": v for k, v in _metadata(result.metrics).items()})
         yield dg.Output(value, output_name=_ident(_key(graph, node.name, o.name)), metadata=meta)
+    if outputs[0] not in produced:
+        return  # the checks' asset was not materialized
     for spec in check_specs:
+        if node.optional and spec.key not in context.selected_asset_check_keys:
+            continue
         metric, bound = spec.name.rsplit("_", 1)
         crit = node.success_criteria[metric]
         value = result.metrics.get(metric)
@@ -250,6 +278,17 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
             metadata={"value": float(value) if value is not None else "not reported",
                       "criterion": crit.describe(metric)},
         )
+
+
+def _gate(graph: WorkflowGraph, node: PhaseNode, values: dict, where: str) -> dict:
+    """Evaluate ``enabled: "<condition>"`` on the loaded upstream values -> its metadata."""
+    expr = expressions.parse(node.condition)
+    try:
+        refs = expressions.reference_values(expr, lambda r: values[graph.declared_ref(r.phase, r.output)])
+        result = expressions.evaluate(expr, refs)
+    except expressions.ExpressionError as exc:
+        raise dg.Failure(description=f"{where}: field 'enabled': {exc}", allow_retries=False) from None
+    return expressions.condition_metadata(expr, refs, result)
 
 
 def _lineage(context, graph: WorkflowGraph, node: PhaseNode) -> list[dict]:

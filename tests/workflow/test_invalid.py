@@ -32,9 +32,9 @@ def test_phase_type_not_available_yet(write, base, errors_of):
 
 
 def test_unavailable_type_alias_names_canonical_type(write, base, errors_of):
-    p = write(base + "  - {name: rd, type: regime_detection}\n")
+    p = write(base + "  - {name: pt, type: paper_trading}\n")
     assert _one(errors_of, p) == (
-        f"{p}: phase 'rd': field 'type': phase type 'regime_detection' (regime_analysis) is not available yet"
+        f"{p}: phase 'pt': field 'type': phase type 'paper_trading' (live_simulation) is not available yet"
     )
 
 
@@ -234,7 +234,8 @@ def test_unknown_analyzer_suggests_canonical_name(write, base, errors_of):
     p = write(base + "  - {name: an, type: analysis, inputs: [opt.best_parameters], config: {analyzers: [drawdwn]}}\n")
     assert _one(errors_of, p) == (
         f"{p}: phase 'an': field 'config.analyzers[0]': unknown analyzer 'drawdwn' (did you mean 'drawdown_analysis'?); "
-        "available: drawdown_analysis, correlation_analysis, regime_performance, monte_carlo_simulation"
+        "available: drawdown_analysis, correlation_analysis, regime_performance, monte_carlo_simulation, "
+        "market_condition_analysis"
     )
 
 
@@ -406,7 +407,7 @@ def test_several_problems_are_reported_together(write, base):
         "(did you mean 'test'?)",
         f"{p}: phase 'an': field 'config.analyzers[0]': unknown analyzer 'montecarlo' "
         "(did you mean 'monte_carlo_simulation'?); available: drawdown_analysis, correlation_analysis, "
-        "regime_performance, monte_carlo_simulation",
+        "regime_performance, monte_carlo_simulation, market_condition_analysis",
     ]
     assert (err.file, err.phase, err.field) == (str(p), "bt", "config.cost_bps")
 

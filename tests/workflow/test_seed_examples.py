@@ -116,13 +116,8 @@ def test_basic_multi_phase_effective_configs(tmp_path):
 
 
 NOT_AVAILABLE = {
-    "adaptive_conditional": [
-        ("strategy_selection", "phase type 'conditional' is not available yet"),
-        ("ensemble_construction", "phase type 'ensemble_optimization' is not available yet"),
-    ],
     "parallel_research": [
         ("alt_data_integration", "phase type 'data_integration' is not available yet"),
-        ("multi_branch_ensemble", "phase type 'ensemble_optimization' is not available yet"),
     ],
     "data_dependencies": [
         ("data_preprocessing", "phase type 'data_processing' is not available yet"),
@@ -169,6 +164,18 @@ def test_the_institutional_walk_forward_phase_config_is_accepted(tmp_path, error
     path = _copy(tmp_path, "institutional_research")
     lines = errors_of(path)
     assert lines and not [line for line in lines if "phase 'walk_forward_validation'" in line]
+
+
+def test_the_adaptive_seed_names_what_it_still_lacks(tmp_path, errors_of):
+    """Seed 001's adaptive workflow (with a data section): the conditional, the market assessment
+    and the ensemble kinds exist; what is left is named in its branch's fields."""
+    text = _copy(tmp_path, "adaptive_conditional").read_text(encoding="utf-8")
+    path = tmp_path / "adaptive.yaml"
+    path.write_text("data: {symbols: [SPY, QQQ], start_date: 2021-01-01, end_date: 2023-12-31}\n" + text,
+                    encoding="utf-8")
+    lines = errors_of(path)
+    assert lines and all("phase 'strategy_selection': field 'if_" in line for line in lines), lines
+    assert not any("not available yet" in line for line in lines)
 
 
 FRAGMENTS = {
