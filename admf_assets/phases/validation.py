@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, StrictInt, StrictStr, field_validator, model_validator
 
-from admf_assets.engine import charts
+from admf_assets.engine import charts, labels
 from admf_assets.engine import validation as val
 from admf_assets.engine import walkforward as wf
 from admf_assets.engine.backtest import run_backtest
@@ -42,8 +42,8 @@ from admf_assets.phases import walk_forward as wf_kind
 from admf_assets.phases.common import (BARS, DataSplitName, TradingSettings, check_strategy_params, close_matrix,
                                        check_fixed_parameters, inherited_trading, known_strategy, renamed_keys,
                                        split_mask)
-from admf_assets.phases.kind import ConfigEnv, Consumes, Output, PhaseContext, PhaseError, PhaseKind, PhaseResult, \
-    PhaseView, StrictModel
+from admf_assets.phases.kind import ConfigEnv, Consumes, Criterion, Image, Insight, Output, PhaseContext, PhaseError, \
+    PhaseKind, PhaseResult, PhaseView, StrictModel, Verdict
 from admf_assets.suggest import closest
 
 METHODS = ("monte_carlo", "bootstrap", "deflated_sharpe", "pbo", "walk_forward")
@@ -385,6 +385,9 @@ class Validation(PhaseKind):
         if "monte_carlo_simulations" in outputs:
             meta["monte_carlo_simulations"] = {"paths": cfg.n_simulations, "resample": cfg.resample,
                                                "block_size": cfg.block_size, "seed": cfg.seed,
+                                               "distribution": Image(charts.histogram(
+                                                   mc.simulations["sharpe_ratio"], "Sharpe ratio of resampled paths",
+                                                   markers=_mc_markers(summary)), alt="Monte Carlo Sharpe ratios"),
                                                "preview": mc.summary}
         for name, fill in (("pbo_combinations", {"pbo": values.get("pbo"), "partitions": cfg.pbo_partitions}),
                            ("walk_forward_results", {"walk_forward_efficiency": values.get("walk_forward_efficiency")})):
@@ -539,25 +542,92 @@ class Validation(PhaseKind):
                {"title": f"{view.phase}: statistics", "table": summary, "max_rows": 60}]
         sims = view.outputs.get("monte_carlo_simulations")
         if sims is not None and len(sims):
-            counts, edges = np.histogram(sims["sharpe_ratio"], bins=20)
-            hist = pd.Series(counts, index=[f"{(a + b) / 2:.2f}" for a, b in zip(edges[:-1], edges[1:])])
             out.append({"title": f"{view.phase}: Monte Carlo distribution of the Sharpe ratio",
-                        "text": f"{len(sims)} resampled paths.",
-                        "chart_svg": charts.bar_chart_svg(hist, "Paths per Sharpe ratio bin", y_format="{:.0f}"),
+                        "text": f"{len(sims)} resampled paths of the validated returns.",
+                        "chart_svg": charts.histogram_svg(sims["sharpe_ratio"], "Sharpe ratio of resampled paths",
+                                                          markers=_mc_markers(summary)),
                         "detail": True})
         combos = view.outputs.get("pbo_combinations")
         if combos is not None and len(combos):
             out.append({"title": f"{view.phase}: CSCV logits",
                         "text": "Relative out-of-sample rank (logit) of the in-sample best trial per split; "
                                 "logit <= 0 means it did no better than the median trial out of sample.",
-                        "table": combos["logit"].describe().to_frame("logit").reset_index(names="statistic"),
+                        "chart_svg": charts.histogram_svg(combos["logit"], "Out-of-sample logit of the in-sample best",
+                                                          markers={"median trial": 0.0}),
                         "detail": True})
         folds = view.outputs.get("walk_forward_results")
         if folds is not None and len(folds):
             cols = ["fold", "train_start", "train_end", "test_start", "test_end", "params", "is_objective",
                     "oos_objective", "efficiency"]
-            out.append({"title": f"{view.phase}: walk-forward folds", "table": folds[cols], "detail": True})
+            out.append({"title": f"{view.phase}: walk-forward folds", "table": folds[cols],
+                        "chart_svg": charts.fold_timeline_svg(folds, "Train and test windows"), "detail": True})
         return out
+
+    def verdict(self, view: PhaseView) -> Verdict | None:
+        summary = view.outputs.get("validation_summary")
+        if summary is None or not len(summary):
+            return None
+        head = summary.iloc[0]
+        judged = summary[summary["rule"].astype(str).ne("") & summary["statistic"].ne("is_valid")]
+        criteria = tuple(Criterion(str(r.statistic), float(r.value) if np.isfinite(r.value) else None,
+                                   str(r.rule).split(" ", 1)[-1], bool(r.passed), str(r.description))
+                         for r in judged.itertuples())
+        return Verdict(bool(head["passed"]), str(head["description"]), criteria)
+
+    def insights(self, view: PhaseView) -> list[Insight]:
+        summary = view.outputs.get("validation_summary")
+        if summary is None or not len(summary):
+            return []
+        s = summary.set_index("statistic")
+        out: list[Insight] = []
+        if "deflated_sharpe_ratio" in s.index:
+            dsr, sr = float(s.loc["deflated_sharpe_ratio", "value"]), float(s.loc["sharpe_ratio", "value"])
+            if "n_trials" in s.index:
+                n, sr0 = int(s.loc["n_trials", "value"]), float(s.loc["expected_max_sharpe", "value"])
+                text = (f"Deflated Sharpe ratio {dsr:.2f}: the best of {n} trials has a Sharpe ratio of {sr:.2f}, "
+                        f"and the best of {n} skill-less trials would reach {sr0:.2f} by luck alone.")
+            else:
+                text = f"Probabilistic Sharpe ratio {dsr:.2f}: P(true Sharpe > 0) for a Sharpe ratio of {sr:.2f}."
+            out.append(Insight("overfitting", text, value=dsr, key="deflated_sharpe_ratio",
+                               severity="good" if dsr >= 0.95 else ("warning" if dsr < 0.5 else "info")))
+        if "pbo" in s.index and np.isfinite(s.loc["pbo", "value"]):
+            pbo = float(s.loc["pbo", "value"])
+            out.append(Insight("overfitting", f"Probability of backtest overfitting {pbo:.0%}: in that share of the "
+                                              f"in/out-of-sample splits the in-sample best ranked below the median "
+                                              f"trial out of sample.", value=pbo, key="pbo",
+                               severity="warning" if pbo > 0.5 else ("good" if pbo <= 0.1 else "info")))
+        if "mc_prob_loss" in s.index:
+            p = float(s.loc["mc_prob_loss", "value"])
+            out.append(Insight("risk", f"Monte Carlo: {p:.0%} of resampled paths end with a loss; max drawdown "
+                                       f"{s.loc['mc_max_drawdown', 'ci_low']:.2%} at the interval's worst end.",
+                               value=p, key="mc_prob_loss", severity="warning" if p > 0.25 else "info"))
+        return out
+
+
+def _mc_markers(summary: pd.DataFrame) -> dict[str, float]:
+    s = summary.set_index("statistic")
+    out = {"observed": float(s.loc["sharpe_ratio", "value"])}
+    if "mc_sharpe_ratio" in s.index:
+        out.update({"interval low": float(s.loc["mc_sharpe_ratio", "ci_low"]),
+                    "interval high": float(s.loc["mc_sharpe_ratio", "ci_high"])})
+    return out
+
+
+for _name, _label, _unit, _kind, _doc in (
+        ("is_valid", "Valid", "1 = every criterion passes", "count", ""),
+        ("deflated_sharpe_ratio", "Deflated Sharpe ratio", "probability", "ratio",
+         "P(true Sharpe > 0) after the selection among the search's trials (Bailey & Lopez de Prado)"),
+        ("probabilistic_sharpe_ratio", "Probabilistic Sharpe ratio", "probability", "ratio",
+         "P(true Sharpe > benchmark) given skew, kurtosis and length"),
+        ("pbo", "Probability of backtest overfitting", "", "percent", "CSCV over every trial's returns"),
+        ("pbo_prob_oos_loss", "P(in-sample best loses out of sample)", "", "percent", "CSCV"),
+        ("effective_trials", "Effective trials", "", "ratio", "rho + (1 - rho) M"),
+        ("trials_sharpe_std", "Trials' Sharpe dispersion", "std, annualised", "ratio", ""),
+        ("min_track_record_years", "Minimum track record", "years", "ratio", ""),
+        ("min_backtest_years", "Minimum backtest length", "years", "ratio", ""),
+        ("mc_prob_loss", "Monte Carlo probability of loss", "", "percent", "share of resampled paths ending below 1.0"),
+        ("trade_win_rate", "Winning trades", "", "percent", "share of round trips with a positive return")):
+    labels.register_label(_name, _label, _unit, _kind, _doc)
 
 
 @dataclass

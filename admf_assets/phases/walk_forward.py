@@ -29,7 +29,7 @@ import pandas as pd
 from pydantic import Field, StrictInt, StrictStr, field_validator, model_validator
 
 from admf_assets.engine import analysis as an
-from admf_assets.engine import charts
+from admf_assets.engine import charts, labels
 from admf_assets.engine import walkforward as wf
 from admf_assets.engine.metrics import METRIC_COLUMNS, RETURN_METRICS
 from admf_assets.engine.paramsets import PARAMS_COLUMN
@@ -37,8 +37,8 @@ from admf_assets.engine.split import DataSplit
 from admf_assets.phases import parameter_search as search_kind
 from admf_assets.phases.common import BARS, StrategyEntry, TradingSettings, close_matrix, inherited_trading, \
     renamed_keys, space_from_config
-from admf_assets.phases.kind import ConfigEnv, Consumes, Output, PhaseContext, PhaseError, PhaseKind, PhaseResult, \
-    PhaseView, StrictModel
+from admf_assets.phases.kind import ConfigEnv, Consumes, Image, Insight, Output, PhaseContext, PhaseError, PhaseKind, \
+    PhaseResult, PhaseView, StrictModel
 
 #: the search outputs a walk-forward can take its search from (strategies, space, objective)
 SEARCH_OUTPUTS = ("best_parameters", "optimization_history", "top_parameter_sets")
@@ -331,11 +331,16 @@ class WalkForward(PhaseKind):
         stab_text = {f"stability/{p}": float(s) for p, s in zip(stability["parameter"], stability["stability"])
                      if p in searched or not searched}
         meta = {
-            "walk_forward_results": {**head, "preview": table[["fold", "train_start", "train_end", "test_start",
+            "walk_forward_results": {**head, "folds_chart": Image(charts.fold_timeline(table, "Train and test windows"),
+                                                                 alt="walk-forward folds"),
+                                     "preview": table[["fold", "train_start", "train_end", "test_start",
                                                               "test_end", "strategy", "params", "is_objective",
                                                               "oos_objective", "efficiency"]]},
-            "oos_equity": {**head, "rows": len(oos), "equity_curve": charts.sparkline(oos["equity"]),
-                           "drawdown_curve": charts.sparkline(oos["drawdown"]),
+            "oos_equity": {**head, "rows": len(oos),
+                           "equity_and_drawdown": Image(charts.equity_drawdown({"out of sample": _oos_curves(oos)[0]},
+                                                                               _oos_curves(oos)[1],
+                                                                               "Stitched out-of-sample account"),
+                                                        alt="stitched out-of-sample equity and drawdown"),
                            "oos_sharpe_ratio": summary["oos_sharpe_ratio"],
                            "oos_total_return": summary["oos_total_return"]},
             "parameter_evolution": {**head, **stab_text, "parameter_stability": summary["parameter_stability"],
@@ -378,22 +383,22 @@ class WalkForward(PhaseKind):
                                 f"{int(s['step_days'])}, gap {int(s['gap_days'])}); parameters re-optimised on each "
                                 f"train window only. Walk-forward efficiency: {verdict}.",
                         "metrics": {"walk_forward_efficiency": wfe,
-                                    "out_of_sample_sharpe": s["oos_sharpe_ratio"],
-                                    "out_of_sample_total_return": s["oos_total_return"],
-                                    "out_of_sample_max_drawdown": s["oos_max_drawdown"],
-                                    "profitable_folds": s["profitable_fold_fraction"],
+                                    "oos_sharpe_ratio": s["oos_sharpe_ratio"],
+                                    "oos_total_return": s["oos_total_return"],
+                                    "oos_max_drawdown": s["oos_max_drawdown"],
+                                    "profitable_fold_fraction": s["profitable_fold_fraction"],
                                     "parameter_stability": s["parameter_stability"]}})
         if oos is not None and len(oos):
-            eq = pd.Series(oos["equity"].to_numpy(), index=pd.DatetimeIndex(oos["date"]))
-            dd = pd.Series(oos["drawdown"].to_numpy(), index=pd.DatetimeIndex(oos["date"]))
+            eq, dd = _oos_curves(oos)
             out.append({"title": f"{view.phase}: stitched out-of-sample equity",
-                        "chart_svg": [charts.line_chart_svg(eq, "Out-of-sample equity"),
-                                      charts.area_chart_svg(dd, "Drawdown")]})
+                        "text": "Each fold's parameters trade from its test start until the next fold starts.",
+                        "chart_svg": charts.equity_drawdown_svg({"out of sample": eq}, dd,
+                                                                "Stitched out-of-sample account")})
         if table is not None and len(table):
             cols = ["fold", "train_start", "train_end", "test_start", "test_end", "strategy", "params",
                     "is_objective", "oos_objective", "efficiency", "oos_total_return", "oos_max_drawdown"]
             out.append({"title": f"{view.phase}: folds", "table": table[[c for c in cols if c in table.columns]],
-                        "max_rows": 60})
+                        "chart_svg": charts.fold_timeline_svg(table, "Train and test windows"), "max_rows": 60})
         if evo is not None and len(evo):
             wide = evo.pivot_table(index="fold", columns="parameter", values="value_text", aggfunc="first")
             out.append({"title": f"{view.phase}: parameter evolution", "table": wide.reset_index(), "detail": True,
@@ -402,6 +407,56 @@ class WalkForward(PhaseKind):
         if reg is not None and len(reg):
             out.append({"title": f"{view.phase}: out-of-sample by volatility regime", "table": reg, "detail": True})
         return out
+
+    def insights(self, view: PhaseView) -> list[Insight]:
+        summary = view.outputs.get("walk_forward_summary")
+        if summary is None or not len(summary):
+            return []
+        s = summary.iloc[0]
+        wfe, metric = float(s["walk_forward_efficiency"]), str(s["efficiency_metric"]).replace("_", " ")
+        n = int(s["n_folds"])
+        if np.isfinite(wfe):
+            sev = "warning" if wfe < 0.5 else ("good" if wfe >= 0.8 else "info")
+            text = (f"Walk-forward over {n} folds: re-optimised on each train window, the parameters kept {wfe:.0%} "
+                    f"of their in-sample {metric} out of sample (mean {s['mean_is_performance']:.2f} in sample, "
+                    f"{s['mean_oos_performance']:.2f} out of sample).")
+        else:
+            sev, text = "warning", (f"Walk-forward over {n} folds: the mean in-sample {metric} is not positive "
+                                    f"({s['mean_is_performance']:.2f}), so nothing carries over.")
+        out = [Insight("decay", text, value=wfe if np.isfinite(wfe) else None,
+                       key="walk_forward_efficiency" if np.isfinite(wfe) else None, severity=sev),
+               Insight("decay", f"The stitched out-of-sample account ({pd.Timestamp(s['oos_start']).date()}.."
+                                f"{pd.Timestamp(s['oos_end']).date()}) has a Sharpe ratio of {s['oos_sharpe_ratio']:.2f} "
+                                f"and a max drawdown of {s['oos_max_drawdown']:.2%}; {s['profitable_fold_fraction']:.0%} "
+                                f"of the folds were profitable.",
+                       value=float(s["oos_sharpe_ratio"]), key="oos_sharpe_ratio",
+                       severity="warning" if s["oos_sharpe_ratio"] <= 0 else "info")]
+        stab = float(s["parameter_stability"])
+        if np.isfinite(stab) and n > 1:
+            out.append(Insight("robustness", f"Parameter stability {stab:.0%}: the share of fold changes that kept "
+                                             f"each searched parameter (1 = the same choice every fold).",
+                               value=stab, key="parameter_stability", severity="warning" if stab < 0.3 else "info"))
+        return out
+
+
+def _oos_curves(oos: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    idx = pd.DatetimeIndex(oos["date"])
+    return pd.Series(oos["equity"].to_numpy(), index=idx), pd.Series(oos["drawdown"].to_numpy(), index=idx)
+
+
+for _name, _label, _unit, _kind, _doc in (
+        ("walk_forward_efficiency", "Walk-forward efficiency", "out of sample / in sample", "percent",
+         "mean out-of-sample over mean in-sample performance across folds (annualised)"),
+        ("oos_sharpe_ratio", "Out-of-sample Sharpe ratio", "stitched folds", "ratio", ""),
+        ("oos_total_return", "Out-of-sample total return", "stitched folds", "percent", ""),
+        ("oos_max_drawdown", "Out-of-sample max drawdown", "stitched folds", "percent", ""),
+        ("profitable_fold_fraction", "Profitable folds", "", "percent", "share of folds with a positive test return"),
+        ("parameter_stability", "Parameter stability", "", "percent",
+         "share of fold-to-fold changes that keep each searched parameter"),
+        ("n_folds", "Folds", "", "count", ""),
+        ("mean_is_performance", "Mean in-sample performance", "per fold", "ratio", ""),
+        ("mean_oos_performance", "Mean out-of-sample performance", "per fold", "ratio", "")):
+    labels.register_label(_name, _label, _unit, _kind, _doc)
 
 
 KIND = WalkForward()

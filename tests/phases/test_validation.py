@@ -166,3 +166,32 @@ def test_a_best_set_without_its_trials_is_a_validation_error(kit):
     assert info.value.lines()[-1].endswith(
         "phase 'val': field 'inputs': phase type 'validation' takes best_parameters together with "
         "optimization_history: e.g. inputs: ['opt.optimization_history']")
+
+
+def test_the_report_leads_with_the_verdict_and_its_numbers(kit, store, tmp_path):
+    wfo = {"name": "wfo", "type": "walk_forward", "inputs": ["opt.best_parameters"],
+           "config": {"walk_forward": {"train_period_days": 100, "test_period_days": 50}}}
+    doc = {"workflow": {"name": "luck report", "id": "luck_report"},
+           "data": {"symbols": kit.SYMBOLS, "start_date": kit.START, "end_date": kit.END,
+                    "split": {"test_start": kit.TEST_START}},
+           "phases": [SEARCH, wfo, {"name": "val", "type": "validation", "depends_on": ["opt"],
+                                    "config": {"n_simulations": 100, "n_bootstrap": 200}}],
+           "reporting": {"title": "luck"}}
+    spec = load_workflow_dict(doc, source="<luck report>")
+    results = kit.execute(spec.graph, store, reports_dir=tmp_path)
+    view = next(v for v in kit.views(spec.graph, results) if v.phase == "val")
+    verdict = KIND.verdict(view)
+    assert verdict.valid is (results["val"].metrics["is_valid"] == 1.0)
+    assert {c.name for c in verdict.criteria} == {"deflated_sharpe_ratio", "pbo"}
+    dsr = next(c for c in verdict.criteria if c.name == "deflated_sharpe_ratio")
+    assert dsr.threshold == ">= 0.95" and dsr.value == pytest.approx(results["val"].metrics["deflated_sharpe_ratio"])
+    topics = [i.topic for i in KIND.insights(view)]
+    assert topics.count("overfitting") == 2 and "risk" in topics
+    wf_view = next(v for v in kit.views(spec.graph, results) if v.phase == "wfo")
+    keys = [i.key for i in KINDS["walk_forward"].insights(wf_view)]
+    assert "walk_forward_efficiency" in keys or "oos_sharpe_ratio" in keys
+    html = open(results["report"].outputs["report"]["path"].iloc[0]).read()
+    start = html.index("<h2>Executive summary</h2>")
+    summary = html[start:html.index("<h2>", start + 10)]  # the first section, before every phase's
+    assert ("Not valid" in summary) != verdict.valid
+    assert "Deflated Sharpe ratio" in summary and "Walk-forward" in summary
