@@ -30,12 +30,17 @@ What a kind declares:
 * ``bind(config)`` -- the kind as configured, for a kind whose outputs, inputs or metrics
   depend on its config (a conditional takes its branches'); ``may_skip(config)`` -- ``run``
   may leave outputs out (then they are optional and their dependents skip);
-* ``partitions(config)`` -- a kind whose outputs are ``partitioned`` says how:
-  :class:`MarketDays` (one asset partition per market day from a start date: a forward
-  ledger); ``run`` then gets the keys being materialized in ``ctx.partition_keys`` and
-  returns rows for exactly those;
+* ``partitions(config)`` -- a kind whose outputs are marked ``partitioned`` says how they are
+  partitioned, before any data is read: :class:`MarketDays` (one asset partition per market
+  day from a start date: a forward ledger that grows every day) or a tuple of static keys
+  (walk-forward folds: each re-runs alone, the UI shows each one's status).  The partitioned
+  outputs are computed by ``run_partitions(ctx)`` for the keys in ``ctx.partition_keys``;
+  by default it calls ``run_partition(ctx)`` once per key (``ctx.partition_key``), and a kind
+  whose keys depend on each other (a ledger's days) overrides it.  ``run`` computes the other
+  (whole-phase) outputs and gets the partitioned ones, every partition, in ``ctx.partitioned``;
 * ``checks(config)`` -- asset checks the kind itself evaluates (:class:`Check`); ``run``
   reports each in ``PhaseResult.checks`` (:class:`CheckOutcome`);
+* ``default_criteria`` -- success criteria every phase of the kind gets (a verdict check);
 * ``sections(view)`` / ``header(view)`` -- what it contributes to the HTML report;
 * ``verdict(view)`` -- a :class:`Verdict` (is the strategy valid, and why) for kinds that
   judge (validation); ``insights(view)`` -- :class:`Insight` s for the executive summary
@@ -87,6 +92,9 @@ __all__ = [
     "PhaseKind",
     "PlannedKind",
     "Registry",
+    "describe_partitions",
+    "run_partitions",
+    "run_phase",
 ]
 
 
@@ -130,7 +138,9 @@ class Output:
     default: bool = True
     storage: Literal["table", "array"] = "table"
     time_series: bool = False
-    #: one asset partition per key of the kind's ``partitions(config)`` (a ledger's market days)
+    #: one asset partition per key of the kind's ``partitions(config)`` (a ledger's market day, a
+    #: walk-forward fold), produced by ``run_partitions``; the kind's other outputs are computed
+    #: once from all of them
     partitioned: bool = False
 
     def match(self, name: str) -> dict[str, Any] | None:
@@ -159,7 +169,9 @@ class Consumes:
     field (dotted: ``optimization.group_by_regime``) that makes an optional input required when
     it is true.  ``auto``: when the YAML
     names no provider, the single enabled phase producing it is connected (market bars from
-    the data phase).  At most one upstream asset per canonical name.
+    the data phase).  ``together_with``: outputs that must be connected too whenever one of
+    ``outputs`` is (a search's best set together with all of its trials).  At most one
+    upstream asset per canonical name.
     """
 
     outputs: tuple[str, ...]
@@ -170,6 +182,7 @@ class Consumes:
     required_if: str | None = None
     #: at most one of ``outputs`` may be connected (one deployed configuration, not two)
     exclusive: bool = False
+    together_with: tuple[str, ...] = ()
 
     def is_required(self, config: Any) -> bool:
         """Whether ``config`` needs a provider: ``required_if`` set to true makes it required,
@@ -333,13 +346,16 @@ class PhaseContext:
     lineage: Callable[[], list[dict]] = list  #: latest materializations upstream (the report)
     views: Callable[[], list[PhaseView]] = list  #: the upstream phases as report views
     #: partitioned outputs: the partition keys this run materializes, in order (empty outside a
-    #: Dagster run: the kind then computes every partition it can)
+    #: Dagster run: a kind with market-day partitions then computes every day it can)
     partition_keys: tuple[str, ...] = ()
     #: ``previous(canonical)``: this phase's own output as stored for the latest partition
     #: before ``partition_keys[0]`` (None when there is none)
     previous: Callable[[str], Any] = lambda canonical: None
     #: ``launch(command, extras, env, cwd)`` runs an external command with Dagster Pipes -> ExternalRun
     launch: Callable[..., ExternalRun] | None = None
+    partition_key: str | None = None  #: in ``run_partition``: the partition being computed
+    #: in ``run``: the phase's own partitioned outputs, every partition (canonical -> frame)
+    partitioned: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -481,6 +497,11 @@ class PhaseKind:
     unproduced_outputs: ClassVar[Mapping[str, str]] = MappingProxyType({})
     #: phase-level YAML keys only this kind accepts
     phase_keys: ClassVar[tuple[str, ...]] = ()
+    #: success criteria every phase of this kind gets (the YAML's own override them), e.g.
+    #: ``{"is_valid": {"min": 1}}``: an asset check, blocking when the phase is critical
+    default_criteria: ClassVar[Mapping[str, Mapping[str, float]]] = MappingProxyType({})
+    #: the column of a partitioned output that holds the partition key (filled by the runner)
+    partition_column: ClassVar[str] = "partition"
 
     # -------------------------------------------------------------- validation
     def effective_config(self, config: Any, env: ConfigEnv) -> Any:
@@ -508,8 +529,9 @@ class PhaseKind:
         """The market-data source (ADMF_MARKET_SOURCE) the phase needs, if it declares one."""
         return None
 
-    def partitions(self, config: Any) -> "MarketDays | None":
-        """How the kind's ``partitioned`` outputs are partitioned, or None."""
+    def partitions(self, config: Any) -> "MarketDays | tuple[str, ...] | None":
+        """How the kind's ``partitioned`` outputs are partitioned for an effective config, known
+        before any data is read: market days, the static keys (one asset partition each), or None."""
         return None
 
     def checks(self, config: Any) -> tuple[Check, ...]:
@@ -518,7 +540,40 @@ class PhaseKind:
 
     # -------------------------------------------------------------- running
     def run(self, ctx: PhaseContext) -> PhaseResult:  # pragma: no cover - abstract
+        """Every output that is not ``partitioned``; ``ctx.partitioned`` holds the partitioned
+        ones (all partitions) when the kind has any."""
         raise NotImplementedError(f"phase kind {self.name!r} has no run()")
+
+    def run_partition(self, ctx: PhaseContext) -> PhaseResult:  # pragma: no cover - abstract
+        """The ``partitioned`` outputs for one partition, ``ctx.partition_key``."""
+        raise NotImplementedError(f"phase kind {self.name!r} has no run_partition()")
+
+    def run_partitions(self, ctx: PhaseContext) -> PhaseResult:
+        """The ``partitioned`` outputs for every key in ``ctx.partition_keys``: by default
+        ``run_partition`` for each key, the frames stacked with the key in ``partition_column``.
+        Metadata: the key's own for one key; for several (one run materializing many partitions
+        records the same metadata on each) the keys and a preview of the stacked rows.
+        Metrics: the last key's."""
+        from dataclasses import replace
+
+        import pandas as pd
+
+        frames: dict[str, list] = {}
+        last = PhaseResult(outputs={})
+        keys = list(ctx.partition_keys)
+        for key in keys:
+            last = self.run_partition(replace(ctx, partition_key=key))
+            for name, frame in last.outputs.items():
+                frame = frame.copy()
+                frame[self.partition_column] = key
+                frames.setdefault(name, []).append(frame)
+        outputs = {name: pd.concat(parts, ignore_index=True) for name, parts in frames.items()}
+        if len(keys) == 1:
+            meta = {name: {self.partition_column: keys[0], **last.metadata.get(name, {})} for name in outputs}
+        else:
+            meta = {name: {"partitions": len(keys), "keys": f"{keys[0]}..{keys[-1]}", "rows": len(frame),
+                           "preview": frame} for name, frame in outputs.items()}
+        return PhaseResult(outputs=outputs, metadata=meta, metrics=dict(last.metrics))
 
     # -------------------------------------------------------------- report
     def header(self, view: PhaseView) -> dict[str, Any]:
@@ -594,6 +649,40 @@ class PhaseKind:
 
     def __repr__(self) -> str:
         return f"<phase kind {self.name}>"
+
+
+def run_partitions(kind: PhaseKind, ctx: PhaseContext, keys) -> PhaseResult:
+    """The kind's partitioned outputs for ``keys`` (``kind.run_partitions`` with them in
+    ``ctx.partition_keys``)."""
+    from dataclasses import replace
+
+    return kind.run_partitions(replace(ctx, partition_keys=tuple(keys)))
+
+
+def describe_partitions(parts: Any) -> str:
+    """A kind's ``partitions(config)`` in words (for messages and descriptions)."""
+    if isinstance(parts, MarketDays):
+        return parts.describe()
+    keys = tuple(parts or ())
+    return f"{keys[0]}..{keys[-1]}, {len(keys)}" if keys else "none"
+
+
+def run_phase(kind: PhaseKind, ctx: PhaseContext) -> PhaseResult:
+    """A whole phase without Dagster: its partitioned outputs (every static key; for market
+    days ``ctx.partition_keys``, empty = every day the kind can book), then ``run`` with them
+    when it has other outputs; one result holding every output."""
+    if not any(o.partitioned for o in kind.outputs):
+        return kind.run(ctx)
+    parts = kind.partitions(ctx.config)
+    keys = ctx.partition_keys if isinstance(parts, MarketDays) or parts is None else tuple(parts)
+    from dataclasses import replace
+
+    done = run_partitions(kind, ctx, keys)
+    if all(o.partitioned for o in kind.outputs):
+        return done
+    rest = kind.run(replace(ctx, partitioned=done.outputs))
+    return PhaseResult(outputs={**done.outputs, **rest.outputs}, metadata={**done.metadata, **rest.metadata},
+                       metrics={**done.metrics, **rest.metrics}, checks={**done.checks, **rest.checks})
 
 
 class PlannedKind(PhaseKind):

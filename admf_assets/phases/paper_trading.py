@@ -137,6 +137,7 @@ class PaperTrading(PhaseKind):
                    "held, the fills at the close with costs and the P&L, tracked against the backtest's expected "
                    "returns (no broker: a simulation).")
     Config = Config
+    partition_column = "date"  #: a ledger row's market day is its partition
     example_config = {"start_date": "2022-02-01", "end_date": "2022-06-30", "duration_days": 40,
                       "expected_split": "train", "shadow_mode": True, "comparison_baseline": "buy_and_hold"}
     outputs = (
@@ -269,7 +270,9 @@ class PaperTrading(PhaseKind):
         )
 
     # ------------------------------------------------------------------ running
-    def run(self, ctx: PhaseContext) -> PhaseResult:
+    def run_partitions(self, ctx: PhaseContext) -> PhaseResult:
+        """Books the days in ``ctx.partition_keys`` (none: every day it can) in one pass: a day
+        continues the account of the day before it (its own rows carry their ``date``)."""
         cfg: Config = ctx.config
         bars = ctx.need("bars")
         if cfg.history_start is None:  # no data section: the history starts with the research bars

@@ -14,7 +14,9 @@
 | executor / max_concurrent    | the job's executor                                            |
 | kind + effective config      | ``code_version`` (a change marks the asset unsynced)          |
 | partitioned outputs          | ``partitions(config)``: market days -> a daily (weekday)      |
-|                              | partitioned multi-asset, a backfill of many days is one run   |
+|                              | partitioned multi-asset (a backfill of many days is one run); |
+|                              | static keys (walk-forward folds) -> a static one. The other   |
+|                              | outputs are a second multi-asset that reads them all          |
 | a kind's own checks          | asset checks (``checks(config)``), blocking as it declares    |
 | workflow schedule / events   | a schedule / a sensor on the market data (automation.py)      |
 
@@ -43,7 +45,7 @@ from admf_assets.automation import workflow_schedules, workflow_sensors
 from admf_assets.lineage import lineage_rows
 from admf_assets.pipes import launcher
 from admf_assets.phases import expressions
-from admf_assets.phases.kind import FilePath, Image, Link, MarketDays, Markdown, PhaseError
+from admf_assets.phases.kind import FilePath, Image, Link, MarketDays, Markdown, PhaseError, describe_partitions
 
 from .context import phase_context
 from .errors import WorkflowError
@@ -177,9 +179,12 @@ WEEKENDS = ["0 0 * * 6", "0 0 * * 0"]  #: the market calendar's exclusions (admf
 
 def partitions_def(parts: Any) -> dg.PartitionsDefinition | None:
     """A kind's ``partitions(config)`` as a Dagster partitions definition: market days are the
-    market data's weekday calendar from their start (to their end, inclusive)."""
+    market data's weekday calendar from their start (to their end, inclusive); static keys (the
+    folds of a walk-forward) a static definition."""
     if parts is None:
         return None
+    if isinstance(parts, tuple):
+        return dg.StaticPartitionsDefinition(list(parts))
     if isinstance(parts, MarketDays):
         end = pd.Timestamp(parts.end) + pd.Timedelta(days=1) if parts.end is not None else None
         return dg.DailyPartitionsDefinition(start_date=str(parts.start), end_date=str(end.date()) if end is not None
@@ -199,34 +204,48 @@ def _undefined(metrics: dict) -> str | None:
 
 
 # ------------------------------------------------------------------ assets
-def _phase_asset(graph: WorkflowGraph, node: PhaseNode) -> dg.AssetsDefinition:
+def _out(graph: WorkflowGraph, node: PhaseNode, o, optional: bool, version: str, extra: dict | None = None) -> dg.AssetOut:
+    wf = graph.workflow_id
+    return dg.AssetOut(
+        key=_key(graph, node.name, o.name),
+        group_name=wf,
+        description=(o.description or o.canonical) + f" ({node.type} phase '{node.name}' of workflow {wf})",
+        is_required=not optional,
+        code_version=version,
+        io_manager_key=_IO_MANAGER[o.storage],
+        kinds={"pandas", "parquet"},
+        metadata={"phase": node.name, "phase_type": node.type,
+                  "effective_config": dg.MetadataValue.json(dict(node.config)), **(extra or {})},
+    )
+
+
+def _phase_assets(graph: WorkflowGraph, node: PhaseNode) -> list[dg.AssetsDefinition]:
+    """The phase's multi-asset; a phase with partitioned outputs gets a second, partitioned one
+    for them (one partition per key, a backfill of several keys is one run), which the
+    whole-phase outputs read in full."""
     wf = graph.workflow_id
     optional = node.optional
     version = code_version(node)
-    outs = {}
-    for o in node.outputs:
-        key = _key(graph, node.name, o.name)
-        outs[_ident(key)] = dg.AssetOut(
-            key=key,
-            group_name=wf,
-            description=(o.description or o.canonical) + f" ({node.type} phase '{node.name}' of workflow {wf})",
-            is_required=not optional,
-            code_version=version,
-            io_manager_key=_IO_MANAGER[o.storage],
-            kinds={"pandas", "parquet"},
-            metadata={"phase": node.name, "phase_type": node.type,
-                      "effective_config": dg.MetadataValue.json(dict(node.config))},
-        )
     ins, deps = {}, set()
     for e in node.upstream:
         key = _key(graph, e.upstream_phase, e.upstream_output)
         deps.add(key)
-        growing = graph.phases[e.upstream_phase].partitions is not None and node.partitions is None
-        # loaded: the report and lineage use every upstream value; of a partitioned upstream
-        # (a ledger that grows every day) a whole-phase asset reads the partitions stored so far
+        up = graph.phases[e.upstream_phase]
+        growing = isinstance(up.partitions, MarketDays) and node.partitions is None and \
+            any(o.name == e.upstream_output and o.partitioned for o in up.outputs)
+        # loaded: the report and lineage use every upstream value; of an output partitioned by
+        # market day (a ledger that grows every day) a whole-phase asset reads the days stored so far
         ins[_ident(key)] = dg.AssetIn(key, metadata={"allow_missing_partitions": True} if growing else None)
     deps.update(dg.AssetKey(list(k)) for k in node.kind.reads_assets)
-    primary = _key(graph, node.name, node.outputs[0].name)
+    deps = sorted(deps - {i.key for i in ins.values()}, key=str) or None
+    tags = {"admf/phase_type": node.type}
+    if node.timeout_seconds:
+        tags["admf/timeout_seconds"] = str(int(node.timeout_seconds))
+    common = dict(retry_policy=_retry_policy(node), pool=node.pool, op_tags=tags, required_resource_keys={"storage"},
+                  can_subset=optional)  # makes the check outputs optional too (Dagster ties them to subsetting)
+    parted = [o for o in node.outputs if o.partitioned]
+    whole = [o for o in node.outputs if not o.partitioned]
+    primary = _key(graph, node.name, (whole or node.outputs)[0].name)
     check_specs = []
     for metric, crit in node.success_criteria.items():
         for bound in ("min", "max"):
@@ -238,32 +257,47 @@ def _phase_asset(graph: WorkflowGraph, node: PhaseNode) -> dg.AssetsDefinition:
     for chk in node.checks:
         check_specs.append(dg.AssetCheckSpec(chk.name, asset=primary, blocking=chk.blocking,
                                              description=f"{node.type} phase '{node.name}': {chk.description}"))
-    tags = {"admf/phase_type": node.type}
-    if node.timeout_seconds:
-        tags["admf/timeout_seconds"] = str(int(node.timeout_seconds))
+    out: list[dg.AssetsDefinition] = []
+    if parted:
+        extra = {"partition_expr": node.kind.partition_column}
 
-    @dg.multi_asset(
-        name=f"{wf}__{node.name}",
-        outs=outs,
-        ins=ins,
-        deps=sorted(deps - {i.key for i in ins.values()}, key=str) or None,
-        check_specs=check_specs or None,
-        can_subset=optional,  # makes the check outputs optional too (Dagster ties them to subsetting)
-        retry_policy=_retry_policy(node),
-        pool=node.pool,
-        op_tags=tags,
-        required_resource_keys={"storage"},
-        description=node.description or f"{node.type} phase '{node.name}' of workflow {graph.name}",
-        partitions_def=partitions_def(node.partitions),
-        backfill_policy=dg.BackfillPolicy.single_run() if node.partitions is not None else None,
-    )
-    def _phase(context, **loaded):
-        yield from _execute(context, graph, node, loaded, primary, check_specs)
+        @dg.multi_asset(
+            name=f"{wf}__{node.name}__partitions" if whole else f"{wf}__{node.name}",
+            outs={_ident(_key(graph, node.name, o.name)): _out(graph, node, o, optional, version, extra)
+                  for o in parted},
+            ins=ins,
+            deps=deps,
+            partitions_def=partitions_def(node.partitions),
+            backfill_policy=dg.BackfillPolicy.single_run(),
+            check_specs=(check_specs or None) if not whole else None,
+            description=f"{node.type} phase '{node.name}' of workflow {graph.name}: one partition per "
+                        f"{node.kind.partition_column} ({describe_partitions(node.partitions)})",
+            **common,
+        )
+        def _partitions(context, **loaded):
+            yield from _execute(context, graph, node, loaded, primary, [] if whole else check_specs, parted)
 
-    return _phase
+        out.append(_partitions)
+    if whole:
+        own = {_ident(_key(graph, node.name, o.name)): dg.AssetIn(_key(graph, node.name, o.name)) for o in parted}
+
+        @dg.multi_asset(
+            name=f"{wf}__{node.name}",
+            outs={_ident(_key(graph, node.name, o.name)): _out(graph, node, o, optional, version) for o in whole},
+            ins={**ins, **own},
+            deps=deps,
+            check_specs=check_specs or None,
+            description=node.description or f"{node.type} phase '{node.name}' of workflow {graph.name}",
+            **common,
+        )
+        def _phase(context, **loaded):
+            yield from _execute(context, graph, node, loaded, primary, check_specs, whole)
+
+        out.append(_phase)
+    return out
 
 
-def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, primary, check_specs):
+def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, primary, check_specs, outputs):
     values = {e.upstream_ref: loaded.get(_ident(_key(graph, e.upstream_phase, e.upstream_output)))
               for e in node.upstream}
     ctx = phase_context(graph, node, values, store=context.resources.storage.store(),
@@ -277,21 +311,29 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
         if not gate["condition_value"]:
             context.log.info(f"{where}: skipped, its condition is false: {node.condition} "
                              f"({', '.join(f'{k[4:]} = {v}' for k, v in gate.items() if k.startswith('ref '))})")
-            for o in node.outputs:
+            for o in outputs:
                 context.log_event(dg.AssetObservation(asset_key=_key(graph, node.name, o.name),
                                                       metadata=_metadata({**gate, "skipped": True})))
             return
+    partitioned = outputs[0].partitioned
+    # metrics go on the first whole-phase output (or the first partitioned one, when the phase has only those)
+    reports_metrics = not partitioned or all(o.partitioned for o in node.outputs)
+    if not partitioned and any(o.partitioned for o in node.outputs):
+        from dataclasses import replace
+
+        ctx = replace(ctx, partitioned={o.canonical: loaded[_ident(_key(graph, node.name, o.name))]
+                                        for o in node.outputs if o.partitioned})
     try:
         with PhaseProfile() as prof:
-            result = node.kind.run(ctx)
+            result = node.kind.run_partitions(ctx) if partitioned else node.kind.run(ctx)
     except PhaseError as exc:
         if node.on_failure == "continue_with_warning":
             context.log.warning(f"{where}: {exc} (on_failure: continue_with_warning; dependents skip)")
             return
         raise dg.Failure(description=f"{where}: {exc}", allow_retries=False) from None
     measured = _metadata(prof.metadata())
-    produced = [o for o in node.outputs if o.canonical in result.outputs]
-    for o in node.outputs:
+    produced = [o for o in outputs if o.canonical in result.outputs]
+    for o in outputs:
         if o.canonical not in result.outputs:
             if not node.optional:
                 raise dg.Failure(description=f"{where}: produced no '{o.name}'", allow_retries=False)
@@ -305,13 +347,13 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
         value = result.outputs[o.canonical]
         meta = _metadata({**gate, **result.metadata.get(o.canonical, {})})
         meta.update(measured)
-        if o is produced[0]:
+        if o is produced[0] and reports_metrics:
             meta.update({f"metric/{k}": v for k, v in _metadata(result.metrics).items()})
             undefined = _undefined(result.metrics)
             if undefined:
                 meta["metrics_undefined"] = dg.MetadataValue.text(undefined)
         yield dg.Output(value, output_name=_ident(_key(graph, node.name, o.name)), metadata=meta)
-    if node.outputs[0] not in produced:
+    if outputs[0] not in produced:
         return  # the checks' asset was not materialized
     own = {c.name: c for c in node.checks}
     for spec in check_specs:
@@ -374,12 +416,14 @@ def compile_graph(graph: WorkflowGraph, executor: str | None = None) -> Compiled
     if graph.workflow_id in RESERVED_IDS:
         raise WorkflowError(file=graph.source, field="workflow.id",
                             message=f"'{graph.workflow_id}' is reserved; choose another workflow id")
-    assets = [_phase_asset(graph, graph.phases[name]) for name in graph.order]
+    assets = [a for name in graph.order for a in _phase_assets(graph, graph.phases[name])]
     tags = {"admf/workflow": graph.workflow_id}
     timeouts = [n.timeout_seconds for n in graph.phases.values() if n.timeout_seconds]
     if timeouts:
         tags["dagster/max_runtime"] = str(int(sum(timeouts)))
-    parts = partitions_def(graph.partitions)
+    # market days partition the job itself (a schedule tick or a new market day requests its
+    # partition); static keys (folds) do not: every run materializes all of them (runner tags)
+    parts = partitions_def(graph.partitions) if isinstance(graph.partitions, MarketDays) else None
     job = dg.define_asset_job(
         graph.workflow_id,
         selection=dg.AssetSelection.groups(graph.workflow_id),

@@ -31,7 +31,8 @@ from pydantic import ValidationError
 
 from admf_assets.phases.expressions import Expression, ExpressionError
 from admf_assets.phases.expressions import parse as parse_condition
-from admf_assets.phases.kind import ConfigEnv, Consumes, PhaseKind, Registry, WorkflowInfo
+from admf_assets.phases.kind import ConfigEnv, Consumes, MarketDays, PhaseKind, Registry, WorkflowInfo, \
+    describe_partitions
 
 from .errors import ErrorCollector, WorkflowError, pydantic_errors, suggest
 from .spec import Criterion, DataSpec, PhaseSpec, RetrySpec, WorkflowSpec
@@ -108,7 +109,9 @@ class PhaseNode:
     settings: Any = field(repr=False, compare=False, default=None)  #: the kind's typed effective config
     condition: str | None = None  #: ``enabled: "<expression>"``: run only when it is true
     optional: bool = False  #: its outputs may be left out (condition, may_skip, continue_with_warning)
-    partitions: Any = None  #: how its partitioned outputs are partitioned (``kind.MarketDays``), or None
+    #: how its partitioned outputs are partitioned (``kind.MarketDays`` or static keys, e.g.
+    #: walk-forward folds), or None
+    partitions: Any = None
     checks: tuple = ()  #: the kind's own asset checks (``kind.Check``)
 
     @property
@@ -189,6 +192,13 @@ class WorkflowGraph:
 
     def downstream(self, phase: str) -> tuple[str, ...]:
         return tuple(n for n in self.order if phase in self.phases[n].upstream_phases)
+
+    @property
+    def partition_keys(self) -> tuple[str, ...] | None:
+        """The static partition keys of the workflow's partitioned assets (walk-forward folds: a
+        run materializes them all), or None (none, or market days: runs book the days not booked)."""
+        parts = self.partitions
+        return parts if isinstance(parts, tuple) and parts else None
 
     def market_ranges(self) -> list[tuple[Any, Any]]:
         """(first, last) date of the shared market data each phase reads."""
@@ -475,6 +485,9 @@ def _nodes(spec: WorkflowSpec, drafts: dict[str, _Draft], order: list[str],
                 errs.add(f"unknown metric '{metric}' for phase type '{d.kind.name}'"
                          f"{suggest(metric, d.kind.metrics)}; known: {', '.join(d.kind.metrics)}",
                          phase=name, field=f"success_criteria.{metric}")
+        criteria = {m: Criterion.model_validate(dict(c)) for m, c in d.kind.default_criteria.items()}
+        criteria.update(p.success_criteria)
+        partitions = _partitions(name, d, nodes, errs)
         res = spec.infrastructure.phase_resources.get(name)
         retries = p.retries
         if retries is None and p.on_failure == "retry":
@@ -494,35 +507,40 @@ def _nodes(spec: WorkflowSpec, drafts: dict[str, _Draft], order: list[str],
             max_workers=p.max_workers or (res.max_workers if res else None),
             memory_limit_gb=res.memory_limit_gb if res else None,
             critical=p.critical,
-            success_criteria=MappingProxyType(dict(p.success_criteria)),
+            success_criteria=MappingProxyType(criteria),
             on_failure=p.on_failure,
             kind=d.kind,
             settings=d.config,
-            partitions=_partitions(name, d, nodes, errs),
             checks=tuple(d.kind.checks(d.config)),
             condition=d.condition.text if d.condition is not None else None,
             optional=(p.on_failure == "continue_with_warning" or d.condition is not None
                       or d.kind.may_skip(d.config)),
+            partitions=partitions,
         )
     return nodes
 
 
 def _partitions(name: str, d: _Draft, nodes: dict[str, PhaseNode], errs: ErrorCollector) -> Any:
-    """How the phase's partitioned outputs are partitioned.  A workflow is one Dagster job, and
-    a job has one partitions definition: every partitioned phase of it must agree."""
+    """How the phase's partitioned outputs are partitioned (market days, or static keys), when
+    it declares any.  A workflow is one Dagster job, and a job has one partitions definition:
+    every partitioned phase of it must agree."""
     if not any(o.partitioned for o in d.outputs):
         return None
     parts = d.kind.partitions(d.config)
+    if not isinstance(parts, MarketDays):
+        parts = tuple(parts or ()) or None
     if parts is None:
-        errs.add("this phase has no partitions for its partitioned outputs", phase=name, field="config")
+        errs.add("this phase has no partitions for its per-partition outputs", phase=name, field="outputs")
         return None
+    whole = [o for o in d.kind.outputs if not o.partitioned]
+    if d.spec.success_criteria and whole and all(o.partitioned for o in d.outputs):
+        errs.add(f"success criteria are checked on a whole-phase output; add one to outputs "
+                 f"(e.g. '{whole[0].name}')", phase=name, field="success_criteria")
     for other in nodes.values():
         if other.partitions is not None and other.partitions != parts:
-            describe = getattr(parts, "describe", lambda: str(parts))
-            errs.add(f"its partitions ({describe()}) differ from phase '{other.name}''s "
-                     f"({getattr(other.partitions, 'describe', lambda: str(other.partitions))()}); one workflow "
-                     "holds one set of partitions: make them the same or use a separate workflow",
-                     phase=name, field="config")
+            errs.add(f"its partitions ({describe_partitions(parts)}) differ from phase '{other.name}''s "
+                     f"({describe_partitions(other.partitions)}); one workflow holds one set of partitions: "
+                     "make them the same or use a separate workflow", phase=name, field="config")
             break
     return parts
 
@@ -584,6 +602,12 @@ def _resolve_outputs(name: str, d: _Draft, errs: ErrorCollector, file: str | Non
                          phase=name, field=fld)
         d.outputs.append(OutputAsset(name, out_name, canonical, MappingProxyType(params), out.description,
                                      out.storage, out.partitioned))
+    if declared is not None and names and any(not o.partitioned for o in d.outputs):
+        # the whole-phase outputs are computed from the partitioned ones: those always exist
+        for out in kind.outputs:
+            if out.partitioned and out.default and out.name not in seen:
+                d.outputs.append(OutputAsset(name, out.name, out.name, MappingProxyType({}), out.description,
+                                             out.storage, True))
     for out in kind.outputs:  # a count the YAML did not set takes its default
         if out.count_field is not None and out.count_field in type(cfg).model_fields and \
                 out.count_field not in updates and getattr(cfg, out.count_field) is None:
@@ -708,6 +732,13 @@ def _check_consumption(name: str, d: _Draft, drafts: dict[str, _Draft], errs: Er
             if len(hits) > 1:
                 errs.add(f"ambiguous {canonical}: {', '.join(e.upstream_ref for e in hits)}; "
                          "keep exactly one in inputs / depends_on", phase=name, field="inputs")
+        for need in rule.together_with if providers else ():
+            if not any(e.canonical == need and e.consumed for e in d.edges):
+                src = drafts.get(providers[0].upstream_phase)
+                same = [o.ref for o in src.outputs if o.canonical == need] if src is not None else []
+                hint = f"e.g. inputs: ['{same[0]}']" if same else f"phase '{providers[0].upstream_phase}' does not output it"
+                errs.add(f"phase type '{kind.name}' takes {providers[0].canonical} together with {need}: {hint}",
+                         phase=name, field="inputs")
         wanted = not rule.required and rule.is_required(d.config)  # made required by config.<required_if>
         if rule.is_required(d.config) and not providers:
             available = [o.ref for dn, dd in drafts.items() if dn != name

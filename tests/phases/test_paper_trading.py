@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from admf_assets.engine.backtest import BacktestConfig, run_backtest
-from admf_assets.phases.kind import PhaseError
+from admf_assets.phases.kind import PhaseError, run_phase
 from admf_assets.workflow.context import phase_context
 from admf_assets.workflow.errors import WorkflowError
 from admf_assets.workflow.loader import load_workflow_dict
@@ -40,7 +40,7 @@ def _run(kit, store, graph, phase, partition_keys=()):
     for name in graph.order:
         node = graph.phases[name]
         ctx = phase_context(graph, node, loaded, store=store, partition_keys=partition_keys if name == phase else ())
-        res = node.kind.run(ctx)
+        res = run_phase(node.kind, ctx)
         if name == phase:
             return res, loaded
         for o in node.outputs:
