@@ -152,7 +152,7 @@ class EnsembleOptimization(PhaseKind):
                aliases=("ensemble_daily_returns",), columns=("date", "split", "ensemble", "equal_weight"),
                time_series=True),
     )
-    consumes = (BARS, Consumes(("compressed_signals",)), Consumes(("signal_metadata",)),
+    consumes = (BARS, Consumes(("compressed_signals",)), Consumes(("signal_metadata",), auto=True),
                 Consumes(("regime_classifications",), required=False))
     metrics = ("sharpe_ratio", "train_sharpe_ratio", "total_return", "max_drawdown", "n_members", "n_included",
                "weight_stability", "n_evaluations", "replay_seconds", "recompute_seconds", "replay_speedup")

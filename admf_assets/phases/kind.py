@@ -15,7 +15,8 @@ What a kind declares:
   (problems and "ignored" warnings go to ``env``); returns the config the phase runs with;
 * ``outputs`` -- :class:`Output` (name, aliases, description, columns, storage, ...);
   ``unproduced_outputs`` -- names a seed lists that the kind does not produce, with why
-  (one "ignored" warning each, not an unknown-output error);
+  (one "ignored" warning each, not an unknown-output error); ``ignored_inputs`` -- the same
+  for inputs a seed gives it that it does not read;
 * ``consumes`` -- :class:`Consumes` rules: which upstream outputs it loads;
   ``consumes_all`` for a kind that loads everything upstream (the report);
 * ``metrics`` -- the names ``success_criteria`` may use; ``run`` reports them;
@@ -495,6 +496,9 @@ class PhaseKind:
     #: output names the seeds list that this kind does not produce -> why (listed, they draw one
     #: "ignored" warning each instead of an unknown-output error)
     unproduced_outputs: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    #: upstream outputs the seeds give this kind as inputs that it does not read -> why (one
+    #: "ignored" warning each; the input still orders the phases)
+    ignored_inputs: ClassVar[Mapping[str, str]] = MappingProxyType({})
     #: phase-level YAML keys only this kind accepts
     phase_keys: ClassVar[tuple[str, ...]] = ()
     #: success criteria every phase of this kind gets (the YAML's own override them), e.g.

@@ -172,7 +172,7 @@ class RiskAnalysis(PhaseKind):
                aliases=("risk_budget", "exposure_recommendations"),
                columns=tuple(riskbudget.RECOMMENDATION_COLUMNS)),
     )
-    consumes = (BARS, Consumes(("performance_report", "best_parameters", "top_parameter_sets")))
+    consumes = (BARS, Consumes(("performance_report", "oos_equity", "best_parameters", "top_parameter_sets")))
     metrics = ("var_95", "cvar_95", "var_99", "cvar_99", "garch_var_99", "max_drawdown", "longest_drawdown_bars",
                "skew", "excess_kurtosis", "worst_day", "tail_index", "recommended_exposure",
                "worst_stress_return", "worst_stress_excess_return", "n_scenarios_outside")
@@ -302,11 +302,21 @@ class RiskAnalysis(PhaseKind):
             split = upstream.get("data_split", "test")
             return r, trading_config(upstream).weights, "the backtest's returns (performance_report)", \
                 f"the backtest's {split} period"
+        oos = ctx.inputs.get("oos_equity")
+        if oos is not None and len(oos):  # a walk-forward's stitched out-of-sample account
+            ignored = sorted(cfg.model_fields_set & {"data_split", *TRADING_KEYS})
+            if ignored:
+                ctx.log.warning(f"config {', '.join(ignored)} ignored: the returns are the walk-forward's "
+                                "out-of-sample account (oos_equity), as its folds traded it")
+            upstream = ctx.upstream_config("oos_equity") or {}
+            r = pd.Series(oos["return"].to_numpy(dtype=float), index=pd.DatetimeIndex(oos["date"]))
+            return r, trading_config(upstream).weights, "the walk-forward's out-of-sample returns (oos_equity)", \
+                "the walk-forward's out-of-sample period"
         sets = ctx.inputs.get("top_parameter_sets")
         best = ctx.inputs.get("best_parameters")
         table = best if best is not None and len(best) else sets
         if table is None or not len(table):
-            raise PhaseError("needs a backtest's performance_report or parameter sets "
+            raise PhaseError("needs a backtest's performance_report, a walk-forward's oos_equity or parameter sets "
                              "(best_parameters / top_parameter_sets) from an upstream phase")
         try:
             strategy, params = parameter_set(table.iloc[0])

@@ -165,6 +165,10 @@ class WalkForward(PhaseKind):
                aliases=("regime_validation",), enabled_by=("validation_metrics", "regime_adaptation_effectiveness"),
                columns=("regime", "n_bars", "fraction", *RETURN_METRICS)),
     )
+    ignored_inputs = {"optimal_ensemble_weights": "the folds re-optimise the parameter search on each train window "
+                                                  "(give its best_parameters as an input, or config.optimization); "
+                                                  "ensemble weights are not refit per fold (judge the ensemble's "
+                                                  "returns with a validation phase)"}
     consumes = (BARS, Consumes(SEARCH_OUTPUTS, required=True, unless_config="optimization"))
     metrics = ("walk_forward_efficiency", "n_folds", "profitable_fold_fraction", "parameter_stability",
                "mean_is_performance", "mean_oos_performance", *RETURN_METRICS)

@@ -288,6 +288,7 @@ def build_graph(spec: WorkflowSpec, file: str | None, kinds: Registry) -> Workfl
     for name, d in drafts.items():
         if d.config is not None and name not in broken:
             _check_consumption(name, d, drafts, errs)
+            warnings += _ignored_inputs(name, d, file)
     errs.raise_if_any()
     order = _topological_order(drafts, errs)
     errs.raise_if_any()
@@ -648,7 +649,11 @@ def _auto_edge(name: str, d: _Draft, rule: Consumes, drafts: dict[str, _Draft], 
     providers = [n for n, od in drafts.items() if n != name and wanted & set(od.kind.output_names)]
     if len(providers) == 1:
         src = drafts[providers[0]]
-        out = next(o for o in src.outputs if o.canonical in wanted)
+        out = next((o for o in src.outputs if o.canonical in wanted), None)
+        if out is None:
+            errs.add(f"needs {' or '.join(rule.outputs)} from phase '{providers[0]}', which does not list it in "
+                     "its outputs: add it there", phase=name, field="inputs")
+            return
         _add_edge(d, Edge(out.ref, out.phase, out.name, out.canonical, "implicit", True), "inputs")
         return
     what = " or ".join(rule.outputs)
@@ -749,6 +754,18 @@ def _check_consumption(name: str, d: _Draft, drafts: dict[str, _Draft], errs: Er
             extra += f" (config.{rule.required_if} is true)" if wanted else ""
             errs.add(f"phase type '{kind.name}' needs {what} from an upstream phase: {hint}{extra}",
                      phase=name, field="inputs")
+
+
+def _ignored_inputs(name: str, d: _Draft, file: str | None) -> list[str]:
+    """One "ignored" line per input the kind does not read but knows the seeds give it
+    (``PhaseKind.ignored_inputs``): it only orders the phases."""
+    out = []
+    for i, e in enumerate(d.edges):
+        why = d.kind.ignored_inputs.get(e.canonical)
+        if e.kind == "input" and not e.consumed and why:
+            out.append(WorkflowError(f"ignored: input '{e.reference}' is not read: {why}", file=file, phase=name,
+                                     field="inputs").format())
+    return out
 
 
 def _topological_order(drafts: dict[str, _Draft], errs: ErrorCollector) -> list[str]:
