@@ -68,11 +68,14 @@ def main() -> int:
         print(f"wall {wall:.1f} s (run {out.run_seconds:.1f} s, phases {out.compute_seconds:.1f} s)")
         for name in graph.order:
             node = graph.phases[name]
-            key = next((o for o in node.outputs if not o.partitioned), node.outputs[0])
-            ev = instance.get_latest_materialization_event(dg.AssetKey(list(graph.asset_key(key))))
-            meta = {} if ev is None else {k: getattr(v, "value", v) for k, v in ev.asset_materialization.metadata.items()}
-            print(f"  {name:30s} {meta.get('compute_seconds', float('nan')):8.2f} s  "
-                  f"peak RSS {meta.get('peak_rss_mb', float('nan')):7.1f} MB")
+            firsts = {o.partitioned: o for o in reversed(node.outputs)}  # one per multi-asset
+            for partitioned, o in sorted(firsts.items()):
+                ev = instance.get_latest_materialization_event(dg.AssetKey(list(graph.asset_key(o))))
+                meta = {} if ev is None else {k: getattr(v, "value", v)
+                                              for k, v in ev.asset_materialization.metadata.items()}
+                label = name + (" (its partitions, one run)" if partitioned else "")
+                print(f"  {label:45s} {meta.get('compute_seconds', float('nan')):8.2f} s  "
+                      f"peak RSS {meta.get('peak_rss_mb', float('nan')):7.1f} MB")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"process peak RSS {peak:.0f} MB")
     return 0 if out.success else 1

@@ -291,27 +291,22 @@ class RiskAnalysis(PhaseKind):
     def _returns(ctx: PhaseContext, cfg: Config, bars: pd.DataFrame,
                  close: pd.DataFrame) -> tuple[pd.Series, Any, str, str]:
         """(returns, symbol weights, what they are, how the stress notes name their range)."""
-        perf = ctx.inputs.get("performance_report")
-        if perf is not None and len(perf):
+        # return series computed upstream, as they were computed there: (input, its producer, what, its period)
+        for canonical, producer, what, period in (
+                ("performance_report", "backtest", "the backtest's returns", "the backtest's {split} period"),
+                ("oos_equity", "walk-forward", "the walk-forward's out-of-sample returns",
+                 "the walk-forward's out-of-sample period")):
+            frame = ctx.inputs.get(canonical)
+            if frame is None or not len(frame):
+                continue
             ignored = sorted(cfg.model_fields_set & {"data_split", *TRADING_KEYS})
             if ignored:
-                ctx.log.warning(f"config {', '.join(ignored)} ignored: the returns are the backtest's "
-                                "performance_report, as that backtest computed them")
-            upstream = ctx.upstream_config("performance_report") or {}
-            r = pd.Series(perf["return"].to_numpy(dtype=float), index=pd.DatetimeIndex(perf["date"]))
-            split = upstream.get("data_split", "test")
-            return r, trading_config(upstream).weights, "the backtest's returns (performance_report)", \
-                f"the backtest's {split} period"
-        oos = ctx.inputs.get("oos_equity")
-        if oos is not None and len(oos):  # a walk-forward's stitched out-of-sample account
-            ignored = sorted(cfg.model_fields_set & {"data_split", *TRADING_KEYS})
-            if ignored:
-                ctx.log.warning(f"config {', '.join(ignored)} ignored: the returns are the walk-forward's "
-                                "out-of-sample account (oos_equity), as its folds traded it")
-            upstream = ctx.upstream_config("oos_equity") or {}
-            r = pd.Series(oos["return"].to_numpy(dtype=float), index=pd.DatetimeIndex(oos["date"]))
-            return r, trading_config(upstream).weights, "the walk-forward's out-of-sample returns (oos_equity)", \
-                "the walk-forward's out-of-sample period"
+                ctx.log.warning(f"config {', '.join(ignored)} ignored: the returns are the {producer}'s "
+                                f"{canonical}, as that {producer} computed them")
+            upstream = ctx.upstream_config(canonical) or {}
+            r = pd.Series(frame["return"].to_numpy(dtype=float), index=pd.DatetimeIndex(frame["date"]))
+            return r, trading_config(upstream).weights, f"{what} ({canonical})", \
+                period.format(split=upstream.get("data_split", "test"))
         sets = ctx.inputs.get("top_parameter_sets")
         best = ctx.inputs.get("best_parameters")
         table = best if best is not None and len(best) else sets

@@ -174,7 +174,7 @@ def test_config_mistakes_are_one_line_naming_the_field(kit, config, field, text)
 
 def test_risk_analysis_needs_returns_and_dynamic_risk_management_needs_recommendations(kit):
     msg = _error(kit, [{"name": "risk", "type": "risk_analysis"}])
-    assert "needs performance_report or best_parameters or top_parameter_sets" in msg
+    assert "needs performance_report or oos_equity or best_parameters or top_parameter_sets" in msg
     msg = _error(kit, [{"name": "search", "type": "parameter_search", "config": GRID},
                        {"name": "bt", "type": "backtest", "inputs": ["search.best_parameters"],
                         "config": {"dynamic_risk_management": True}}])
