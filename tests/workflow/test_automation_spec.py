@@ -41,3 +41,18 @@ def test_a_schedule_with_its_time_zone_compiles_to_a_stopped_schedule(write, bas
 def test_no_automation_keys_no_schedule_or_sensor(write, base):
     compiled = compile_graph(load_workflow(write(base)).graph)
     assert compiled.schedules == () and compiled.sensors == () and compiled.partitions_def is None
+
+
+def test_the_schedule_and_the_sensor_are_in_the_code_location_stopped(write, base):
+    """What the UI lists under Automation: the workflow's schedule and market-data sensor next to
+    market_data_daily and admf_alerts, the workflow's two stopped until switched on."""
+    from admf_assets.defs import build_defs
+
+    path = write('workflow:\n  schedule: "30 23 * * 1-5"\n  run_on_new_market_data: true\n' + base)
+    defs = build_defs([compile_graph(load_workflow(path).graph)])
+    sched = defs.resolve_schedule_def("wf__schedule")
+    sensor = defs.resolve_sensor_def("wf__on_new_market_data")
+    assert sched.default_status.value == sensor.default_status.value == "STOPPED"
+    assert sched.job_name == sensor.job_name == "wf"
+    names = {s.name for s in defs.schedules} | {s.name for s in defs.sensors}
+    assert {"market_data_daily", "admf_alerts"} <= names
