@@ -27,7 +27,8 @@ def reduced(doc: dict) -> dict:
     doc["data"].update({"symbols": SYMBOLS, "start_date": START, "end_date": END})
     ph = {p["name"]: p for p in doc["phases"]}
     ph["broad_parameter_search"]["config"]["optimization"]["n_trials"] = 48
-    ph["regime_analysis"]["config"]["regime_detection"]["n_regimes"] = [2, 3]
+    ph["regime_analysis"]["config"]["regime_detection"]["n_regimes"] = [2]
+    ph["regime_analysis"]["config"]["search_reps"] = 1
     ph["regime_specific_optimization"]["config"]["optimization"]["n_trials_per_regime"] = 8
     ens = ph["ensemble_optimization"]["config"]
     ens["optimization"].update({"n_generations": 4, "population_size": 10})

@@ -629,9 +629,12 @@ def _unless(d: _Draft, canonical: str) -> bool:
 
 
 def _add_edge(d: _Draft, edge: Edge, fld: str) -> None:
-    for e in d.edges:
+    for i, e in enumerate(d.edges):
         if (e.upstream_phase, e.upstream_output) == (edge.upstream_phase, edge.upstream_output):
-            return
+            if e.kind != "reference" or edge.kind == "reference":
+                return
+            del d.edges[i]  # read by a condition AND given as an input: the input (consumed) wins
+            break
     consumed = edge.canonical in d.kind.consumed_outputs() or d.kind.consumes_all
     if edge.kind == "reference":  # read by the condition / the kind's own references, by 'phase.output'
         consumed = False
@@ -727,16 +730,18 @@ def _check_consumption(name: str, d: _Draft, drafts: dict[str, _Draft], errs: Er
                          f"both give {explicit[0].canonical}; remove one", phase=name,
                          field=f"config.{rule.unless_config}")
             continue
-        providers = [e for e in providers if e.consumed]  # a config field's reference is read, not an input
-        if rule.exclusive and len(providers) > 1:
-            errs.add(f"give one of {', '.join(rule.outputs)}, not {len(providers)}: "
-                     f"{', '.join(e.upstream_ref for e in providers)}", phase=name, field="inputs")
-            continue
+        inputs = [e for e in providers if e.consumed]  # a config field's reference is read, not an input
+        ambiguous = False
         for canonical in rule.outputs:
-            hits = [e for e in providers if e.canonical == canonical]
+            hits = [e for e in inputs if e.canonical == canonical]
             if len(hits) > 1:
+                ambiguous = True
                 errs.add(f"ambiguous {canonical}: {', '.join(e.upstream_ref for e in hits)}; "
                          "keep exactly one in inputs / depends_on", phase=name, field="inputs")
+        if rule.exclusive and len(inputs) > 1 and not ambiguous:
+            errs.add(f"give one of {', '.join(rule.outputs)}, not {len(inputs)}: "
+                     f"{', '.join(e.upstream_ref for e in inputs)}", phase=name, field="inputs")
+            continue
         for need in rule.together_with if providers else ():
             if not any(e.canonical == need and e.consumed for e in d.edges):
                 src = drafts.get(providers[0].upstream_phase)

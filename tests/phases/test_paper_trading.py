@@ -166,8 +166,13 @@ def _errors(kit, *phases, data=None) -> list[str]:
 def test_validation_refuses_what_cannot_run(kit):
     two = {"name": "paper", "type": "paper_trading", "inputs": ["opt.best_parameters", "opt2.best_parameters"]}
     assert _errors(kit, SEARCH, {**SEARCH, "name": "opt2"}, two) == [
+        "paper.yaml: phase 'paper': field 'inputs': ambiguous best_parameters: opt.best_parameters, "
+        "opt2.best_parameters; keep exactly one in inputs / depends_on"]
+    two_kinds = {"name": "paper", "type": "paper_trading", "inputs": ["opt.best_parameters", "paper0.performance_validation"]}
+    assert _errors(kit, SEARCH, {"name": "paper0", "type": "paper_trading", "inputs": ["opt.best_parameters"],
+                                 "config": LEDGER}, {**two_kinds, "config": LEDGER}) == [
         "paper.yaml: phase 'paper': field 'inputs': give one of best_parameters, optimal_ensemble_weights, "
-        "performance_validation, production_configuration, not 2: opt.best_parameters, opt2.best_parameters"]
+        "performance_validation, production_configuration, not 2: opt.best_parameters, paper0.performance_validation"]
     broker = {"name": "paper", "type": "paper_trading", "inputs": ["opt.best_parameters"],
               "config": {"paper_trading_only": False}}
     assert _errors(kit, SEARCH, broker) == [

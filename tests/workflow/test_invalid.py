@@ -27,19 +27,21 @@ def test_unknown_phase_type_suggests_closest(write, base, errors_of):
 
 
 def test_phase_type_not_available_yet(write, base, errors_of):
-    p = write(base + "  - {name: wf, type: live_simulation, depends_on: [opt]}\n")
-    assert _one(errors_of, p) == f"{p}: phase 'wf': field 'type': phase type 'live_simulation' is not available yet"
+    p = write(base + "  - {name: wf, type: transformation, depends_on: [opt]}\n")
+    assert _one(errors_of, p) == f"{p}: phase 'wf': field 'type': phase type 'transformation' is not available yet"
 
 
 def test_unavailable_type_alias_names_canonical_type(write, base, errors_of):
-    p = write(base + "  - {name: pt, type: paper_trading}\n")
+    p = write(base + "  - {name: pt, type: gradual_rollout}\n")
     assert _one(errors_of, p) == (
-        f"{p}: phase 'pt': field 'type': phase type 'paper_trading' (live_simulation) is not available yet"
+        f"{p}: phase 'pt': field 'type': phase type 'gradual_rollout' (live_trading) is not offered: this platform "
+        "does not connect to a broker (simulate the deployment with type paper_trading, and shadow_mode: true for a "
+        "baseline beside it)"
     )
 
 
 def test_disabled_phase_of_unavailable_type_is_accepted(write, base):
-    p = write(base + "  - {name: wf, type: live_simulation, enabled: false}\n")
+    p = write(base + "  - {name: wf, type: transformation, enabled: false}\n")
     spec = load_workflow(p)
     assert spec.graph.disabled == ("wf",)
     assert "wf" not in spec.graph.order
@@ -186,7 +188,7 @@ def test_unknown_output_name(write, base, errors_of):
     p = write(base + "    outputs: [validation_results, equity_curv]\n")
     assert _one(errors_of, p) == (
         f"{p}: phase 'bt': field 'outputs[1]': unknown output 'equity_curv' for phase type 'backtest' "
-        "(did you mean 'equity_curve'?); valid: validation_results, performance_report"
+        "(did you mean 'equity_curve'?); valid: validation_results, performance_report, production_configuration"
     )
 
 
@@ -253,8 +255,9 @@ def test_analysis_output_needs_its_analyzer(write, base, errors_of):
 def test_backtest_without_parameters_or_input(write, base, errors_of):
     p = write(base.replace("    inputs: [opt.best_parameters]\n", ""))
     assert _one(errors_of, p) == (
-        f"{p}: phase 'bt': field 'inputs': phase type 'backtest' needs best_parameters from an upstream phase: "
-        "e.g. inputs: ['opt.best_parameters'] (or set config.parameters)"
+        f"{p}: phase 'bt': field 'inputs': phase type 'backtest' needs best_parameters or optimal_ensemble_weights or "
+        "production_configuration from an upstream phase: e.g. inputs: ['opt.best_parameters'] (or set "
+        "config.parameters)"
     )
 
 
