@@ -39,7 +39,8 @@ def test_invalid_file_prints_error_lines_and_exits_nonzero(write, capsys):
     out, err = capsys.readouterr()
     assert out.splitlines() == [f"OK {good}: 3 phases, 5 assets"]
     assert err.splitlines() == [
-        f"{bad}: phase 'wf': field 'type': phase type 'live_trading' is not available yet",
+        f"{bad}: phase 'wf': field 'type': phase type 'live_trading' is not offered: this platform does not connect "
+        "to a broker (simulate the deployment with type paper_trading, and shadow_mode: true for a baseline beside it)",
         f"{bad}: phase 'x': field 'type': unknown phase type 'optimisation' (did you mean 'optimization'?); "
         f"available: {AVAILABLE}",
     ]
