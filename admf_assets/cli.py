@@ -125,25 +125,36 @@ def cmd_ui(args) -> int:
 
 
 def cmd_db(args) -> int:
+    """Views refreshed, then the query (if any) on a read-only, sandboxed connection
+    (admf_assets/query.py); every refusal or SQL error is one line ``admf db: ...``, status 2."""
     from admf_assets import settings
+    from admf_assets.query import QueryError, connect_read_only, run_query
     from resources.storage import TableStore
 
     store = TableStore(settings.storage_root())
     try:
         names = store.rebuild_views()
     except RuntimeError as exc:
-        return _fail(str(exc))
-    print(f"DuckDB catalog: {store.duckdb_path}")
-    for n in names:
-        print(f"  {n}")
-    if args.sql:
-        import duckdb
-
-        con = duckdb.connect(str(store.duckdb_path), read_only=True)
+        if not args.sql:
+            return _fail(str(exc))
+        names = None  # another process holds the file: query the views as they are
+        print(f"admf db: note: views not refreshed ({exc})", file=sys.stderr)
+    if not args.sql:
+        print(f"DuckDB catalog: {store.duckdb_path}")
+        for n in names:
+            print(f"  {n}")
+        return 0
+    try:
+        con = connect_read_only(store.duckdb_path, store.tables)
         try:
-            print(con.sql(args.sql))
+            results = run_query(con, args.sql)
         finally:
             con.close()
+    except QueryError as exc:
+        print(f"admf db: {exc}", file=sys.stderr)
+        return 2
+    for text in results:
+        print(text)
     return 0
 
 
@@ -186,7 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     u.set_defaults(func=cmd_ui)
 
     d = sub.add_parser("db", help="(re)create the DuckDB views over every stored table; optional query")
-    d.add_argument("sql", nargs="?", help="a query to run read-only, e.g. 'SELECT count(*) FROM market.clean_bars'")
+    d.add_argument("sql", nargs="?", help="a query to run read-only (queries only; no file outside the stored "
+                   "tables is readable), e.g. 'SELECT count(*) FROM market.clean_bars'")
     d.set_defaults(func=cmd_db)
 
     i = sub.add_parser("info", help="print where the instance, tables, DuckDB file and reports are")
