@@ -112,7 +112,8 @@ def _failures(result) -> list[str]:
         elif ev.event_type_value == "ASSET_CHECK_EVALUATION":
             data = ev.event_specific_data
             if not data.passed:
-                out.append(f"check {data.check_name} on {data.asset_key.to_user_string()} failed")
+                why = f": {data.description}" if getattr(data, "description", None) else ""
+                out.append(f"check {data.check_name} on {data.asset_key.to_user_string()} failed{why}")
     return out
 
 

@@ -206,13 +206,22 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
         metric, bound = spec.name.rsplit("_", 1)
         crit = node.success_criteria[metric]
         value = result.metrics.get(metric)
-        passed = value is not None and crit.passes(float(value))
+        passed, reason = crit.evaluate(bound, value, metric)  # this check's own bound only
         yield dg.AssetCheckResult(
-            asset_key=primary, check_name=spec.name, passed=bool(passed),
+            asset_key=primary, check_name=spec.name, passed=bool(passed), description=reason,
             severity=dg.AssetCheckSeverity.ERROR if node.critical else dg.AssetCheckSeverity.WARN,
-            metadata={"value": float(value) if value is not None else "not reported",
-                      "criterion": crit.describe(metric)},
+            metadata={"value": _check_value(value), "criterion": crit.describe(metric)},
         )
+
+
+def _check_value(value: Any) -> Any:
+    if value is None:
+        return "not reported"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return v if math.isfinite(v) else str(v)
 
 
 def _lineage(context, graph: WorkflowGraph, node: PhaseNode) -> list[dict]:

@@ -210,13 +210,28 @@ class Criterion(StrictModel):
         return f"{metric} <= {self.max:g}"
 
     def passes(self, value: float) -> bool:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return False
-        if self.min is not None and value < self.min:
-            return False
-        if self.max is not None and value > self.max:
-            return False
-        return True
+        """Both bounds hold (each inclusive: a value exactly on a bound passes)."""
+        return all(self.evaluate(b, value)[0] for b in ("min", "max") if getattr(self, b) is not None)
+
+    def evaluate(self, bound: str, value: Any, metric: str = "value") -> tuple[bool, str]:
+        """The ONE bound ``bound`` ('min' or 'max') on ``value``: (passed, a one-line reason).
+
+        Inclusive: ``{min: 10}`` passes 10 and fails 9.99.  A metric the phase did not report
+        (None) or that is not a finite number fails, saying so."""
+        limit = getattr(self, bound)
+        if limit is None:
+            raise ValueError(f"criterion on {metric} has no {bound} bound")
+        if value is None:
+            return False, f"metric '{metric}' was not reported by the phase"
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            return False, f"metric '{metric}' is not a number (got {value!r})"
+        if math.isnan(v):
+            return False, f"metric '{metric}' is NaN (not computable on this data)"
+        ok = v >= limit if bound == "min" else v <= limit
+        rel = (">=" if ok else "<") if bound == "min" else ("<=" if ok else ">")
+        return ok, f"{metric} = {v:.6g} {rel} {bound} {limit:g}"
 
 
 _ON_FAILURE_ALIASES = {"abort_workflow": "abort", "fail": "abort", "continue": "continue_with_warning"}

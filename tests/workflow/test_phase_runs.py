@@ -97,52 +97,101 @@ def test_continue_with_warning_skips_only_dependents(env):
 
 
 ANALYSIS = """\
-workflow: {name: Analyzed, id: analyzed}
-data: {symbols: [SPY], start_date: 2021-01-04, end_date: 2021-09-30, split: {test_start: 2021-07-01}}
+workflow: {{name: Analyzed, id: {wid}}}
+data: {{symbols: [SPY], start_date: 2021-01-04, end_date: 2021-09-30, split: {{test_start: 2021-07-01}}}}
 phases:
   - name: opt
     type: optimization
     config:
-      optimization: {parameters: {fast_period: [5, 10], slow_period: [20, 30]}}
+      optimization: {{parameters: {{fast_period: [5, 10], slow_period: [20, 30]}}}}
   - name: ana
     type: analysis
     inputs: [opt.top_parameter_sets, opt.best_parameters]
     config:
       analyzers: [drawdown_analysis, correlation_analysis, regime_performance, monte_carlo_simulation]
       n_simulations: 200
-    success_criteria:
-      var_95: {max: 0.5}
-      probability_of_loss: {max: 1.0}
+    success_criteria: {ana_criteria}
   - name: bt
     type: backtest
     inputs: [opt.best_parameters]
-    success_criteria:
-      total_costs: {min: 0.0}
+    success_criteria: {bt_criteria}
 """
 
 
+def _independent_returns(bars, params, split=None, cost=0.0):
+    """The momentum rule's daily returns recomputed with pandas (not the engine): the position
+    decided at the close of t earns t -> t+1; ``cost`` per unit of position change (first order)."""
+    if split is not None:
+        bars = bars[bars.split == split]
+    close = bars.pivot(index="date", columns="symbol", values="close")
+    f = close.rolling(params["fast_period"]).mean()
+    s = close.rolling(params["slow_period"]).mean()
+    pos = ((f - s) / s > params["signal_threshold"]).astype(float)
+    gross = (pos.shift(1).fillna(0.0) * close.pct_change().fillna(0.0)).mean(axis=1)
+    return gross, (pos.diff().abs().fillna(pos.abs()) * cost).mean(axis=1)
+
+
+def _checks(instance, run_id):
+    evals = [r.event_log_entry.dagster_event.event_specific_data for r in instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records]
+    return {e.check_name: e for e in evals}
+
+
 def test_every_analyzer_and_reported_metrics(env):
+    """VaR against its own quantile (not the 99 % row), total costs against an independent
+    computation, and criteria that fail when the numbers are wrong."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from admf_assets import settings
+
     root, instance = env
     assert runner.backfill("2021-01-04", "2021-09-30", instance).success
     p = root / "analyzed.yaml"
-    p.write_text(ANALYSIS)
+    p.write_text(ANALYSIS.format(wid="analyzed", ana_criteria="{var_95: {max: 0.5}}", bt_criteria="{}"))
     out = runner.run_workflow(str(p), instance)
     assert out.success, out.failures
     mats = _materialized(instance, out.run_id)
     assert {f"analyzed/ana/{n}" for n in ("performance_metrics", "drawdowns", "correlations",
                                           "regime_breakdown", "risk_assessment")} <= mats
-    evals = [r.event_log_entry.dagster_event.event_specific_data for r in instance.get_records_for_run(
-        out.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records]
-    by_name = {e.check_name: e for e in evals}
-    assert set(by_name) == {"var_95_max", "probability_of_loss_max", "total_costs_min"}
-    assert all(e.passed for e in evals)
-    var95 = by_name["var_95_max"].metadata["value"].value
-    assert 0 < var95 < 0.1  # a daily 95 % VaR of a long-only SPY strategy
-    from admf_assets import settings
-    import pandas as pd
-
-    regimes = pd.read_parquet(settings.storage_root() / "tables/analyzed/ana/regime_breakdown.parquet")
+    tables = settings.storage_root() / "tables/analyzed"
+    regimes = pd.read_parquet(tables / "ana/regime_breakdown.parquet")
     assert set(regimes.regime) <= {"calm", "volatile"} and regimes.n_bars.sum() > 0
+
+    # independent numbers for the chosen parameter set
+    bars = pd.read_parquet(tables / "data/bars.parquet")
+    params = json.loads(pd.read_parquet(tables / "opt/best_parameters.parquet").params.iloc[0])
+    train, _ = _independent_returns(bars, params, split="train")
+    var95, var99 = -float(np.quantile(train.to_numpy(), 0.05)), -float(np.quantile(train.to_numpy(), 0.01))
+    assert var99 > var95 * 1.2  # the two rows differ: reporting the 99 % row would be caught
+    cvar95 = -float(train[train <= -var95].mean())
+    gross, cost = _independent_returns(bars, params, cost=7e-4)
+    test_dates = pd.read_parquet(tables / "bt/performance_report.parquet").date
+    costs = float(cost.loc[test_dates].sum())
+    assert costs > 0
+    risk = pd.read_parquet(tables / "ana/risk_assessment.parquet").set_index("metric")
+    p_loss = float(risk.loc["total_return", "prob_loss"])
+    assert 0.0 < p_loss < 1.0
+
+    # the same workflow with criteria that hold only for the right numbers (and two that must fail)
+    crit = (f"{{var_95: {{min: {var95 - 1e-12!r}, max: {var95 + 1e-12!r}}}, "
+            f"cvar_95: {{max: {var95!r}}}, "  # CVaR > VaR: it must fail
+            f"probability_of_loss: {{min: {p_loss!r}, max: {p_loss!r}}}}}")  # seeded: reproduced exactly
+    p.write_text(ANALYSIS.format(wid="analyzed", ana_criteria=crit,
+                                 bt_criteria=f"{{total_costs: {{min: {costs * 0.99!r}, max: {costs * 1.01!r}}}, "
+                                             f"n_days: {{min: {len(test_dates)}, max: {len(test_dates)}}}}}"))  # exactly on both bounds
+    out = runner.run_workflow(str(p), instance)
+    assert out.success, out.failures  # not critical: failed checks only warn
+    checks = _checks(instance, out.run_id)
+    assert {n: c.passed for n, c in checks.items()} == {
+        "var_95_min": True, "var_95_max": True, "cvar_95_max": False,
+        "probability_of_loss_min": True, "probability_of_loss_max": True,
+        "total_costs_min": True, "total_costs_max": True, "n_days_min": True, "n_days_max": True}
+    assert checks["var_95_max"].metadata["value"].value == pytest.approx(var95, abs=1e-15)
+    assert checks["cvar_95_max"].metadata["value"].value == pytest.approx(cvar95, abs=1e-15)
+    assert checks["total_costs_min"].metadata["value"].value == pytest.approx(costs, rel=2e-3)
 
 
 def test_admf_run_reads_the_yaml_once_and_builds_definitions_once(env, monkeypatch, capsys):
