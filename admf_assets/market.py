@@ -3,7 +3,8 @@
 Partitions are weekdays (Mon-Fri) from ``MARKET_START``; weekends are excluded from the
 partition set.  Exchange holidays are weekdays without bars: their partitions materialize
 empty (0 rows, recorded in the metadata), so "materialized but no trading" is distinguishable
-from "never loaded".  Rows a file source has on weekend dates are not stored; their count is
+from "never loaded".  Runs of more than a week of weekdays without bars (for any symbol) are not
+holidays: they are flagged in the raw asset's metadata (``run_gaps``) and in the run log.  Rows a file source has on weekend dates are not stored; their count is
 reported in the raw asset's metadata and logged (never dropped silently).
 """
 
@@ -20,7 +21,7 @@ from resources.io_managers import StorageResource
 # BackfillPolicy.single_run() is what makes a backfill one run; Dagster still labels it beta.
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
-MARKET_START = "2010-01-01"
+MARKET_START = marketdata.MARKET_START
 PREVIEW_MAX_PARTITIONS = 5
 GROUP = "market_data"
 RAW_KEY = dg.AssetKey(["market", "raw_bars"])
@@ -94,6 +95,10 @@ def raw_bars(context: dg.AssetExecutionContext, market_source: MarketDataSource)
             f"(weekends; first: {days[0]})"
         )
         df = df[~off].reset_index(drop=True)
+    gaps = marketdata.calendar_gaps(df, keys, market_source.universe())
+    if len(gaps):
+        context.log.warning(marketdata.describe_gaps(gaps) + " (their partitions are stored empty, "
+                            "like holidays; check the source)")
     # Dagster copies an output's metadata onto every partition's materialization, so the
     # numbers are labelled as the run's (a preview only for short runs: it would be the same
     # first rows on every partition of a long backfill).
@@ -103,8 +108,11 @@ def raw_bars(context: dg.AssetExecutionContext, market_source: MarketDataSource)
         "run_partitions": len(keys),
         "symbols": dg.MetadataValue.int(df["symbol"].nunique()),
         "off_calendar_rows_not_stored": int(off.sum()),
+        "run_gaps_over_a_week": len(gaps),
         "source": market_source.kind,
     }
+    if len(gaps):
+        meta["run_gaps"] = dg.MetadataValue.md(gaps.head(50).to_markdown(index=False))
     if len(keys) <= PREVIEW_MAX_PARTITIONS:
         meta["preview"] = _preview(df)
     return dg.Output(df, metadata=meta)
