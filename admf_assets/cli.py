@@ -76,6 +76,12 @@ def cmd_run(args) -> int:
     instance = _instance()
     from admf_assets import runner, settings
 
+    try:
+        runner.claim_workflow_id(graph)  # before anything is written: one id, one file
+    except WorkflowError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+
     level = "INFO" if args.verbose else "WARNING"
     try:
         gap = runner.missing_market_range(graph)

@@ -171,6 +171,7 @@ def run_workflow(workflow: Any, instance: dg.DagsterInstance, executor: str | No
                  log_level: str = "WARNING") -> WorkflowOutcome:
     """Run a workflow (its resolved graph, or a name / path to load) as ONE run."""
     graph = _graph(workflow)
+    claim_workflow_id(graph)
     kind = _kind(executor, graph.executor)
     tags = {"admf/workflow": graph.workflow_id}
     job = None
@@ -193,6 +194,15 @@ def run_workflow(workflow: Any, instance: dg.DagsterInstance, executor: str | No
             report_path = mat.metadata["report_path"].value
     return WorkflowOutcome(run_id, success, failures, report_path, _compute_seconds(events),
                            run_seconds, n)
+
+
+def claim_workflow_id(graph) -> None:
+    """Record the graph's file as the owner of its workflow id in the storage root; a
+    WorkflowError (one line naming both files) when another file owns it."""
+    from admf_assets import settings
+    from admf_assets.workflow import ids
+
+    ids.claim(graph.workflow_id, graph.path, settings.storage_root(), graph.source)
 
 
 def _compute_seconds(events) -> float:

@@ -34,15 +34,11 @@ def executor(kind: str | None = None, max_concurrent: int | None = None) -> dg.E
 
 
 def market_source() -> MarketDataSource:
-    kind = os.environ.get("ADMF_MARKET_SOURCE", "synthetic")
-    symbols = [s.strip().upper() for s in os.environ.get("ADMF_SYMBOLS", "").split(",") if s.strip()]
-    if kind == "files":
-        return MarketDataSource(kind="files", path=os.environ.get("ADMF_MARKET_PATH"), symbols=symbols)
-    return MarketDataSource(
-        kind="synthetic",
-        symbols=symbols or list(synthetic.DEFAULT_SYMBOLS),
-        seed=int(os.environ.get("ADMF_SEED", "42")),
-    )
+    cfg = settings.market_source_settings()
+    if cfg["kind"] == "files":
+        return MarketDataSource(kind="files", path=cfg["path"], symbols=cfg["symbols"])
+    return MarketDataSource(kind="synthetic", symbols=cfg["symbols"] or list(synthetic.DEFAULT_SYMBOLS),
+                            seed=cfg["seed"])
 
 
 def resources() -> dict:

@@ -8,6 +8,9 @@
 * ``ADMF_STORAGE``: root of the stored phase outputs; default ``$DAGSTER_HOME/admf_storage``.
   Under it: ``tables/`` (Parquet per asset / per partition), ``research.duckdb`` (views over
   every table, open it with the ``duckdb`` CLI or Python), ``reports/`` (HTML reports).
+* ``ADMF_MARKET_SOURCE`` (``synthetic`` | ``files``), ``ADMF_MARKET_PATH``, ``ADMF_SYMBOLS``,
+  ``ADMF_SEED``: the market-data source (:func:`market_source_settings`); the symbols it can
+  deliver (:func:`market_universe`) are checked by ``admf validate``.
 """
 
 from __future__ import annotations
@@ -82,3 +85,35 @@ def display_path(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
+
+
+def market_source_settings() -> dict:
+    """The market-data source the environment configures: ``kind`` (synthetic | files),
+    ``symbols`` (``ADMF_SYMBOLS``, upper case; empty = the source's whole universe), ``path``
+    (``ADMF_MARKET_PATH``) and ``seed`` (``ADMF_SEED``, default 42)."""
+    symbols = [s.strip().upper() for s in os.environ.get("ADMF_SYMBOLS", "").split(",") if s.strip()]
+    return {"kind": os.environ.get("ADMF_MARKET_SOURCE", "synthetic"), "symbols": symbols,
+            "path": os.environ.get("ADMF_MARKET_PATH"), "seed": int(os.environ.get("ADMF_SEED", "42"))}
+
+
+def market_universe() -> tuple[str, list[str]]:
+    """(a description of the source, the symbols it can deliver); a ValueError when the
+    source is misconfigured (a files source without a readable directory)."""
+    from admf_assets.engine import marketdata, synthetic
+
+    cfg = market_source_settings()
+    if cfg["kind"] == "files":
+        if not cfg["path"]:
+            raise ValueError("ADMF_MARKET_SOURCE=files needs ADMF_MARKET_PATH (a directory of <SYMBOL>.csv files)")
+        try:
+            files = sorted(marketdata.symbol_files(cfg["path"]))
+        except marketdata.MarketDataError as exc:
+            raise ValueError(f"ADMF_MARKET_PATH: {exc}") from None
+        if cfg["symbols"]:
+            files = [s for s in files if s in set(cfg["symbols"])]
+        return f"the files in ADMF_MARKET_PATH={cfg['path']}", files
+    if cfg["kind"] != "synthetic":
+        raise ValueError(f"ADMF_MARKET_SOURCE={cfg['kind']!r}: use 'synthetic' or 'files'")
+    if cfg["symbols"]:
+        return "the synthetic source narrowed by ADMF_SYMBOLS", list(cfg["symbols"])
+    return "the synthetic source", list(synthetic.DEFAULT_SYMBOLS)

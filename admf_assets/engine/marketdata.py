@@ -30,6 +30,13 @@ class MarketDataError(ValueError):
     """A problem with market data a user supplied; the message is meant to be shown as is."""
 
 
+def last_market_day(today=None) -> pd.Timestamp:
+    """The last complete weekday of the calendar: the weekday before ``today`` (UTC date by
+    default), the newest day market data can exist for."""
+    today = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() if today is None else pd.Timestamp(today)
+    return pd.Timestamp(today.normalize()) - pd.offsets.BDay(1)
+
+
 # --------------------------------------------------------------------------- files
 
 def symbol_files(directory: str | os.PathLike) -> dict[str, Path]:

@@ -58,6 +58,10 @@ class UnknownStrategyError(KeyError):
         return str(self.args[0]) if self.args else "unknown strategy"
 
 
+#: the longest window a built-in strategy accepts: 10,000 bars is about 40 years of trading days
+MAX_WINDOW = 10_000
+
+
 @dataclass(frozen=True)
 class StrategySpec:
     name: str
@@ -67,6 +71,35 @@ class StrategySpec:
     constraint: Callable[[pd.DataFrame], Any] | None = None
     param_aliases: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    #: inclusive (low, high) of a parameter's values (None: unbounded on that side)
+    bounds: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    #: the constraint in words, for messages ("fast_period < slow_period")
+    constraint_text: str = ""
+
+    def check_value(self, name: str, value: Any) -> str | None:
+        """Why ``value`` cannot be parameter ``name`` (its type is the default's: whole
+        numbers for integer parameters, finite numbers for float ones; within ``bounds``),
+        or None when it can."""
+        default = self.params[name]
+        if isinstance(default, (bool, np.bool_)):
+            return None if isinstance(value, (bool, np.bool_)) else f"must be true or false (got {value!r})"
+        is_number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+        if isinstance(default, (int, np.integer)):
+            if not is_number or not np.isfinite(value) or float(value) != int(value):
+                return f"must be a whole number of bars (got {value!r})"
+        elif isinstance(default, (float, np.floating)):
+            if not is_number:
+                return f"must be a number (got {value!r})"
+            if not np.isfinite(value):
+                return f"must be a finite number (got {value!r})"
+        else:
+            return None
+        low, high = self.bounds.get(name, (None, None))
+        if low is not None and value < low:
+            return f"must be >= {low} (got {value!r})"
+        if high is not None and value > high:
+            return f"must be <= {high:,} (got {value!r})"
+        return None
 
     @property
     def param_names(self) -> list[str]:
@@ -91,13 +124,17 @@ def register_strategy(
     param_aliases: Mapping[str, str] | None = None,
     description: str | None = None,
     replace: bool = False,
+    bounds: Mapping[str, tuple[Any, Any]] | None = None,
+    constraint_text: str = "",
 ):
     """Decorator registering ``func(ind, params, mode) -> (bars x symbols x combos)``.
 
     params: parameter names and their defaults (an int default makes the parameter
     integer-valued). constraint: vectorized validity test, called with the params
     DataFrame, returning a boolean per row; invalid rows are dropped by
-    ``expand_grid`` and rejected by ``generate_positions``.
+    ``expand_grid`` and rejected by ``generate_positions``.  bounds: inclusive
+    ``(low, high)`` per parameter, checked by ``admf validate`` (with the type of the
+    default); constraint_text: the constraint in words for its messages.
     """
     key = name.lower()
     aliases = tuple(a.lower() for a in ((aliases,) if isinstance(aliases, str) else aliases))
@@ -115,6 +152,8 @@ def register_strategy(
             constraint=constraint,
             param_aliases=dict(param_aliases or {}),
             description=description or ((func.__doc__ or "").strip().splitlines() or [""])[0],
+            bounds=dict(bounds or {}),
+            constraint_text=constraint_text,
         )
         STRATEGIES[key] = spec
         for a in aliases:
@@ -380,6 +419,8 @@ def _momentum_constraint(p: pd.DataFrame):
     aliases=("ma_crossover", "sma_crossover"),
     constraint=_momentum_constraint,
     param_aliases={"fast": "fast_period", "slow": "slow_period", "threshold": "signal_threshold"},
+    bounds={"fast_period": (1, MAX_WINDOW), "slow_period": (2, MAX_WINDOW), "signal_threshold": (0.0, None)},
+    constraint_text="fast_period < slow_period",
 )
 def momentum(ind: Indicators, params: pd.DataFrame, mode: str) -> np.ndarray:
     """Moving-average crossover with a relative-gap threshold."""
@@ -423,6 +464,8 @@ def _mean_reversion_constraint(p: pd.DataFrame):
     aliases=("zscore_reversion",),
     constraint=_mean_reversion_constraint,
     param_aliases={"lookback_period": "lookback", "entry_threshold": "entry_z", "exit_threshold": "exit_z"},
+    bounds={"lookback": (2, MAX_WINDOW), "entry_z": (0.0, None)},
+    constraint_text="entry_z > 0 and entry_z > |exit_z|",
 )
 def mean_reversion(ind: Indicators, params: pd.DataFrame, mode: str) -> np.ndarray:
     """Z-score mean reversion with entry/exit bands (stateful, via latches)."""
@@ -454,6 +497,7 @@ def _breakout_constraint(p: pd.DataFrame):
     aliases=("donchian", "channel_breakout"),
     constraint=_breakout_constraint,
     param_aliases={"lookback_period": "lookback", "channel_period": "lookback", "exit_period": "exit_lookback"},
+    bounds={"lookback": (1, MAX_WINDOW), "exit_lookback": (0, MAX_WINDOW)},
 )
 def breakout(ind: Indicators, params: pd.DataFrame, mode: str) -> np.ndarray:
     """Donchian channel breakout of the previous bars, with an optional exit channel."""
@@ -475,6 +519,7 @@ def breakout(ind: Indicators, params: pd.DataFrame, mode: str) -> np.ndarray:
 
 
 __all__ = [
+    "MAX_WINDOW",
     "MODES",
     "STRATEGIES",
     "StrategySpec",

@@ -66,6 +66,8 @@ class Analysis(PhaseKind):
     consumes = (BARS, Consumes(("best_parameters", "top_parameter_sets")))
     metrics = (*METRIC_COLUMNS, "mean_correlation", "max_correlation", "probability_of_loss", "var_95", "cvar_95")
     example_config = {"analyzers": list(ANALYZERS)}
+    #: the parameter sets' evaluation (run_grid) uses the workers and sizes its chunks from the limit
+    resource_keys = ("memory_limit_gb", "max_workers")
 
     def effective_config(self, cfg: Config, env: ConfigEnv) -> Config:
         analyzers: list[str] = []
@@ -94,7 +96,8 @@ class Analysis(PhaseKind):
         close = close_matrix(bars, cfg.data_split)
         trading = cfg.trading()
         try:
-            rets = evaluate_sets(close, parameter_sets(sets), trading)
+            rets = evaluate_sets(close, parameter_sets(sets), trading, workers=ctx.workers,
+                                 memory_limit_bytes=ctx.memory_limit_bytes)
         except ValueError as exc:
             raise PhaseError(str(exc)) from None
         best_r = rets.iloc[:, 0].rename("best")

@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import StrictStr, field_validator
 
 from admf_assets.engine.charts import sparkline
-from admf_assets.phases.common import SplitConfig, check_dates
+from admf_assets.phases.common import SplitConfig, check_calendar, check_dates, check_universe
 from admf_assets.phases.kind import ConfigEnv, Implicit, Output, PhaseContext, PhaseError, PhaseKind, \
     PhaseResult, PhaseView, StrictModel
 
@@ -64,6 +64,10 @@ class DataPreparation(PhaseKind):
                 check_dates(cfg.start_date, cfg.end_date, split)
             except ValueError as exc:
                 env.problem("start_date", str(exc))
+            for fld, msg in check_calendar(cfg.start_date, cfg.end_date):
+                env.problem(fld, msg)
+        if cfg.symbols:
+            check_universe(cfg.symbols, env)
         return cfg.model_copy(update={"split": split, "symbols": list(cfg.symbols or [])})
 
     def market_range(self, cfg: Config) -> tuple[date, date]:

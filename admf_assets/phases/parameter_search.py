@@ -13,6 +13,7 @@ train split, every trial evaluated in one vectorized engine run per strategy.
 
 from __future__ import annotations
 
+import math
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -20,16 +21,17 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, StrictInt, StrictStr, model_validator
 
+from admf_assets.engine import estimate
 from admf_assets.engine import report as rep
 from admf_assets.engine import search as engine_search
 from admf_assets.engine.metrics import METRIC_COLUMNS
 from admf_assets.engine.paramsets import PARAMS_COLUMN, params_json
 from admf_assets.engine.util import py_scalar
 from admf_assets.phases.common import (BARS, MAX_GRID_SIZE, DataSplitName, StrategyEntry, TradingSettings,
-                                       check_strategy_params, close_matrix, known_strategy, normalise_param,
-                                       space_from_config)
+                                       check_has_valid_combination, check_param_values, check_strategy_params,
+                                       close_matrix, data_shape, known_strategy, normalise_param, space_from_config)
 from admf_assets.phases.kind import ConfigEnv, Output, PhaseContext, PhaseError, PhaseKind, PhaseResult, PhaseView, \
-    StrictModel
+    ResourceDemand, StrictModel
 from admf_assets.suggest import suggest
 
 DEFAULT_TOP_N = 10
@@ -139,22 +141,72 @@ class ParameterSearch(PhaseKind):
                 env.problem("optimization.parameters", f"the grid has {grid_size} combinations (more than "
                                                        f"{MAX_GRID_SIZE}); use method 'random' with n_trials")
         targets = []
+        shape = data_shape(env, cfg.data_split)
+        n_bars = shape[0] if shape else None
+        own: list[tuple[int, Any, dict]] = []  # (index, strategy spec, its own normalised grid)
+        strategies = list(cfg.strategies)
         for i, s in enumerate(cfg.strategies):
             if not s.type.strip():
                 env.problem(f"strategies[{i}].type", "empty strategy type")
                 continue
             spec = known_strategy(s.type, f"strategies[{i}].type", env)
             check_strategy_params([spec], s.parameters, f"strategies[{i}].parameters", env)
+            if spec is not None:
+                fld = f"strategies[{i}].parameters"
+                norm = {k: n for k, v in s.parameters.items()
+                        if (n := normalise_param(k, v, method, env, fld)) is not None}
+                check_param_values([spec], norm, fld, env, n_bars)
+                own.append((i, spec, norm))
+                strategies[i] = s.model_copy(update={"parameters": norm})
             if s.optimization_target:
                 targets.append(spec)
         if params:
             check_strategy_params(targets, params, "optimization.parameters", env)
+            check_param_values(targets, params, "optimization.parameters", env, n_bars)
+        if not env.problems and method in METHODS:
+            for i, spec, norm in own:  # what the run evaluates: the shared space, then the strategy's own
+                check_has_valid_combination(spec, space_from_config({**params, **norm}), "optimization.parameters",
+                                            env, method=method, n_trials=opt.n_trials, seed=opt.seed + i,
+                                            strict=len(cfg.strategies) == 1)
         direction = opt.direction
         if direction is None and objective in OBJECTIVES:
             direction = engine_search.default_direction(objective)
         new_opt = opt.model_copy(update={"method": method, "parameters": params, "objective": objective,
                                          "direction": direction or "maximize"})
-        return cfg.model_copy(update={"optimization": new_opt})
+        return cfg.model_copy(update={"optimization": new_opt, "strategies": strategies})
+
+    resource_keys = ("memory_limit_gb", "max_workers")
+
+    def demand(self, cfg: Config, env: ConfigEnv) -> ResourceDemand | None:
+        """Trials x bars x symbols of every strategy's search, from the data section."""
+        shape = data_shape(env, cfg.data_split)
+        opt = cfg.optimization
+        if shape is None or not opt.parameters:
+            return None
+        n_bars, n_symbols = shape
+        combos = drawn = windows = 0
+        n_params = 1
+        for strat in cfg.strategies:
+            space = {**opt.parameters, **strat.parameters}  # both normalised by effective_config
+            n_params = max(n_params, len(space))
+            if opt.method == "random":
+                n = int(opt.n_trials or 0)
+                combos, drawn = combos + n, max(drawn, n)
+                windows = max(windows, sum(min(n, int(d["high"] - d["low"] + 1)) if d.get("type") == "int"
+                                           else min(n, len(d.get("values", []))) for d in space.values()))
+            else:
+                combos += math.prod(len(d.get("values", [1])) for d in space.values())
+                windows = max(windows, sum(len(d.get("values", [])) for d in space.values()))
+        est = estimate.search_estimate(combos, n_bars, n_symbols, n_params, distinct_windows=windows,
+                                       n_drawn=drawn or None)
+        if opt.method == "random":
+            advice = "use fewer n_trials, or fewer symbols or a shorter date range"
+            what = f"the random search ({combos:,} trials x {n_bars:,} bars x {n_symbols:,} symbol(s))"
+        else:
+            advice = ("use method: random with n_trials, or fewer values per parameter, or fewer symbols or a "
+                      "shorter date range")
+            what = f"the grid search ({combos:,} combinations x {n_bars:,} bars x {n_symbols:,} symbol(s))"
+        return ResourceDemand(est, what, "optimization", advice, "trials" if opt.method == "random" else "combinations")
 
     def run(self, ctx: PhaseContext) -> PhaseResult:
         cfg: Config = ctx.config
@@ -167,11 +219,14 @@ class ParameterSearch(PhaseKind):
         histories, notes = [], []
         for i, strat in enumerate(cfg.strategies):
             space = {**base_space, **space_from_config(strat.parameters)}
+            label = f"{strat.type} combinations"
             try:
                 res = engine_search.search(close, strat.type, space, objective=opt.objective, method=opt.method,
                                            n_trials=opt.n_trials, seed=opt.seed + i, config=trading, top_n=top_n,
                                            keep_returns=False, strict=len(cfg.strategies) == 1,
-                                           direction=opt.direction)
+                                           direction=opt.direction, memory_limit_bytes=ctx.memory_limit_bytes,
+                                           workers=ctx.workers,
+                                           progress=lambda done, total: ctx.progress(done, total, label))
             except ValueError as exc:
                 raise PhaseError(f"field 'config.optimization': {exc}") from None
             h = res.history.copy()

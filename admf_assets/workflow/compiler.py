@@ -36,6 +36,7 @@ import admf_assets
 from admf_assets import runtime, settings
 from admf_assets.phases.kind import FilePath, Link, Markdown, PhaseError
 
+from . import ids
 from .context import phase_context
 from .errors import WorkflowError
 from .graph import PhaseNode, WorkflowGraph
@@ -186,6 +187,10 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
                         reports_dir=settings.reports_dir(), run_id=context.run_id, log=context.log,
                         lineage=lambda: _lineage(context, graph, node))
     where = f"{graph.source or graph.workflow_id}: phase '{node.name}'"
+    try:  # runs launched from the UI too: never write over another file's workflow id
+        ids.claim(graph.workflow_id, graph.path, settings.storage_root(), graph.source)
+    except WorkflowError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
     t0 = time.perf_counter()
     try:
         result = node.kind.run(ctx)
@@ -272,11 +277,11 @@ def compile_all(directory: str | os.PathLike | None = None) -> list[CompiledWork
         return []
     out, seen = [], {}
     for path in sorted(d.glob("*.y*ml")):
-        compiled = compile_workflow(str(path))
+        compiled = compile_workflow(str(path), d)
         wid = compiled.graph.workflow_id
-        if wid in seen:
+        if wid.lower() in seen:  # ids are schema names: case does not tell them apart
             raise WorkflowError(file=str(path), field="workflow.id",
-                                message=f"workflow id '{wid}' is also used by {seen[wid]}")
-        seen[wid] = str(path)
+                                message=f"workflow id '{wid}' is also used by {seen[wid.lower()]}")
+        seen[wid.lower()] = str(path)
         out.append(compiled)
     return out

@@ -150,11 +150,18 @@ def test_other_seed_workflows_fail_naming_the_unavailable_type(tmp_path, errors_
     assert errors_of(path) == [f"{path}: phase '{ph}': field 'type': {msg}" for ph, msg in NOT_AVAILABLE[name]]
 
 
+#: the basic example gives its backtest phase resources, which one parameter set does not use
+BACKTEST_RESOURCES = [
+    f"phase 'validation': field 'infrastructure.phase_resources.validation.{key}': ignored: phase type 'backtest' "
+    f"does not use {key} (it applies to: {users})"
+    for key, users in (("memory_limit_gb", "parameter_search, signal_capture, analysis"),
+                       ("max_workers", "parameter_search, analysis"))]
+
 FRAGMENTS = {
     "checkpointing": ["field 'workflow.checkpointing': ignored: every phase output is a Dagster materialization; "
                       "resume by re-executing from the failure"],
     "resource_management": ["field 'workflow.resource_management': ignored: use infrastructure.phase_resources "
-                            "(max_workers, pool) and infrastructure.max_concurrent"],
+                            "(max_workers, memory_limit_gb, pool) and infrastructure.max_concurrent"],
     "monitoring": ["field 'workflow.monitoring': ignored: progress, logs and timings are in the Dagster UI"],
     "workflow_analytics": ["field 'reporting.workflow_analytics': ignored: run timings and lineage are in the Dagster UI"],
     "error_handling": [
@@ -183,7 +190,7 @@ def test_section_fragments_load_inside_the_basic_workflow(tmp_path, name):
     fragment = yaml.safe_load(_copy(tmp_path, name).read_text(encoding="utf-8"))
     spec = load_workflow_dict(deep_merge(basic, fragment), source="merged.yaml", default_id="merged")
     assert spec.graph.order == ("data", "parameter_optimization", "performance_analysis", "validation", "report")
-    assert spec.warnings == [f"merged.yaml: {w}" for w in FRAGMENTS[name]]
+    assert spec.warnings == [f"merged.yaml: {w}" for w in FRAGMENTS[name] + BACKTEST_RESOURCES]
     if name == "error_handling":
         node = spec.graph.phases["parameter_optimization"]
         assert node.on_failure == "retry"
