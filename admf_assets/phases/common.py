@@ -297,17 +297,20 @@ def check_has_valid_combination(spec: Any, space: dict[str, Any], field: str, en
             sizes = [len(v) if isinstance(v, list) else 1 for v in space.values()]
             if math.prod(sizes) > CONSTRAINT_CHECK_MAX:
                 return
-            kept, tried = len(expand_grid(spec, space, strict=strict)), f"all {math.prod(sizes):,} combinations"
+            n = math.prod(sizes)
+            kept = len(expand_grid(spec, space, strict=strict))
+            tried = "its only combination breaks it" if n == 1 else f"all {n:,} combinations break it"
         else:
             if n_trials is None or n_trials > CONSTRAINT_CHECK_MAX:
                 return
-            kept, tried = len(sample_params(spec, space, n_trials, seed, strict)[0]), f"all {n_trials:,} trials drawn"
+            kept = len(sample_params(spec, space, n_trials, seed, strict)[0])
+            tried = f"all {n_trials:,} trials drawn (seed {seed}) break it"
     except (ValueError, TypeError):
         return  # reported by the other checks
     if kept == 0:
         rule = spec.constraint_text or "its constraint"
         env.problem(field, f"no valid parameter combination for strategy '{spec.name}': it needs {rule}, and "
-                           f"{tried} break it")
+                           f"{tried}")
 
 
 def data_shape(env: ConfigEnv, split: str) -> tuple[int, int] | None:

@@ -89,4 +89,10 @@ def check_document(doc: Any, file: str | None) -> None:
             raise WorkflowError(f"nested deeper than {MAX_DEPTH} levels (a workflow needs about 8); flatten it",
                                 file=file, field=_field(path[:6]) + " ...")
         for key, child in kids:
-            stack.append((child, path if key is None else [*path, key], False))
+            if isinstance(child, str):  # scalars are checked here, not pushed: a long list stays cheap
+                if "\x00" in child:
+                    where = _field(path if key is None else [*path, key]) or None
+                    raise WorkflowError("contains a NUL byte (\\0); remove it (names and text end up in file "
+                                        "names and the report)", file=file, field=where)
+            elif isinstance(child, (dict, list, tuple)):
+                stack.append((child, path if key is None else [*path, key], False))
