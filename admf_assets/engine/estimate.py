@@ -42,6 +42,11 @@ BYTES_PER_CHUNK_ELEMENT = 24
 BYTES_PER_CHUNK_ROW = 48
 #: copies of the (symbols x bars) data a grid keeps (closes, returns, caches)
 DATA_COPIES = 8
+#: bytes of one cached indicator per distinct window, per (symbol x bar) element (one float64
+#: array plus the cumulative sums and gathering copies, measured ~9 B)
+BYTES_PER_WINDOW_ELEMENT = 10
+#: what a phase allocates outside the grid: its input pivot, the history frame, sorting, previews
+PHASE_OVERHEAD_BYTES = 8e6
 #: (symbol x combination x bar) elements evaluated per second and worker (measured 3e7 at 20
 #: symbols, 8e6 at 2 symbols on a 2-core machine; the lower one is used)
 ELEMENTS_PER_SECOND = 8e6
@@ -101,7 +106,8 @@ def search_estimate(n_combos: int, n_bars: int, n_symbols: int, n_params: int, *
     integer parameter values, each one cached (symbols x bars) indicator)."""
     n_combos, n_bars, n_symbols = int(n_combos), max(1, int(n_bars)), max(1, int(n_symbols))
     data = float(n_symbols) * n_bars * 8
-    fixed = (DATA_COPIES * data + float(distinct_windows) * data * 2 + float(n_combos) * BYTES_PER_COMBO
+    fixed = (PHASE_OVERHEAD_BYTES + DATA_COPIES * data
+             + float(distinct_windows) * n_symbols * n_bars * BYTES_PER_WINDOW_ELEMENT + float(n_combos) * BYTES_PER_COMBO
              + float(n_drawn or 0) * max(1, n_params) * BYTES_PER_DRAWN_TRIAL)
     if keep_returns:
         fixed += float(n_combos) * n_bars * 8

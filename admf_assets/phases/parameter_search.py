@@ -193,10 +193,10 @@ class ParameterSearch(PhaseKind):
                 n = int(opt.n_trials or 0)
                 combos, drawn = combos + n, max(drawn, n)
                 windows = max(windows, sum(min(n, int(d["high"] - d["low"] + 1)) if d.get("type") == "int"
-                                           else min(n, len(d.get("values", []))) for d in space.values()))
+                                           else min(n, len(d["values"])) if _whole(d) else 0 for d in space.values()))
             else:
                 combos += math.prod(len(d.get("values", [1])) for d in space.values())
-                windows = max(windows, sum(len(d.get("values", [])) for d in space.values()))
+                windows = max(windows, sum(len(d["values"]) for d in space.values() if _whole(d)))
         est = estimate.search_estimate(combos, n_bars, n_symbols, n_params, distinct_windows=windows,
                                        n_drawn=drawn or None)
         if opt.method == "random":
@@ -275,6 +275,12 @@ class ParameterSearch(PhaseKind):
             strategy, params = parameter_set(best.iloc[0])
             best_params = {"strategy": strategy, **params}
         return rep.search_sections(best_params, _drop_json(top), _drop_json(hist))
+
+
+def _whole(dim: dict) -> bool:
+    """A dimension of whole numbers (windows: each distinct value is one cached indicator)."""
+    values = dim.get("values")
+    return bool(values) and all(isinstance(v, int) and not isinstance(v, bool) for v in values)
 
 
 def _drop_json(df):

@@ -126,7 +126,9 @@ class SignalCapture(PhaseKind):
             return None
         n_bars, n_symbols = shape
         combos = sum(math.prod(len(d["values"]) for d in s.parameters.values()) for s in cfg.strategies)
-        windows = max(sum(len(d["values"]) for d in s.parameters.values()) for s in cfg.strategies)
+        windows = max(sum(len(d["values"]) for d in s.parameters.values()
+                          if all(isinstance(v, int) and not isinstance(v, bool) for v in d["values"]))
+                      for s in cfg.strategies)
         est = estimate.search_estimate(combos, n_bars, n_symbols, 1, distinct_windows=windows)
         captured = float(combos) * n_symbols * n_bars * 3  # int8 positions, joined, then the stored frame
         est = dataclasses.replace(est, fixed_bytes=est.fixed_bytes + captured)
