@@ -9,7 +9,7 @@
 | timeout                      | job tag ``dagster/max_runtime`` (sum of the phase timeouts)   |
 | pool / resource class        | asset ``pool`` (concurrency pools)                            |
 | success_criteria             | asset checks; blocking when the phase is ``critical``         |
-| on_failure: continue_with_warning | outputs optional: the failure is logged, dependents skip |
+| on_failure: continue_with_warning | the step fails, dependents skip, independent phases run |
 | executor / max_concurrent    | the job's executor                                            |
 | kind + effective config      | ``code_version`` (a change marks the asset unsynced)          |
 
@@ -34,6 +34,7 @@ import pandas as pd
 
 import admf_assets
 from admf_assets import runtime, settings
+from admf_assets.progress import Throttle, progress_message
 from admf_assets.phases.kind import FilePath, Link, Markdown, PhaseError
 
 from . import ids
@@ -43,6 +44,8 @@ from .graph import PhaseNode, WorkflowGraph
 from .loader import load_workflow
 
 RESERVED_IDS = {"market", "market_data"}
+#: metadata of a phase's failure: True when the phase is optional (on_failure: continue_with_warning)
+OPTIONAL_FAILURE = "admf/optional_phase"
 _BACKOFF = {"exponential": dg.Backoff.EXPONENTIAL, "linear": dg.Backoff.LINEAR}
 _JITTER = {"full": dg.Jitter.FULL, "plus_minus": dg.Jitter.PLUS_MINUS}
 _IO_MANAGER = {"table": "io_manager", "array": "array_io_manager"}
@@ -127,7 +130,6 @@ def _metadata(values: dict) -> dict:
 # ------------------------------------------------------------------ assets
 def _phase_asset(graph: WorkflowGraph, node: PhaseNode) -> dg.AssetsDefinition:
     wf = graph.workflow_id
-    optional = node.on_failure == "continue_with_warning"
     version = code_version(node)
     outs = {}
     for o in node.outputs:
@@ -136,7 +138,6 @@ def _phase_asset(graph: WorkflowGraph, node: PhaseNode) -> dg.AssetsDefinition:
             key=key,
             group_name=wf,
             description=(o.description or o.canonical) + f" ({node.type} phase '{node.name}' of workflow {wf})",
-            is_required=not optional,
             code_version=version,
             io_manager_key=_IO_MANAGER[o.storage],
             kinds={"pandas", "parquet"},
@@ -185,7 +186,9 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
               for e in node.upstream}
     ctx = phase_context(graph, node, values, store=context.resources.storage.store(),
                         reports_dir=settings.reports_dir(), run_id=context.run_id, log=context.log,
-                        lineage=lambda: _lineage(context, graph, node))
+                        lineage=lambda: _lineage(context, graph, node),
+                        progress=Throttle(lambda done, total, unit: context.log.info(
+                            progress_message(done, total, unit))))
     where = f"{graph.source or graph.workflow_id}: phase '{node.name}'"
     try:  # runs launched from the UI too: never write over another file's workflow id
         ids.claim(graph.workflow_id, graph.path, settings.storage_root(), graph.source)
@@ -195,10 +198,12 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
     try:
         result = node.kind.run(ctx)
     except PhaseError as exc:
-        if node.on_failure == "continue_with_warning":
-            context.log.warning(f"{where}: {exc} (on_failure: continue_with_warning; dependents skip)")
-            return
-        raise dg.Failure(description=f"{where}: {exc}", allow_retries=False) from None
+        # the step fails either way (the UI shows it red, its dependents are skipped); with
+        # continue_with_warning the phases that do not depend on it still run, and the run's
+        # outcome says "finished with failed optional phases" (admf exit status 3)
+        optional = node.on_failure == "continue_with_warning"
+        raise dg.Failure(description=f"{where}: {exc}", allow_retries=False,
+                         metadata={OPTIONAL_FAILURE: optional}) from None
     seconds = time.perf_counter() - t0
     for o in node.outputs:
         value = result.outputs[o.canonical]

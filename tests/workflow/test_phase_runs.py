@@ -1,11 +1,14 @@
 """Compiled workflows running for real on a small backfilled market: failure policies and checks."""
 
+import re
 import textwrap
 
 import dagster as dg
 import pytest
 
 from admf_assets import runner
+from admf_assets.phases import KINDS
+from admf_assets.phases.kind import Output, PhaseError, PhaseKind
 
 TINY = """\
 workflow: {{name: Tiny, id: {wid}}}
@@ -38,6 +41,14 @@ def env(tmp_path_factory):
             yield root, instance
 
 
+@pytest.fixture(scope="module")
+def backfilled(env):
+    """The module's market data, backfilled once (the first test that needs it)."""
+    root, instance = env
+    assert runner.backfill("2021-01-04", "2021-09-30", instance).success
+    return env
+
+
 def _wf(root, wid, fast="[5, 10]", extra=""):
     p = root / f"{wid}.yaml"
     p.write_text(TINY.format(wid=wid, fast=fast, extra=textwrap.indent(extra, "    ")))
@@ -59,9 +70,8 @@ def test_missing_market_data_is_a_clear_error_naming_the_dates(env):
     assert "admf backfill --start 2021-01-04 --end 2021-09-30" in msg
 
 
-def test_tiny_workflow_runs_and_critical_criterion_blocks_downstream(env):
-    root, instance = env
-    assert runner.backfill("2021-01-04", "2021-09-30", instance).success
+def test_tiny_workflow_runs_and_critical_criterion_blocks_downstream(backfilled):
+    root, instance = backfilled
     ok = runner.run_workflow(_wf(root, "tiny"), instance)
     assert ok.success, ok.failures
     assert _materialized(instance, ok.run_id) == {
@@ -76,24 +86,98 @@ def test_tiny_workflow_runs_and_critical_criterion_blocks_downstream(env):
     assert not any(k.startswith("blocked/bt/") for k in mats)  # the failed check blocked it
 
 
-def test_non_critical_criterion_only_warns(env):
-    root, instance = env
+def test_non_critical_criterion_only_warns(backfilled):
+    root, instance = backfilled
     out = runner.run_workflow(_wf(root, "warned", extra="success_criteria:\n  n_valid_trials: {min: 100}\n"), instance)
     assert out.success
     assert any(k.startswith("warned/bt/") for k in _materialized(instance, out.run_id))
 
 
-def test_continue_with_warning_skips_only_dependents(env):
-    root, instance = env
-    # every combination has fast >= slow: the search fails with a user error
-    path = _wf(root, "soft", fast="[40, 50]", extra="on_failure: continue_with_warning\n")
-    out = runner.run_workflow(path, instance)
-    assert out.success
-    mats = _materialized(instance, out.run_id)
-    assert mats == {"soft/data/bars"}
-    hard = runner.run_workflow(_wf(root, "hard", fast="[40, 50]"), instance)
-    assert not hard.success
-    assert any("no valid parameter combination" in f and "phase 'opt'" in f for f in hard.failures)
+class _Flaky(PhaseKind):
+    """A phase that fails at run time with a user error (a service down, data a check cannot see)."""
+
+    name = "flaky_for_tests"
+    description = "fails when it runs"
+    outputs = (Output("table", "never written", columns=("x",)),)
+
+    def run(self, ctx):
+        raise PhaseError("the quote service did not answer (field 'config')")
+
+
+@pytest.fixture
+def flaky():
+    kind = KINDS.register(_Flaky())
+    yield kind
+    del KINDS._kinds[kind.name]
+    KINDS._aliases.pop(kind.name, None)
+
+
+SOFT = """\
+workflow: {{name: Soft, id: {wid}}}
+data: {{symbols: [SPY], start_date: 2021-01-04, end_date: 2021-09-30, split: {{test_start: 2021-07-01}}}}
+phases:
+  - name: opt
+    type: optimization
+    config:
+      optimization: {{parameters: {{fast_period: [5, 10], slow_period: [20, 30]}}}}
+  - name: quotes
+    type: flaky_for_tests
+    on_failure: {on_failure}
+  - name: needs_quotes
+    type: backtest
+    inputs: [opt.best_parameters]
+    depends_on: [quotes]
+  - name: bt
+    type: backtest
+    inputs: [opt.best_parameters]
+reporting: {{enabled: false}}
+"""
+
+
+def test_continue_with_warning_skips_only_dependents_and_says_so(backfilled, flaky, capsys):
+    root, instance = backfilled
+    path = root / "soft.yaml"
+    path.write_text(SOFT.format(wid="soft", on_failure="continue_with_warning"))
+    out = runner.run_workflow(str(path), instance)
+    assert (out.success, out.status, out.failed, out.skipped) == (False, "optional_failed", ["quotes"],
+                                                                  ["needs_quotes"])
+    assert _materialized(instance, out.run_id) == {"soft/data/bars", "soft/opt/best_parameters",
+                                                   "soft/opt/top_parameter_sets", "soft/opt/optimization_history",
+                                                   "soft/bt/validation_results", "soft/bt/performance_report"}
+    # the terminal: the failed phase, its message, what was skipped, a distinct exit status
+    from admf_assets import cli
+
+    assert cli.main(["run", str(path), "--no-backfill"]) == cli.EXIT_OPTIONAL_FAILED == 3
+    stdout, stderr = capsys.readouterr()
+    assert "quotes: FAILED after" in stdout and "bt: done in" in stdout
+    lines = stderr.splitlines()
+    assert lines[0] == f"  {path}: phase 'quotes': the quote service did not answer (field 'config')"
+    assert lines[1] == "  skipped (they need a failed phase): needs_quotes"
+    assert re.match(r"run \S+ finished with failed optional phases \(on_failure: continue_with_warning\): failed "
+                    r"quotes; 6 assets materialized \(exit status 3\)$", lines[2]), lines
+    assert len(lines) == 3 and "dagster - ERROR" not in stderr and "Traceback" not in stderr
+
+    path.write_text(SOFT.format(wid="soft", on_failure="abort"))
+    assert cli.main(["run", str(path), "--no-backfill"]) == 1
+    stderr = capsys.readouterr().err
+    assert stderr.splitlines()[-1].endswith(" FAILED") and "Traceback" not in stderr
+
+
+def test_the_terminal_shows_a_line_per_phase_and_the_event_log_only_with_verbose(backfilled, capsys):
+    root, instance = backfilled
+    from admf_assets import cli
+
+    capsys.readouterr()
+    path = _wf(root, "shown")
+    assert cli.main(["run", path, "--no-backfill"]) == 0
+    out, err = capsys.readouterr()
+    started = [ln for ln in out.splitlines() if ln.endswith(": started")]
+    done = [ln for ln in out.splitlines() if re.match(r"^  \[\d/3\] \w+: done in \d+\.\d s$", ln)]
+    assert [ln.split("] ")[1] for ln in started] == ["data: started", "opt: started", "bt: started"]
+    assert len(done) == 3 and "STEP_START" not in out + err and err == ""
+    assert cli.main(["run", path, "--no-backfill", "--verbose"]) == 0
+    out, err = capsys.readouterr()
+    assert "STEP_START" in out + err and "ASSET_MATERIALIZATION" in out + err  # Dagster's event log
 
 
 ANALYSIS = """\
@@ -137,7 +221,7 @@ def _checks(instance, run_id):
     return {e.check_name: e for e in evals}
 
 
-def test_every_analyzer_and_reported_metrics(env):
+def test_every_analyzer_and_reported_metrics(backfilled):
     """VaR against its own quantile (not the 99 % row), total costs against an independent
     computation, and criteria that fail when the numbers are wrong."""
     import json
@@ -147,8 +231,7 @@ def test_every_analyzer_and_reported_metrics(env):
 
     from admf_assets import settings
 
-    root, instance = env
-    assert runner.backfill("2021-01-04", "2021-09-30", instance).success
+    root, instance = backfilled
     p = root / "analyzed.yaml"
     p.write_text(ANALYSIS.format(wid="analyzed", ana_criteria="{var_95: {max: 0.5}}", bt_criteria="{}"))
     out = runner.run_workflow(str(p), instance)
@@ -194,10 +277,9 @@ def test_every_analyzer_and_reported_metrics(env):
     assert checks["total_costs_min"].metadata["value"].value == pytest.approx(costs, rel=2e-3)
 
 
-def test_admf_run_reads_the_yaml_once_and_builds_definitions_once(env, monkeypatch, capsys):
+def test_admf_run_reads_the_yaml_once_and_builds_definitions_once(backfilled, monkeypatch, capsys):
     """The CLI validates the file and hands the resolved graph on: no second parse, one Definitions."""
-    root, instance = env
-    assert runner.backfill("2021-01-04", "2021-09-30", instance).success
+    root, instance = backfilled
     from admf_assets import cli, defs
     from admf_assets.workflow import loader
 
