@@ -74,6 +74,8 @@ def test_tiny_workflow_runs_and_critical_criterion_blocks_downstream(backfilled)
     root, instance = backfilled
     ok = runner.run_workflow(_wf(root, "tiny"), instance)
     assert ok.success, ok.failures
+    # the search's progress is in the event log (the terminal draws it as a bar)
+    assert "progress: 4/4 momentum combinations" in {e.user_message for e in instance.all_logs(ok.run_id)}
     assert _materialized(instance, ok.run_id) == {
         "tiny/data/bars", "tiny/opt/best_parameters", "tiny/opt/top_parameter_sets",
         "tiny/opt/optimization_history", "tiny/bt/validation_results", "tiny/bt/performance_report"}
