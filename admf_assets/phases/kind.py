@@ -463,6 +463,12 @@ class Registry:
             self._aliases[s] = kind.name
         return kind
 
+    def unregister(self, name: str) -> None:
+        """Remove a registered kind (a plugin's or a test's) and its spellings."""
+        self._kinds.pop(name, None)
+        for s in [a for a, k in self._aliases.items() if k == name]:
+            del self._aliases[s]
+
     def load(self, *modules: str) -> None:
         """Import each module and register its ``KIND``."""
         import importlib

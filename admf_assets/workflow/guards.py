@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import WorkflowError
+from .errors import WorkflowError, _dotted
 
 __all__ = ["MAX_DEPTH", "MAX_VALUES", "MAX_NAME_LENGTH", "check_document"]
 
@@ -37,16 +37,6 @@ def _children(obj: Any) -> list[tuple[Any, Any]]:
     return []
 
 
-def _field(path: list[Any]) -> str:
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
 def check_document(doc: Any, file: str | None) -> None:
     """Raise a one-line :class:`WorkflowError` when ``doc`` (a parsed YAML document) nests
     deeper than :data:`MAX_DEPTH`, expands to more than :data:`MAX_VALUES` values, contains
@@ -61,7 +51,7 @@ def check_document(doc: Any, file: str | None) -> None:
         oid = id(obj)
         if isinstance(obj, str):
             if "\x00" in obj:
-                where = _field(path) or None
+                where = _dotted(path) or None
                 raise WorkflowError("contains a NUL byte (\\0); remove it (names and text end up in file names "
                                     "and the report)", file=file, field=where)
             continue
@@ -75,11 +65,11 @@ def check_document(doc: Any, file: str | None) -> None:
             if size[oid] > MAX_VALUES:
                 raise WorkflowError(f"expands to more than {MAX_VALUES:,} values through YAML aliases (*name); "
                                     "write the values out or use fewer aliases",
-                                    file=file, field=_field(first_path.get(oid, path)) or None)
+                                    file=file, field=_dotted(first_path.get(oid, path)) or None)
             continue
         if oid in on_stack:
             raise WorkflowError("a YAML alias refers to the mapping or list that contains it (a cycle)",
-                                file=file, field=_field(path) or None)
+                                file=file, field=_dotted(path) or None)
         if oid in size:
             continue  # a shared object (an alias) already measured
         on_stack.add(oid)
@@ -87,11 +77,11 @@ def check_document(doc: Any, file: str | None) -> None:
         stack.append((obj, path, True))
         if len(path) >= MAX_DEPTH:  # never walk further than the limit
             raise WorkflowError(f"nested deeper than {MAX_DEPTH} levels (a workflow needs about 8); flatten it",
-                                file=file, field=_field(path[:6]) + " ...")
+                                file=file, field=_dotted(path[:6]) + " ...")
         for key, child in kids:
             if isinstance(child, str):  # scalars are checked here, not pushed: a long list stays cheap
                 if "\x00" in child:
-                    where = _field(path if key is None else [*path, key]) or None
+                    where = _dotted(path if key is None else [*path, key]) or None
                     raise WorkflowError("contains a NUL byte (\\0); remove it (names and text end up in file "
                                         "names and the report)", file=file, field=where)
             elif isinstance(child, (dict, list, tuple)):

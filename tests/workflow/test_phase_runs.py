@@ -7,7 +7,6 @@ import dagster as dg
 import pytest
 
 from admf_assets import runner
-from admf_assets.phases import KINDS
 from admf_assets.phases.kind import Output, PhaseError, PhaseKind
 
 TINY = """\
@@ -107,21 +106,22 @@ class _Flaky(PhaseKind):
 
 
 @pytest.fixture
-def flaky():
-    kind = KINDS.register(_Flaky())
-    yield kind
-    del KINDS._kinds[kind.name]
-    KINDS._aliases.pop(kind.name, None)
+def flaky(register_kind):
+    return register_kind(_Flaky())
 
 
-SOFT = """\
-workflow: {{name: Soft, id: {wid}}}
+#: a workflow's first lines: its data and a small search named ``opt`` (a format string)
+HEAD = """\
+workflow: {{name: {name}, id: {wid}}}
 data: {{symbols: [SPY], start_date: 2021-01-04, end_date: 2021-09-30, split: {{test_start: 2021-07-01}}}}
 phases:
   - name: opt
     type: optimization
     config:
       optimization: {{parameters: {{fast_period: [5, 10], slow_period: [20, 30]}}}}
+"""
+
+SOFT = HEAD + """\
   - name: quotes
     type: flaky_for_tests
     on_failure: {on_failure}
@@ -139,7 +139,7 @@ reporting: {{enabled: false}}
 def test_continue_with_warning_skips_only_dependents_and_says_so(backfilled, flaky, capsys):
     root, instance = backfilled
     path = root / "soft.yaml"
-    path.write_text(SOFT.format(wid="soft", on_failure="continue_with_warning"))
+    path.write_text(SOFT.format(name="Soft", wid="soft", on_failure="continue_with_warning"))
     out = runner.run_workflow(str(path), instance)
     assert (out.success, out.status, out.failed, out.skipped) == (False, "optional_failed", ["quotes"],
                                                                   ["needs_quotes"])
@@ -159,7 +159,7 @@ def test_continue_with_warning_skips_only_dependents_and_says_so(backfilled, fla
                     r"quotes; 6 assets materialized \(exit status 3\)$", lines[2]), lines
     assert len(lines) == 3 and "dagster - ERROR" not in stderr and "Traceback" not in stderr
 
-    path.write_text(SOFT.format(wid="soft", on_failure="abort"))
+    path.write_text(SOFT.format(name="Soft", wid="soft", on_failure="abort"))
     assert cli.main(["run", str(path), "--no-backfill"]) == 1
     stderr = capsys.readouterr().err
     assert stderr.splitlines()[-1].endswith(" FAILED") and "Traceback" not in stderr
@@ -182,14 +182,7 @@ def test_the_terminal_shows_a_line_per_phase_and_the_event_log_only_with_verbose
     assert "STEP_START" in out + err and "ASSET_MATERIALIZATION" in out + err  # Dagster's event log
 
 
-ANALYSIS = """\
-workflow: {{name: Analyzed, id: {wid}}}
-data: {{symbols: [SPY], start_date: 2021-01-04, end_date: 2021-09-30, split: {{test_start: 2021-07-01}}}}
-phases:
-  - name: opt
-    type: optimization
-    config:
-      optimization: {{parameters: {{fast_period: [5, 10], slow_period: [20, 30]}}}}
+ANALYSIS = HEAD + """\
   - name: ana
     type: analysis
     inputs: [opt.top_parameter_sets, opt.best_parameters]
@@ -235,7 +228,7 @@ def test_every_analyzer_and_reported_metrics(backfilled):
 
     root, instance = backfilled
     p = root / "analyzed.yaml"
-    p.write_text(ANALYSIS.format(wid="analyzed", ana_criteria="{var_95: {max: 0.5}}", bt_criteria="{}"))
+    p.write_text(ANALYSIS.format(name="Analyzed", wid="analyzed", ana_criteria="{var_95: {max: 0.5}}", bt_criteria="{}"))
     out = runner.run_workflow(str(p), instance)
     assert out.success, out.failures
     mats = _materialized(instance, out.run_id)
@@ -264,7 +257,7 @@ def test_every_analyzer_and_reported_metrics(backfilled):
     crit = (f"{{var_95: {{min: {var95 - 1e-12!r}, max: {var95 + 1e-12!r}}}, "
             f"cvar_95: {{max: {var95!r}}}, "  # CVaR > VaR: it must fail
             f"probability_of_loss: {{min: {p_loss!r}, max: {p_loss!r}}}}}")  # seeded: reproduced exactly
-    p.write_text(ANALYSIS.format(wid="analyzed", ana_criteria=crit,
+    p.write_text(ANALYSIS.format(name="Analyzed", wid="analyzed", ana_criteria=crit,
                                  bt_criteria=f"{{total_costs: {{min: {costs * 0.99!r}, max: {costs * 1.01!r}}}, "
                                              f"n_days: {{min: {len(test_dates)}, max: {len(test_dates)}}}}}"))  # exactly on both bounds
     out = runner.run_workflow(str(p), instance)

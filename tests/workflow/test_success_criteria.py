@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from admf_assets import runner
-from admf_assets.phases import KINDS
 from admf_assets.phases.kind import Output, PhaseKind, PhaseResult
 from admf_assets.workflow.loader import load_workflow_text
 from admf_assets.workflow.spec import Criterion
@@ -54,11 +53,8 @@ class _Metrics(PhaseKind):
 
 
 @pytest.fixture
-def metrics_kind():
-    kind = KINDS.register(_Metrics())
-    yield kind
-    del KINDS._kinds[kind.name]
-    KINDS._aliases.pop(kind.name, None)
+def metrics_kind(register_kind):
+    return register_kind(_Metrics())
 
 
 WF = """\
