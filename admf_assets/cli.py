@@ -311,9 +311,13 @@ def main(argv: list[str] | None = None) -> int:
         from admf_assets.workflow.validate import main as validate_main
 
         return validate_main(argv[1:])
+    from admf_assets.settings import SettingError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except SettingError as exc:  # a bad ADMF_* environment variable
+        return _fail(str(exc))
     except KeyboardInterrupt:
         return 130
 

@@ -2,9 +2,13 @@
 
 * ``ADMF_EXECUTOR``: ``in_process`` (default: ~0.1 s per asset on this kind of machine) or
   ``multiprocess`` (one forkserver process per step, ``ADMF_MAX_CONCURRENT`` at once, default 2).
-* ``ADMF_MARKET_SOURCE``: ``synthetic`` (default) or ``files`` with ``ADMF_MARKET_PATH`` a directory.
-* ``ADMF_SYMBOLS``: comma-separated universe (default: the 20 built-in synthetic symbols, or every
-  file in ``ADMF_MARKET_PATH``).  ``ADMF_SEED``: seed of the synthetic market (default 42).
+* ``ADMF_MARKET_SOURCE``: ``synthetic`` (default), ``sample`` (real S&P 500 and NASDAQ bars,
+  1999-2018, shipped with ``arch``) or ``files`` with ``ADMF_MARKET_PATH`` a directory.
+* ``ADMF_SYMBOLS``: comma-separated universe (default: the 20 built-in synthetic symbols, both
+  sample symbols, or every file in ``ADMF_MARKET_PATH``).  ``ADMF_SEED``: seed of the synthetic
+  market (default 42).
+* ``ADMF_MARKET_START``: the first day of the market calendar (its weekday partitions);
+  default 1999-01-01 with the sample source, else 2010-01-01.
 """
 
 from __future__ import annotations
@@ -33,12 +37,25 @@ def executor(kind: str | None = None, max_concurrent: int | None = None) -> dg.E
     raise ValueError(f"ADMF_EXECUTOR={kind!r}: use 'in_process' or 'multiprocess'")
 
 
+#: the market calendar's first day unless the source or ADMF_MARKET_START says otherwise
+DEFAULT_MARKET_START = settings.DEFAULT_MARKET_START
+#: ADMF_MARKET_SOURCE and the calendar's first day (in settings: validation reads them without Dagster)
+market_source_kind = settings.market_source_kind
+market_start = settings.market_start
+
+
 def market_source() -> MarketDataSource:
-    cfg = settings.market_source_settings()
-    if cfg["kind"] == "files":
-        return MarketDataSource(kind="files", path=cfg["path"], symbols=cfg["symbols"])
-    return MarketDataSource(kind="synthetic", symbols=cfg["symbols"] or list(synthetic.DEFAULT_SYMBOLS),
-                            seed=cfg["seed"])
+    kind = market_source_kind()
+    symbols = [s.strip().upper() for s in os.environ.get("ADMF_SYMBOLS", "").split(",") if s.strip()]
+    if kind == "files":
+        return MarketDataSource(kind="files", path=os.environ.get("ADMF_MARKET_PATH"), symbols=symbols)
+    if kind == "sample":
+        return MarketDataSource(kind="sample", symbols=symbols)
+    return MarketDataSource(
+        kind="synthetic",
+        symbols=symbols or list(synthetic.DEFAULT_SYMBOLS),
+        seed=int(os.environ.get("ADMF_SEED", "42")),
+    )
 
 
 def resources() -> dict:

@@ -20,8 +20,8 @@ PRICE_COLUMNS = ["open", "high", "low", "close"]
 _REQUIRED = ["date", "open", "high", "low", "close", "volume"]
 _ADJ_NAMES = {"adj close", "adj_close", "adjclose", "adj. close", "adjusted close", "adjusted_close"}
 FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
-#: the first day of the market-data calendar (weekday partitions start here)
-MARKET_START = "2010-01-01"
+#: the market-data sources (ADMF_MARKET_SOURCE; a workflow's ``data.source``)
+SOURCES = ("synthetic", "sample", "files")
 #: runs of missing weekdays longer than this (a week of trading days) are flagged as gaps
 GAP_WEEKDAYS = 5
 

@@ -21,8 +21,9 @@ import pandas as pd
 from pydantic import Field, StrictBool, StrictInt, StrictStr, model_serializer, model_validator
 
 from admf_assets.engine import strategies as strategy_registry
-from admf_assets.engine.marketdata import MARKET_START, last_market_day
+from admf_assets.engine.marketdata import last_market_day
 from admf_assets.engine.backtest import DEFAULT_COST_BPS, DEFAULT_SLIPPAGE_BPS, SIZINGS, BacktestConfig
+from admf_assets.engine.marketdata import SOURCES as MARKET_SOURCES
 from admf_assets.engine.split import DEFAULT_TEST_FRACTION, SPLIT_RULES, DataSplit
 from admf_assets.engine.strategies import MODES
 from admf_assets.phases.kind import ConfigEnv, Consumes, PhaseError, StrictModel
@@ -31,6 +32,7 @@ from admf_assets.suggest import suggest
 __all__ = [
     "BARS",
     "DataSplitName",
+    "MarketSourceName",
     "SplitConfig",
     "check_dates",
     "check_calendar",
@@ -48,9 +50,12 @@ __all__ = [
     "space_from_config",
     "close_matrix",
     "split_mask",
+    "canonical_list",
 ]
 
 DataSplitName = Literal["train", "test", "all"]
+#: a market-data source a workflow may declare it needs (``data.source``)
+MarketSourceName = Literal[MARKET_SOURCES]  # type: ignore[valid-type]
 #: what every kind that trades consumes: the bars of the workflow's data phase (connected
 #: automatically when the YAML names no provider)
 BARS = Consumes(("bars",), required=False, auto=True)
@@ -120,11 +125,17 @@ def check_dates(start: date, end: date, split: SplitConfig) -> None:
             raise ValueError(f"split.{key} {d} must lie strictly between start_date {start} and end_date {end}")
 
 
-def check_calendar(start: date, end: date, today=None) -> list[tuple[str, str]]:
-    """Problems (field, message) of a date range against the market-data calendar: it starts
-    on ``MARKET_START`` and ends on the last complete weekday (nothing exists after it yet)."""
+def check_calendar(start: date, end: date, source: str | None = None, today=None) -> list[tuple[str, str]]:
+    """Problems (field, message) of a date range against the market-data calendar of
+    ``source`` (default ``ADMF_MARKET_SOURCE``): it starts on its first day (``ADMF_MARKET_START``)
+    and ends on the last complete weekday (nothing exists after it yet)."""
+    from admf_assets import settings
+
     out = []
-    first = pd.Timestamp(MARKET_START).date()
+    try:
+        first = pd.Timestamp(settings.market_start(source)).date()
+    except ValueError as exc:  # a bad ADMF_MARKET_START / ADMF_MARKET_SOURCE
+        return [("start_date", str(exc))]
     last = last_market_day(today).date()
     if start < first:
         out.append(("start_date", f"start_date {start} is before the market-data calendar starts ({first})"))
@@ -134,13 +145,16 @@ def check_calendar(start: date, end: date, today=None) -> list[tuple[str, str]]:
     return out
 
 
-def check_universe(symbols: list[str], env: ConfigEnv, limit: int = 8) -> None:
-    """Every symbol must be one the configured market-data source delivers (the synthetic
-    universe, ``ADMF_SYMBOLS``, or the files in ``ADMF_MARKET_PATH``)."""
+def check_universe(symbols: list[str], env: ConfigEnv, source: str | None = None, limit: int = 8) -> None:
+    """Every symbol must be one the market-data source delivers: ``source`` when the workflow
+    declares it, else ``ADMF_MARKET_SOURCE`` (the synthetic universe, the sample's two indices,
+    the files in ``ADMF_MARKET_PATH``; ``ADMF_SYMBOLS`` narrows each)."""
     from admf_assets import settings
+    from admf_assets.engine.sample import SAMPLE_SYMBOLS
 
     try:
-        source, universe = settings.market_universe()
+        kind = source or settings.market_source_kind()
+        where, universe = settings.market_universe(kind)
     except ValueError as exc:
         env.problem("symbols", str(exc))
         return
@@ -151,7 +165,9 @@ def check_universe(symbols: list[str], env: ConfigEnv, limit: int = 8) -> None:
     shown = ", ".join(missing[:limit]) + (f" and {len(missing) - limit} more" if len(missing) > limit else "")
     hint = suggest(missing[0].upper(), sorted(have)) if len(have) <= 10_000 else ""
     known = ", ".join(sorted(have)[:limit]) + (", ..." if len(have) > limit else "")
-    env.problem("symbols", f"{len(missing)} symbol(s) not in {source}: {shown}{hint}; it has {len(have)}: {known}")
+    if kind != "sample" and {s.upper() for s in missing} <= set(SAMPLE_SYMBOLS):
+        hint += f" ({', '.join(SAMPLE_SYMBOLS)} are the built-in real sample: ADMF_MARKET_SOURCE=sample, or data.source)"
+    env.problem("symbols", f"{len(missing)} symbol(s) not in {where}: {shown}{hint}; it has {len(have)}: {known}")
 
 
 # ------------------------------------------------------------------ trading settings
@@ -324,6 +340,24 @@ def data_shape(env: ConfigEnv, split: str) -> tuple[int, int] | None:
         i = data.split.test_start_index(list(days))
         days = days[:i] if split == "train" else days[i:]
     return len(days), len(data.symbols)
+
+
+def canonical_list(values: list[str], aliases: dict[str, str], available, what: str, field: str,
+                   env: ConfigEnv) -> list[str]:
+    """``values`` as canonical names (``aliases``: every accepted lower-case spelling -> its
+    canonical name), duplicates dropped; an unknown one is a problem with a did-you-mean."""
+    from admf_assets.suggest import closest
+
+    out: list[str] = []
+    for i, v in enumerate(values):
+        canon = aliases.get(str(v).strip().lower())
+        if canon is None:
+            best = closest(v, aliases)
+            hint = f" (did you mean '{aliases[best]}'?)" if best is not None else ""
+            env.problem(f"{field}[{i}]", f"unknown {what} '{v}'{hint}; available: {', '.join(available)}")
+        elif canon not in out:
+            out.append(canon)
+    return out
 
 
 def is_number(x: Any) -> bool:

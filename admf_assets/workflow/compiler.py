@@ -10,6 +10,7 @@
 | pool / resource class        | asset ``pool`` (concurrency pools)                            |
 | success_criteria             | asset checks; blocking when the phase is ``critical``         |
 | on_failure: continue_with_warning | the step fails, dependents skip, independent phases run |
+| enabled: "<condition>"       | outputs optional: false -> not run, an observation records why |
 | executor / max_concurrent    | the job's executor                                            |
 | kind + effective config      | ``code_version`` (a change marks the asset unsynced)          |
 
@@ -34,6 +35,7 @@ import pandas as pd
 
 import admf_assets
 from admf_assets import runtime, settings
+from admf_assets.phases import expressions
 from admf_assets.progress import Throttle, progress_message
 from admf_assets.phases.kind import FilePath, Link, Markdown, PhaseError
 
@@ -130,6 +132,7 @@ def _metadata(values: dict) -> dict:
 # ------------------------------------------------------------------ assets
 def _phase_asset(graph: WorkflowGraph, node: PhaseNode) -> dg.AssetsDefinition:
     wf = graph.workflow_id
+    optional = node.optional
     version = code_version(node)
     outs = {}
     for o in node.outputs:
@@ -138,6 +141,7 @@ def _phase_asset(graph: WorkflowGraph, node: PhaseNode) -> dg.AssetsDefinition:
             key=key,
             group_name=wf,
             description=(o.description or o.canonical) + f" ({node.type} phase '{node.name}' of workflow {wf})",
+            is_required=not optional,
             code_version=version,
             io_manager_key=_IO_MANAGER[o.storage],
             kinds={"pandas", "parquet"},
@@ -169,6 +173,7 @@ def _phase_asset(graph: WorkflowGraph, node: PhaseNode) -> dg.AssetsDefinition:
         ins=ins,
         deps=sorted(deps - {i.key for i in ins.values()}, key=str) or None,
         check_specs=check_specs or None,
+        can_subset=optional,  # makes the check outputs optional too (Dagster ties them to subsetting)
         retry_policy=_retry_policy(node),
         pool=node.pool,
         op_tags=tags,
@@ -194,6 +199,16 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
         ids.claim(graph.workflow_id, graph.path, settings.storage_root(), graph.source)
     except WorkflowError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
+    gate: dict = {}
+    if node.condition is not None:
+        gate = _gate(graph, node, values, where)
+        if not gate["condition_value"]:
+            context.log.info(f"{where}: skipped, its condition is false: {node.condition} "
+                             f"({', '.join(f'{k[4:]} = {v}' for k, v in gate.items() if k.startswith('ref '))})")
+            for o in node.outputs:
+                context.log_event(dg.AssetObservation(asset_key=_key(graph, node.name, o.name),
+                                                      metadata=_metadata({**gate, "skipped": True})))
+            return
     t0 = time.perf_counter()
     try:
         result = node.kind.run(ctx)
@@ -205,14 +220,29 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
         raise dg.Failure(description=f"{where}: {exc}", allow_retries=False,
                          metadata={OPTIONAL_FAILURE: optional}) from None
     seconds = time.perf_counter() - t0
+    produced = [o for o in node.outputs if o.canonical in result.outputs]
     for o in node.outputs:
+        if o.canonical not in result.outputs:
+            if not node.optional:
+                raise dg.Failure(description=f"{where}: produced no '{o.name}'", allow_retries=False)
+            context.log.info(f"{where}: '{o.name}' not produced this run; its dependents skip")
+            context.log_event(dg.AssetObservation(asset_key=_key(graph, node.name, o.name),
+                                                  metadata=_metadata({**result.metadata.get(o.canonical, {}),
+                                                                      "skipped": True})))
+            continue
+        if node.optional and _ident(_key(graph, node.name, o.name)) not in context.selected_output_names:
+            continue  # a subset run (only optional phases can be subset)
         value = result.outputs[o.canonical]
-        meta = _metadata(result.metadata.get(o.canonical, {}))
+        meta = _metadata({**gate, **result.metadata.get(o.canonical, {})})
         meta["compute_seconds"] = dg.MetadataValue.float(round(seconds, 4))
-        if o is node.outputs[0]:
+        if o is produced[0]:
             meta.update({f"metric/{k}": v for k, v in _metadata(result.metrics).items()})
         yield dg.Output(value, output_name=_ident(_key(graph, node.name, o.name)), metadata=meta)
+    if node.outputs[0] not in produced:
+        return  # the checks' asset was not materialized
     for spec in check_specs:
+        if node.optional and spec.key not in context.selected_asset_check_keys:
+            continue
         metric, bound = spec.name.rsplit("_", 1)
         crit = node.success_criteria[metric]
         value = result.metrics.get(metric)
@@ -232,6 +262,17 @@ def _check_value(value: Any) -> Any:
     except (TypeError, ValueError):
         return str(value)
     return v if math.isfinite(v) else str(v)
+
+
+def _gate(graph: WorkflowGraph, node: PhaseNode, values: dict, where: str) -> dict:
+    """Evaluate ``enabled: "<condition>"`` on the loaded upstream values -> its metadata."""
+    expr = expressions.parse(node.condition)
+    try:
+        refs = expressions.reference_values(expr, lambda r: values[graph.declared_ref(r.phase, r.output)])
+        result = expressions.evaluate(expr, refs)
+    except expressions.ExpressionError as exc:
+        raise dg.Failure(description=f"{where}: field 'enabled': {exc}", allow_retries=False) from None
+    return expressions.condition_metadata(expr, refs, result)
 
 
 def _lineage(context, graph: WorkflowGraph, node: PhaseNode) -> list[dict]:
