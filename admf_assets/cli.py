@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 
@@ -128,9 +129,13 @@ def cmd_run(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    return _validate(args.rest)
+
+
+def _validate(argv: list[str]) -> int:
     from admf_assets.workflow.validate import main as validate_main
 
-    return validate_main(args.rest)
+    return validate_main(argv)
 
 
 #: a run's console line below WARNING (``<time> - dagster - DEBUG - <job> - <run id> - ...``): kept
@@ -306,16 +311,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["validate"]:  # its own parser: `admf validate -v FILE` as well as `FILE -v`
-        from admf_assets.workflow.validate import main as validate_main
-
-        return validate_main(argv[1:])
     from admf_assets.settings import SettingError
 
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["validate"]:  # its own parser: `admf validate -v FILE` as well as `FILE -v`
+        func = partial(_validate, argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
+        func = partial(args.func, args)
     try:
-        return args.func(args)
+        return func()
     except SettingError as exc:  # a bad ADMF_* environment variable
         return _fail(str(exc))
     except KeyboardInterrupt:

@@ -132,10 +132,7 @@ def check_calendar(start: date, end: date, source: str | None = None, today=None
     from admf_assets import settings
 
     out = []
-    try:
-        first = pd.Timestamp(settings.market_start(source)).date()
-    except ValueError as exc:  # a bad ADMF_MARKET_START / ADMF_MARKET_SOURCE
-        return [("start_date", str(exc))]
+    first = pd.Timestamp(settings.market_start(source)).date()  # a bad ADMF_* value: SettingError
     last = last_market_day(today).date()
     if start < first:
         out.append(("start_date", f"start_date {start} is before the market-data calendar starts ({first})"))
@@ -152,10 +149,12 @@ def check_universe(symbols: list[str], env: ConfigEnv, source: str | None = None
     from admf_assets import settings
     from admf_assets.engine.sample import SAMPLE_SYMBOLS
 
+    kind = source or settings.market_source_kind()  # a bad ADMF_MARKET_SOURCE: SettingError
     try:
-        kind = source or settings.market_source_kind()
         where, universe = settings.market_universe(kind)
-    except ValueError as exc:
+    except settings.SettingError:
+        raise
+    except ValueError as exc:  # a files source without a readable directory
         env.problem("symbols", str(exc))
         return
     have = {s.upper() for s in universe}

@@ -33,6 +33,8 @@ from admf_assets.phases.expressions import Expression, ExpressionError
 from admf_assets.phases.expressions import parse as parse_condition
 from admf_assets.phases.kind import ConfigEnv, Consumes, PhaseKind, Registry, WorkflowInfo
 
+from admf_assets.settings import SettingError
+
 from . import limits
 from .errors import ErrorCollector, WorkflowError, pydantic_errors, suggest
 from .spec import Criterion, DataSpec, PhaseSpec, RetrySpec, WorkflowSpec
@@ -409,6 +411,8 @@ def _configure(spec: WorkflowSpec, drafts: dict[str, _Draft], file: str | None, 
         env = ConfigEnv(data=spec.data, workflow=info)
         try:
             cfg = d.kind.effective_config(cfg, env)
+        except SettingError:
+            raise  # an ADMF_* environment variable, not this file: the CLI reports it in one line
         except ValueError as exc:  # a kind's own check that raised instead of reporting
             env.problem("", str(exc))
         for fld, msg in env.problems:

@@ -47,14 +47,8 @@ def check_document(doc: Any, file: str | None) -> None:
     # iterative post-order walk over distinct objects (shared aliases are visited once)
     stack: list[tuple[Any, list[Any], bool]] = [(doc, [], False)]
     while stack:
-        obj, path, done = stack.pop()
+        obj, path, done = stack.pop()  # only containers are pushed; strings are checked below
         oid = id(obj)
-        if isinstance(obj, str):
-            if "\x00" in obj:
-                where = _dotted(path) or None
-                raise WorkflowError("contains a NUL byte (\\0); remove it (names and text end up in file names "
-                                    "and the report)", file=file, field=where)
-            continue
         kids = _children(obj)
         if not kids:
             continue

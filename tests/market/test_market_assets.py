@@ -201,6 +201,10 @@ def test_cli_bad_csv_is_one_clear_line(tmp_path):
     assert p.returncode == 1
     assert "SPY.csv: missing column Volume (found: Date, Open, High, Low, Close)" in p.stderr
     assert "Traceback" not in p.stderr + p.stdout
+    # one line for the failure (plus the run's verdict), no Dagster event log in the terminal
+    assert [ln for ln in p.stderr.splitlines() if ln.strip()][-2:][0].strip().endswith(
+        "SPY.csv: missing column Volume (found: Date, Open, High, Low, Close)")
+    assert len(p.stderr.strip().splitlines()) <= 3 and " - dagster - " not in p.stderr + p.stdout
 
 
 def test_parallel_multiprocess_backfills_with_database_held_open(tmp_path):

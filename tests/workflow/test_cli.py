@@ -90,3 +90,15 @@ def test_validate_paths(write):
     assert validate_paths([good]) == []
     (line,) = validate_paths([good, bad])
     assert line.startswith(f"{bad}: field 'template': unknown template 'nope'")
+
+
+def test_admf_validate_takes_its_options_before_the_files(capsys):
+    """`admf validate -v FILE` failed with "unrecognized arguments" (only `FILE -v` worked)."""
+    from admf_assets import cli
+
+    path = str(REPO / "workflows" / "basic_research.yaml")
+    for argv in (["validate", "-v", path], ["validate", path, "-v"]):
+        assert cli.main(argv) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert out[0] == f"OK {path}: 5 phases, 10 assets"
+        assert out[1] == "workflow basic_research (Basic Research Pipeline): 5 phases, 10 assets"
