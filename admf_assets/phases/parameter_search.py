@@ -13,6 +13,7 @@ train split, every trial evaluated in one vectorized engine run per strategy.
 
 from __future__ import annotations
 
+import json
 import math
 from types import MappingProxyType
 from typing import Any, Literal
@@ -21,7 +22,8 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, StrictInt, StrictStr, model_validator
 
-from admf_assets.engine import estimate
+from admf_assets.engine import charts, estimate
+from admf_assets.engine import insights as ei
 from admf_assets.engine import report as rep
 from admf_assets.engine import search as engine_search
 from admf_assets.engine.metrics import METRIC_COLUMNS
@@ -30,8 +32,8 @@ from admf_assets.engine.util import py_scalar
 from admf_assets.phases.common import (BARS, MAX_GRID_SIZE, DataSplitName, StrategyEntry, TradingSettings,
                                        check_has_valid_combination, check_param_values, check_strategy_params,
                                        close_matrix, data_shape, known_strategy, normalise_param, space_from_config)
-from admf_assets.phases.kind import ConfigEnv, Output, PhaseContext, PhaseError, PhaseKind, PhaseResult, PhaseView, \
-    ResourceDemand, StrictModel
+from admf_assets.phases.kind import ConfigEnv, Image, Insight, Output, PhaseContext, PhaseError, PhaseKind, \
+    PhaseResult, PhaseView, ResourceDemand, StrictModel
 from admf_assets.suggest import suggest
 
 DEFAULT_TOP_N = 10
@@ -260,6 +262,12 @@ class ParameterSearch(PhaseKind):
                                      "objective_mean": float(np.nanmean(hist["objective"])) if valid else float("nan"),
                                      "preview": ranked.drop(columns=[PARAMS_COLUMN]).head(10)},
         }
+        heat = rep.search_heatmap_table(hist.drop(columns=[PARAMS_COLUMN]), {k: 0 for k in _param_names(hist)})
+        if heat is not None:
+            pivot, obj = heat[0], heat[1]
+            meta["optimization_history"]["heatmap"] = Image(
+                charts.heatmap(pivot, f"Mean {obj} by {pivot.index.name} and {pivot.columns.name}"),
+                alt=f"mean {obj} heatmap")
         return PhaseResult(
             outputs={"best_parameters": best, "top_parameter_sets": top, "optimization_history": hist},
             metadata=meta, metrics=metrics,
@@ -274,7 +282,127 @@ class ParameterSearch(PhaseKind):
 
             strategy, params = parameter_set(best.iloc[0])
             best_params = {"strategy": strategy, **params}
-        return rep.search_sections(best_params, _drop_json(top), _drop_json(hist))
+        out = rep.search_sections(best_params, _drop_json(top), _drop_json(hist))
+        imp = _importance(view)
+        if imp is not None:
+            effects, shares, objective = imp
+            table = effects.copy()
+            if shares:
+                table.insert(1, "variance_explained", table["parameter"].map(shares).fillna(0.0))
+            sec = {"title": "Parameter importance",
+                   "text": f"Mean {objective} of the trials at each value of a parameter (the other parameters "
+                           f"averaged over): its best and worst value and their spread."
+                           + (f" variance_explained: the share of the {objective} variance across trials that the "
+                              f"parameter explains alone (main-effect eta squared; on a full grid, the first-order "
+                              f"terms of a functional ANOVA); the rest, {1 - sum(shares.values()):.0%}, comes from "
+                              f"interactions between parameters." if shares else ""),
+                   "table": table, "formats": {**{c: "{:.4g}" for c in ("best_mean", "worst_mean", "spread")},
+                                               "best_value": "{:g}", "worst_value": "{:g}"}}
+            if shares:
+                sec["formats"]["variance_explained"] = "{:.1%}"
+                sec["chart_svg"] = charts.bar_chart_svg(pd.Series(shares), f"Share of the {objective} variance each "
+                                                                           f"parameter explains alone", height=220,
+                                                        y_format="{:.0%}")
+            out.append(sec)
+        return out
+
+    def insights(self, view: PhaseView) -> list[Insight]:
+        hist = view.outputs.get("optimization_history")
+        if hist is None or not len(hist):
+            return []
+        cfg: Config = view.config
+        opt = cfg.optimization
+        out: list[Insight] = []
+        y = pd.to_numeric(hist["objective"], errors="coerce")
+        finite = np.isfinite(y.to_numpy(dtype=float))
+        n = int(finite.sum())
+        if n == 0:
+            return [Insight("robustness", f"None of the {len(hist)} trials has a finite {opt.objective}.",
+                            severity="warning")]
+        imp = _importance(view)
+        if imp is not None:
+            effects, shares, objective = imp
+            top = effects.iloc[0]
+            share = shares.get(top["parameter"]) if shares else None
+            text = (f"{top['parameter']} matters most: mean {objective} {top['worst_mean']:.3g} at "
+                    f"{_v(top['worst_value'])} against {top['best_mean']:.3g} at {_v(top['best_value'])} "
+                    f"(spread {top['spread']:.3g})")
+            if share is not None:
+                text += (f"; alone it explains {share:.0%} of the {objective} variance across trials "
+                         f"(interactions: {1 - sum(shares.values()):.0%})")
+            if len(effects) > 1:
+                last = effects.iloc[-1]
+                text += (f". Least: {last['parameter']} (spread {last['spread']:.3g}"
+                         + (f", {shares.get(last['parameter'], 0.0):.0%}" if shares else "") + ")")
+            out.append(Insight("parameters", text + ".", value=share, key="variance_explained" if share else None,
+                               label=f"Variance explained by {top['parameter']}" if share else None))
+        best_pos = int(np.nanargmax(y.to_numpy(dtype=float)) if opt.direction == "maximize"
+                       else np.nanargmin(y.to_numpy(dtype=float)))
+        params = _param_names(hist)
+        nb = ei.neighbourhood(hist, params, best_pos)
+        if nb and opt.direction == "maximize" and nb["best"] > 0:
+            ratio = nb["ratio"]
+            sev = "warning" if ratio < 0.5 else ("good" if ratio >= 0.8 else "info")
+            shape = "an isolated peak: small parameter changes lose most of the score" if ratio < 0.5 else \
+                ("a broad plateau" if ratio >= 0.8 else "a moderate peak")
+            out.append(Insight("robustness", f"The {nb['n']} parameter sets nearest to the best average "
+                                             f"{opt.objective} {nb['mean']:.3g}, {ratio:.0%} of the best's "
+                                             f"{nb['best']:.3g}: {shape}.", severity=sev))
+        positive = float(np.mean(y[finite] > 0))
+        out.append(Insight("robustness", f"{positive:.0%} of the {n} valid trials have a positive {opt.objective}.",
+                           severity="warning" if positive < 0.5 else "info"))
+        sharpe = pd.to_numeric(hist.get("sharpe_ratio"), errors="coerce") if "sharpe_ratio" in hist else None
+        if sharpe is not None and np.isfinite(sharpe).sum() >= 2:
+            s = sharpe[np.isfinite(sharpe)]
+            best_sr = float(s.max())
+            luck = ei.expected_max_sharpe(len(s), float(s.std(ddof=1)))
+            margin = best_sr - luck
+            out.append(Insight(
+                "overfitting",
+                f"Best of {len(s)} trials: Sharpe ratio {best_sr:.2f}. With no edge at all, the best of {len(s)} "
+                f"trials with this spread of Sharpe ratios (standard deviation {s.std(ddof=1):.2f}) would reach "
+                f"about {luck:.2f} by luck (Bailey and Lopez de Prado's expected maximum), a margin of "
+                f"{margin:+.2f}. Trials on one grid are correlated, so this overstates the luck somewhat; a "
+                f"validation phase's deflated Sharpe ratio is the test.",
+                value=luck, key="expected_max_sharpe", severity="warning" if margin <= 0 else "info"))
+        return out
+
+
+def _param_names(hist: pd.DataFrame) -> list[str]:
+    """The searched parameters: the keys of the trials' parameter sets that vary."""
+    names: dict[str, None] = {}
+    for p in hist[PARAMS_COLUMN].drop_duplicates():
+        names.update(dict.fromkeys(json.loads(p)))
+    return [n for n in names if n in hist.columns and hist[n].nunique() > 1]
+
+
+def _v(x) -> str:
+    return f"{x:g}" if isinstance(x, (int, float, np.integer, np.floating)) else str(x)
+
+
+_IMPORTANCE: dict[str, Any] = {"history": None, "value": None}
+
+
+def _importance(view: PhaseView) -> tuple[pd.DataFrame, dict[str, float], str] | None:
+    """(effects, variance explained per parameter, objective) of the view's history; computed once per history
+    (the report asks for its sections and its insights)."""
+    hist = view.outputs.get("optimization_history")
+    if hist is None or not len(hist):
+        return None
+    if _IMPORTANCE["history"] is hist:
+        return _IMPORTANCE["value"]
+    opt = view.config.optimization
+    best = view.outputs.get("best_parameters")
+    strategy = best["strategy"].iloc[0] if best is not None and len(best) else hist["strategy"].iloc[0]
+    h = hist[hist["strategy"] == strategy]
+    params = _param_names(h)
+    effects = ei.parameter_effects(h, params, "objective", opt.direction)
+    value = None
+    if len(effects):
+        shares = ei.parameter_importance(h, list(effects["parameter"]), "objective")
+        value = (effects, shares, opt.objective)
+    _IMPORTANCE.update(history=hist, value=value)
+    return value
 
 
 def _whole(dim: dict) -> bool:

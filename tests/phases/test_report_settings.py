@@ -36,8 +36,8 @@ def _with_config(graph, phase, update):
 
 def test_generate_summary_report_adds_the_summary(report_run):
     on, off = report_run({"generate_summary_report": True}), report_run({"generate_summary_report": False})
-    assert "The phases of this run and the tables they produced." in on
-    assert "The phases of this run and the tables they produced." not in off
+    assert "Executive summary" in on and "Not validated" in on
+    assert "Executive summary" not in off and "Not validated" not in off
 
 
 def test_generate_detailed_report_draws_the_backtest_curves(report_run):
