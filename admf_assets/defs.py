@@ -7,7 +7,7 @@ from typing import Sequence
 
 import dagster as dg
 
-from admf_assets import market, runtime
+from admf_assets import market, progress, runtime
 from admf_assets.workflow.compiler import CompiledWorkflow, compile_all
 
 
@@ -23,4 +23,5 @@ def build_defs(workflows: Sequence[CompiledWorkflow] | None = None, *, executor:
         schedules=[market.market_data_schedule],
         resources=runtime.resources(),
         executor=runtime.executor(executor),
+        loggers=progress.LOGGERS,  # admf's terminal for CLI runs; UI runs keep Dagster's console
     )

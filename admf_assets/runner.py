@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import dagster as dg
 import pandas as pd
+
+from admf_assets import progress
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
@@ -69,11 +71,13 @@ def _kind(executor: str | None, default: str | None = None) -> str:
 
 
 def _launch(job: dg.JobDefinition | None, rebuild: tuple[str, tuple], instance: dg.DagsterInstance, tags: dict,
-            kind: str, log_level: str) -> tuple[str, bool, list, list[str]]:
+            kind: str, log_level: str, steps: dict | None = None) -> tuple[str, bool, list, list[str]]:
     """Run ONE run in ``instance``: ``job`` in this process, or (multiprocess) the job that
-    ``RECONSTRUCTORS[rebuild[0]](*rebuild[1])`` builds in each step's worker."""
+    ``RECONSTRUCTORS[rebuild[0]](*rebuild[1])`` builds in each step's worker.  The terminal shows
+    admf's progress lines (``steps``: labels, order, partitions; see :mod:`admf_assets.progress`),
+    or Dagster's whole event log when ``log_level`` is INFO or DEBUG (``--verbose``)."""
     tags = {"admf/launched_by": "admf-cli", **tags}
-    run_config = {"loggers": {"console": {"config": {"log_level": log_level.upper()}}}}
+    run_config = {"loggers": progress.run_loggers(log_level.upper() in ("INFO", "DEBUG"), **(steps or {}))}
     if kind.startswith("in"):
         if job is None:
             job = RECONSTRUCTORS[rebuild[0]](*rebuild[1])
@@ -93,7 +97,16 @@ def run_job(job_name: str, instance: dg.DagsterInstance, tags: dict | None = Non
     if job_name != "market_data":
         raise ValueError(f"unknown job {job_name!r}")
     kind = _kind(executor)
-    run_id, success, _, failures = _launch(None, ("market_job", (kind,)), instance, tags or {}, kind, log_level)
+    tags = tags or {}
+    partitions = 0
+    if RANGE_START in tags:
+        from admf_assets.market import partition_keys_between
+
+        partitions = len(partition_keys_between(tags[RANGE_START], tags[RANGE_END]))
+    steps = {"labels": {"market__raw_bars": "market/raw_bars", "market__clean_bars": "market/clean_bars",
+                        "clean_bars_quality": "market/clean_bars checks"},
+             "order": ["market__raw_bars", "market__clean_bars", "clean_bars_quality"], "partitions": partitions}
+    run_id, success, _, failures = _launch(None, ("market_job", (kind,)), instance, tags, kind, log_level, steps)
     return RunOutcome(run_id, success, failures)
 
 
@@ -112,7 +125,8 @@ def _failures(result) -> list[str]:
         elif ev.event_type_value == "ASSET_CHECK_EVALUATION":
             data = ev.event_specific_data
             if not data.passed:
-                out.append(f"check {data.check_name} on {data.asset_key.to_user_string()} failed")
+                why = f": {data.description}" if getattr(data, "description", None) else ""
+                out.append(f"check {data.check_name} on {data.asset_key.to_user_string()} failed{why}")
     return out
 
 
@@ -177,12 +191,23 @@ class WorkflowOutcome:
     compute_seconds: float
     run_seconds: float
     materialized: int
+    failed: list[str] = field(default_factory=list)  #: phases that failed, in graph order
+    skipped: list[str] = field(default_factory=list)  #: phases that never started (upstream failed)
+    optional_only: bool = False  #: every failed phase has on_failure: continue_with_warning
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``optional_failed`` (finished; only optional phases failed) or ``failed``."""
+        if self.success:
+            return "ok"
+        return "optional_failed" if self.optional_only else "failed"
 
 
 def run_workflow(workflow: Any, instance: dg.DagsterInstance, executor: str | None = None,
                  log_level: str = "WARNING") -> WorkflowOutcome:
     """Run a workflow (its resolved graph, or a name / path to load) as ONE run."""
     graph = _graph(workflow)
+    claim_workflow_id(graph)
     kind = _kind(executor, graph.executor)
     tags = {"admf/workflow": graph.workflow_id}
     if graph.partition_keys:  # every partition (walk-forward folds) in this one run
@@ -193,9 +218,11 @@ def run_workflow(workflow: Any, instance: dg.DagsterInstance, executor: str | No
         job = defs.resolve_job_def(graph.workflow_id)
     elif graph.path is None:
         raise ValueError("a workflow given as text runs in process only (write it to a file for multiprocess)")
+    step_of = {f"{graph.workflow_id}__{name}": name for name in graph.order}
+    steps = {"labels": step_of, "order": list(step_of)}
     t0 = time.perf_counter()
     run_id, success, events, failures = _launch(job, ("workflow_job", (str(graph.path), kind)), instance, tags,
-                                                kind, log_level)
+                                                kind, log_level, steps)
     run_seconds = time.perf_counter() - t0
     report_path, n = None, 0
     for ev in events:
@@ -205,8 +232,29 @@ def run_workflow(workflow: Any, instance: dg.DagsterInstance, executor: str | No
         mat = ev.event_specific_data.materialization
         if "report_path" in mat.metadata:
             report_path = mat.metadata["report_path"].value
+    started = {ev.step_key for ev in events if ev.event_type_value == "STEP_START"}
+    failed_steps = {ev.step_key for ev in events if ev.event_type_value == "STEP_FAILURE"}
+    failed = [step_of[k] for k in step_of if k in failed_steps]
+    skipped = [step_of[k] for k in step_of if k not in started]
+    optional = bool(failed) and all(graph.phases[p].on_failure == "continue_with_warning" for p in failed) \
+        and not any(f.startswith("check ") and not _warn_only(graph, f) for f in failures)
     return WorkflowOutcome(run_id, success, failures, report_path, _compute_seconds(events),
-                           run_seconds, n)
+                           run_seconds, n, failed, skipped, optional)
+
+
+def _warn_only(graph, failure: str) -> bool:
+    """A failed check of a non-critical phase only warns (it did not stop anything)."""
+    parts = failure.split(" on ", 1)[-1].split("/")
+    return len(parts) > 1 and parts[1] in graph.phases and not graph.phases[parts[1]].critical
+
+
+def claim_workflow_id(graph) -> None:
+    """Record the graph's file as the owner of its workflow id in the storage root; a
+    WorkflowError (one line naming both files) when another file owns it."""
+    from admf_assets import settings
+    from admf_assets.workflow import ids
+
+    ids.claim(graph.workflow_id, graph.path, settings.storage_root(), graph.source)
 
 
 def _compute_seconds(events) -> float:
