@@ -99,6 +99,8 @@ def _launch(job: dg.JobDefinition | None, rebuild: tuple[str, tuple], instance: 
     runtime.check_executor(kind, instance)
     recon = dg.build_reconstructable_job("admf_assets.runner", name, reconstructable_args=args)
     with workers.preloading(name, args):  # the forkserver this run starts compiles the job once
+        if kind.startswith("multi"):
+            workers.start_forkserver()
         with dg.execute_job(recon, instance=instance, tags=tags, raise_on_error=False,
                             run_config=run_config) as result:
             return result.run_id, result.success, list(result.all_events), _failures(result)

@@ -105,6 +105,18 @@ def preloading(reconstructor: str, args: tuple):
             os.environ[PRELOAD_ENV] = before
 
 
+def start_forkserver() -> None:
+    """Start this process's forkserver now, without waiting for it: its imports (and the job it
+    preloads) overlap the run's set-up instead of delaying the first step.  Dagster's executor
+    then finds it running (a process keeps one forkserver)."""
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(
+        ["dagster._core.executor.multiprocess", *PRELOAD])  # what the executor would ask for
+    forkserver.ensure_running()
+
+
 def _warm() -> None:
     """In a forkserver (imported through PRELOAD): build the job ``ADMF_PRELOAD_JOB`` names, the
     way Dagster will ask for it, so every forked step finds it built.  Any failure is left to
