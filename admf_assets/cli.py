@@ -154,13 +154,11 @@ def cmd_db(args) -> int:
         names = store.rebuild_views()
     except RuntimeError as exc:
         return _fail(str(exc))
-    print(f"DuckDB catalog: {store.duckdb_path}")
+    print(f"DuckDB catalog: {store.duckdb_path or f'in memory, over {store.root}'}")
     for n in names:
         print(f"  {n}")
     if args.sql:
-        import duckdb
-
-        con = duckdb.connect(str(store.duckdb_path), read_only=True)
+        con = store.connect()
         try:
             print(con.sql(args.sql))
         finally:

@@ -45,16 +45,31 @@ def ensure_dagster_home() -> Path:
     return home
 
 
-def storage_root() -> Path:
+def storage_root():
+    """``ADMF_STORAGE`` (a folder, or any fsspec URL such as ``s3://bucket/admf`` or
+    ``memory://admf``: then a ``UPath``), default ``$DAGSTER_HOME/admf_storage``."""
     env = os.environ.get("ADMF_STORAGE")
-    return Path(env).expanduser().resolve() if env else dagster_home() / "admf_storage"
+    return storage_path(env) if env else dagster_home() / "admf_storage"
 
 
-def duckdb_path() -> Path:
+def storage_path(root: str | os.PathLike):
+    """A local root as a resolved ``Path``; a URL with another scheme than ``file://`` (an
+    fsspec filesystem: ``s3://``, ``memory://``, ...) as a ``UPath``."""
+    text = str(root)
+    if "://" in text and not text.startswith("file://"):
+        from upath import UPath
+
+        return UPath(text)
+    return Path(text.removeprefix("file://")).expanduser().resolve()
+
+
+def duckdb_path():
+    """The DuckDB catalog file (a local storage root; for a URL root ``admf db`` builds the views
+    in memory)."""
     return storage_root() / "research.duckdb"
 
 
-def reports_dir() -> Path:
+def reports_dir():
     return storage_root() / "reports"
 
 

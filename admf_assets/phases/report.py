@@ -17,6 +17,7 @@ from pydantic import StrictBool, StrictStr
 
 from admf_assets import settings
 from admf_assets.engine.report import render_report, write_report
+from resources.storage import write_bytes_atomic
 from admf_assets.phases.kind import ConfigEnv, FilePath, Implicit, Link, Output, PhaseContext, PhaseKind, PhaseResult, \
     PhaseView, StrictModel
 
@@ -71,16 +72,23 @@ class Report(PhaseKind):
             "generated_at": now.strftime("%Y-%m-%d %H:%M:%S"),
         })
         folder = _output_dir(cfg, ctx)
-        path = write_report(html, folder / f"{wf.id}_{now:%Y%m%d-%H%M%S}_{ctx.run_id[:8] or 'local'}.html")
+        path = folder / f"{wf.id}_{now:%Y%m%d-%H%M%S}_{ctx.run_id[:8] or 'local'}.html"
         latest = folder / "latest.html"
-        tmp = folder / ".latest.html.tmp"
-        shutil.copyfile(path, tmp)
-        tmp.replace(latest)
-        size = path.stat().st_size
+        if isinstance(folder, Path):
+            path = write_report(html, path)
+            tmp = folder / ".latest.html.tmp"
+            shutil.copyfile(path, tmp)
+            tmp.replace(latest)
+            size = path.stat().st_size
+        else:  # a storage root on an fsspec filesystem
+            data = html.encode("utf-8")
+            write_bytes_atomic(data, path)
+            write_bytes_atomic(data, latest)
+            size = len(data)
         row = pd.DataFrame([{"path": str(path), "latest": str(latest), "title": title,
                              "generated_at": pd.Timestamp(now), "bytes": size, "run_id": ctx.run_id}])
         meta = {"report_path": FilePath(str(path)), "latest": FilePath(str(latest)),
-                "url": Link(path.as_uri()), "bytes": size, "sections": len(sections)}
+                "url": Link(path.as_uri() if isinstance(path, Path) else str(path)), "bytes": size, "sections": len(sections)}
         return PhaseResult(outputs={"report": row}, metadata={"report": meta},
                            metrics={"report_bytes": size, "n_sections": len(sections)})
 

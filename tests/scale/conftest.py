@@ -105,5 +105,5 @@ def sql():
 
 @pytest.fixture
 def two_branches() -> Path:
-    """search -> (analysis | backtest) -> report, on 2023-H1 bars of SPY and QQQ."""
+    """search -> (analysis | backtest) -> report, on 2023-Q1 bars of SPY and QQQ."""
     return TWO_BRANCHES
