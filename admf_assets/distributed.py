@@ -65,14 +65,29 @@ def make_app():
     ).app_args())
 
 
-def check_instance(instance) -> None:
-    """A one-line SettingError unless the instance is shared (PostgreSQL or another server)."""
+def check_ready(instance, ping_seconds: float = 1.0) -> None:
+    """A one-line SettingError unless the instance is shared (PostgreSQL or another server) and
+    at least one worker answers on the broker (a run with no worker would wait forever)."""
     from admf_assets.errors import SettingError
+    from admf_assets.instance import redact
 
     storage = type(instance.run_storage).__name__
     if "Sqlite" in storage:
         raise SettingError("the celery executor needs the Dagster instance on PostgreSQL, where every "
                            "worker records its steps: set ADMF_POSTGRES_URL (README: Instance on PostgreSQL)")
+    _ensure_env()
+    broker = redact(os.environ[BROKER_ENV])
+    app = make_app()
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=5)
+            replies = app.control.ping(timeout=ping_seconds, connection=conn) or []
+    except Exception as exc:  # noqa: BLE001 - any broker failure: one line
+        raise SettingError(f"the Celery broker {broker} does not answer ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else 'no reply'})") from None
+    if not replies:
+        raise SettingError(f"no Celery worker answers on {broker}: start one with `admf worker --name w1` "
+                           f"(same ADMF_CELERY_BROKER and ADMF_POSTGRES_URL)")
 
 
 def worker_argv(name: str, concurrency: int = 1, loglevel: str = "WARNING") -> list[str]:

@@ -49,7 +49,7 @@ def executor(kind: str | None = None, max_concurrent: int | None = None) -> dg.E
 def check_executor(kind: str, instance: dg.DagsterInstance) -> None:
     """A one-line SettingError when the executor cannot work with this instance or storage:
     steps in other processes need a storage root they can all reach (not ``memory://``), and
-    Celery workers (other machines) an instance on PostgreSQL."""
+    Celery workers (other machines) an instance on PostgreSQL and a broker with a worker on it."""
     if kind.startswith("in"):
         return
     root = str(settings.storage_root())
@@ -59,7 +59,7 @@ def check_executor(kind: str, instance: dg.DagsterInstance) -> None:
     if kind == "celery":
         from admf_assets import distributed
 
-        distributed.check_instance(instance)
+        distributed.check_ready(instance)
 
 
 #: the market calendar's first day unless the source or ADMF_MARKET_START says otherwise

@@ -91,3 +91,17 @@ def test_parallel_branches_run_on_different_celery_workers(celery_workers, pg_ho
     assert {s.step_key: s.status.value for s in stats}[wf + "report"] == "SUCCESS"
     # every worker wrote its step's events into the PostgreSQL instance
     assert sql(postgres_db, "SELECT status FROM runs WHERE run_id = :r", r=out.run_id)[0][0] == "SUCCESS"
+
+
+def test_a_run_without_any_worker_stops_at_once(pg_home, redis_url, monkeypatch, two_branches):
+    import redis
+
+    from admf_assets.settings import SettingError
+
+    redis.Redis.from_url(redis_url).flushdb()
+    monkeypatch.setenv(distributed.BROKER_ENV, redis_url)
+    monkeypatch.setenv(distributed.BACKEND_ENV, redis_url)
+    with dg.DagsterInstance.get() as inst:
+        with pytest.raises(SettingError, match="no Celery worker answers on redis://127.0.0.1:"):
+            runner.run_workflow(str(two_branches), inst, executor="celery")
+        assert inst.get_runs_count() == 0  # refused before any run was created
