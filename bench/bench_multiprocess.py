@@ -7,7 +7,7 @@ backtest) -> report, 2 steps at once):
 
 * ``floor``: Dagster alone: 5 no-op assets of the same shape, multiprocess executor with a
   forkserver that preloads only ``dagster`` (what any Dagster project pays per run and step).
-* ``before``: the workflow with the code of ``--before`` (default ``main``).
+* ``before``: the workflow with the code of ``--before`` (default: the merge base with ``main``).
 * ``after``: the workflow with this checkout.
 * ``in_process``: the workflow in process (no step processes), for reference.
 
@@ -17,7 +17,7 @@ For each it prints the run's wall time, the phases' own compute (sum of their
 "launching subprocess" to "step started" of the other steps.  Medians over ``--repeat`` runs.
 
     python bench/bench_multiprocess.py [--workflow workflows/basic_research.yaml] [--repeat 3]
-        [--before main] [--home DIR (reuse a backfilled instance)]
+        [--before REF] [--home DIR (reuse a backfilled instance)]
 """
 
 from __future__ import annotations
@@ -148,7 +148,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workflow", default=str(REPO / "workflows" / "basic_research.yaml"))
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--before", default="main", help="git ref of the code to compare with")
+    ap.add_argument("--before", default=None,
+                    help="git ref of the code to compare with (default: where this branch left main)")
     ap.add_argument("--home", help="a DAGSTER_HOME to reuse (its market data stays backfilled)")
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--child", choices=CONFIGS, help=argparse.SUPPRESS)
@@ -171,8 +172,10 @@ def main() -> None:
         with dg.DagsterInstance.get() as inst:
             assert runner.backfill(gap[0], gap[1], inst).success
     configs = [c for c in args.configs.split(",") if c]
+    before = args.before or subprocess.run(["git", "-C", str(REPO), "merge-base", "HEAD", "main"], check=True,
+                                           capture_output=True, text=True).stdout.strip()
     with tempfile.TemporaryDirectory() as tmp:
-        before_src = _extract(args.before, Path(tmp)) if "before" in configs else None
+        before_src = _extract(before, Path(tmp)) if "before" in configs else None
         if before_src is not None:  # the workflow file as the old code knows it
             rel = Path(workflow).relative_to(REPO) if Path(workflow).is_relative_to(REPO) else None
             wf_before = str(before_src / rel) if rel and (before_src / rel).exists() else workflow
@@ -183,7 +186,8 @@ def main() -> None:
                 results[c].append(_run_child(c, wf, home, before_src))
                 print(f"  run {i + 1}/{args.repeat} {c:10s} {results[c][-1]['wall_s']:6.2f} s", flush=True)
     load = os.getloadavg()[0]
-    print(f"\n{Path(workflow).name}: medians of {args.repeat} runs, 2 cores, load average {load:.1f}")
+    print(f"\n{Path(workflow).name}: medians of {args.repeat} runs, {os.cpu_count()} cores, load average {load:.1f}; "
+          f"before = {before[:10]}")
     print(f"{'config':12s} {'wall s':>7s} {'phases s':>9s} {'orchestration s':>16s} {'1st step s':>11s} "
           f"{'step start s':>13s}")
     med = {}
