@@ -2,7 +2,8 @@
 
 :func:`optimize_shared` is :func:`admf_assets.engine.optimize.optimize` for ``method="tpe"``
 with ``workers`` processes: it queues the study's trial budget (``shared_study.prepare``),
-runs ``workers - 1`` spawned processes and itself as workers (``shared_study.run_worker``,
+runs ``workers - 1`` spawned processes (started together: the search waits until they have
+imported the project, ``seconds["start"]``) and itself as workers (``shared_study.run_worker``,
 each scoring its batches exactly as ``optimize`` does: the same objectives, constraints,
 told values and trial attributes), and returns the study's COMPLETE trials as an
 :class:`~admf_assets.engine.optimize.OptimizeResult`.  Other machines may join the same study
@@ -30,7 +31,10 @@ from .optimize import (Constraint, Dim, Objective, OptimizeResult, _best_and_fro
                        default_batch_size, trials_frame)
 from .studies import describe_storage
 
-__all__ = ["optimize_shared", "worker_main"]
+__all__ = ["optimize_shared", "worker_main", "StrategyValid", "START_SECONDS"]
+
+#: how long the search waits for its spawned workers to start before it runs without the late ones
+START_SECONDS = 60.0
 
 
 def _scorer(evaluate, dims, objectives, constraints, fixed, valid, n_trials, session) -> tuple[_Search, Callable]:
@@ -65,8 +69,9 @@ def worker_main(url: str, study_name: str, evaluate, dims: Sequence[Dim], object
 
 
 def _child(queue, url, study_name, evaluate, dims, objectives, kw) -> None:
+    queue.put(("ready", kw["worker"]))  # imported and unpickled: the workers start together
     stats = worker_main(url, study_name, evaluate, dims, objectives, **kw)
-    queue.put(stats)
+    queue.put(("done", stats))
 
 
 def optimize_shared(evaluate: Callable, dims: Sequence[Dim], objectives: Sequence[Objective], *, n_trials: int,
@@ -106,11 +111,22 @@ def optimize_shared(evaluate: Callable, dims: Sequence[Dim], objectives: Sequenc
              for w in range(1, workers)]
     for p in procs:
         p.start()
+    messages = []
+    deadline = time.monotonic() + START_SECONDS
+    while sum(m[0] == "ready" for m in messages) < len(procs) and time.monotonic() < deadline:
+        if not any(p.is_alive() for p in procs):
+            break
+        try:
+            messages.append(queue.get(timeout=0.2))
+        except Exception:  # noqa: BLE001 - queue.Empty: keep waiting
+            pass
+    t_ready = time.perf_counter() - t0
     stats = [worker_main(url, study_name, evaluate, dims, objectives, **kw, worker=0)]
     for p in procs:
         p.join()
     while not queue.empty():
-        stats.append(queue.get_nowait())
+        messages.append(queue.get_nowait())
+    stats += [m[1] for m in messages if m[0] == "done"]
     dead = [p.name for p in procs if p.exitcode != 0]
     after = ss.budget(study, int(n_trials))
     done = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number)
@@ -134,7 +150,7 @@ def optimize_shared(evaluate: Callable, dims: Sequence[Dim], objectives: Sequenc
                           fixed=dict(fixed or {}), method="tpe", best=best, pareto=pareto,
                           n_resumed=before.complete, n_evaluated=evaluated,
                           engine_calls=sum(s.batches for s in stats),
-                          seconds={"engine": round(engine, 4), "total": round(total, 4),
+                          seconds={"engine": round(engine, 4), "total": round(total, 4), "start": round(t_ready, 4),
                                    "storage": 0.0, "sampler": round(sum(s.seconds["sample"] for s in stats), 4)},
                           study_name=study_name, storage=describe_storage(url), message=msg)
 

@@ -236,7 +236,7 @@ def run_worker(storage: RDBStorage | str, study_name: str, distributions: Mappin
             for i, trial in enumerate(trials):
                 for k, v in (res.user_attrs[i] if i < len(res.user_attrs) else {}).items():
                     trial.set_user_attr(k, v)
-                for k, v in (res.system_attrs[i] if i < len(res.system_attrs) else {}).items():
+                for k, v in {"worker": int(worker), **(res.system_attrs[i] if i < len(res.system_attrs) else {})}.items():
                     study._storage.set_trial_system_attr(trial._trial_id, k, v)
                 value = res.values[i]
                 if value is None:
