@@ -1,8 +1,7 @@
 """One Optuna study optimized by several processes at once, on an RDB storage (PostgreSQL).
 
-The trial budget is a queue in the study itself: :func:`prepare` tops the study up with one
-WAITING trial per trial still to run (``n_trials`` minus the trials already COMPLETE, RUNNING or
-WAITING), and workers (:func:`run_worker`, one per process, on any machine that reaches the
+The trial budget is a queue in the study itself: WAITING trials, one per trial still to run
+(``n_trials`` minus the trials already COMPLETE, RUNNING or WAITING), and workers (:func:`run_worker`, one per process, on any machine that reaches the
 database) only ever run trials they pop from that queue; Optuna's storage makes a pop atomic
 (``set_trial_state_values(..., RUNNING)`` succeeds for one process only).  A worker samples the
 parameters of the trials it popped (the study's sampler sees every other worker's trials,
@@ -29,6 +28,8 @@ from __future__ import annotations
 import threading
 import time
 import warnings
+import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -38,14 +39,55 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import TrialState
 
-__all__ = ["HEARTBEAT_SECONDS", "GRACE_SECONDS", "MAX_RETRY", "SharedBudget", "BatchResult", "WorkerStats",
+__all__ = ["HEARTBEAT_SECONDS", "GRACE_SECONDS", "MAX_RETRY", "QUEUE_AHEAD", "SharedBudget", "BatchResult", "WorkerStats",
            "open_rdb", "prepare", "run_worker", "budget", "suggest"]
 
 HEARTBEAT_SECONDS = 1  #: how often a worker records the heartbeat of the trials it holds
 GRACE_SECONDS = 5  #: a RUNNING trial whose heartbeat is older than this is failed and retried
 MAX_RETRY = 3  #: how often one trial is run again after its worker died (then it stays FAIL)
 
+QUEUE_AHEAD = 32  #: WAITING trials kept queued on PostgreSQL (the whole budget elsewhere)
+
 _LIVE = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+_BUDGET_KEY = "admf:shared_n_trials"
+_LOCK_SPACE = zlib.crc32(b"admf shared study") & 0x7FFFFFFF
+
+
+@contextmanager
+def _budget_lock(study: optuna.Study):
+    """Hold PostgreSQL's advisory lock of this study's budget (yields False, holding nothing, on
+    other databases): counting the live trials and queueing more, or failing stale trials and
+    queueing their retries, happen one process at a time."""
+    storage = getattr(study._storage, "_backend", study._storage)  # Optuna wraps an RDBStorage in a cache
+    engine = getattr(storage, "engine", None)
+    if engine is None or engine.dialect.name != "postgresql":
+        yield False
+        return
+    import sqlalchemy as sa
+
+    key = {"a": _LOCK_SPACE, "b": int(study._study_id)}
+    with engine.connect() as con:
+        con.execute(sa.text("SELECT pg_advisory_lock(:a, :b)"), key)
+        try:
+            yield True
+        finally:
+            con.execute(sa.text("SELECT pg_advisory_unlock(:a, :b)"), key)
+            con.commit()
+
+
+def _top_up(study: optuna.Study, n_trials: int, ahead: int | None) -> int:
+    """Queue WAITING trials up to ``ahead`` queued (all that the budget lacks when None); the
+    caller holds the budget lock.  Returns how many were queued."""
+    trials = study.get_trials(deepcopy=False)
+    live = sum(t.state in _LIVE for t in trials)
+    waiting = sum(t.state == TrialState.WAITING for t in trials)
+    add = int(n_trials) - live
+    if ahead is not None:
+        add = min(add, int(ahead) - waiting)
+    if add > 0:
+        study.add_trials([optuna.trial.create_trial(state=TrialState.WAITING, params={}, distributions={})
+                          for _ in range(add)])
+    return max(add, 0)
 
 
 def open_rdb(url: str, heartbeat_seconds: int = HEARTBEAT_SECONDS, grace_seconds: int = GRACE_SECONDS,
@@ -90,20 +132,19 @@ def prepare(storage: RDBStorage, study_name: str, directions: Sequence[str], n_t
             user_attrs: Mapping[str, Any] | None = None) -> SharedBudget:
     """Create (or load) the study and queue the trials its budget still lacks; returns its state.
 
-    Call it once, before the workers start (several callers at once could queue too much).
-    Trials a killed earlier run left RUNNING are failed and queued again first, once stale.
+    Trials a killed earlier run left RUNNING are failed and queued again first, once stale.  On
+    databases other than PostgreSQL call it once, before the workers start (several callers at
+    once could queue too much); on PostgreSQL it holds the budget's lock.
     """
     study = optuna.create_study(storage=storage, study_name=study_name, directions=list(directions),
                                 load_if_exists=True)
     for k, v in (user_attrs or {}).items():
         if study.user_attrs.get(k) != v:
             study.set_user_attr(k, v)
-    _fail_stale(study)
-    live = len(study.get_trials(deepcopy=False, states=_LIVE))
-    missing = int(n_trials) - live
-    if missing > 0:
-        study.add_trials([optuna.trial.create_trial(state=TrialState.WAITING, params={}, distributions={})
-                          for _ in range(missing)])
+    study._storage.set_study_system_attr(study._study_id, _BUDGET_KEY, int(n_trials))
+    with _budget_lock(study) as lazy:
+        _fail_stale(study)
+        _top_up(study, n_trials, QUEUE_AHEAD if lazy else None)
     return budget(study, n_trials)
 
 
@@ -206,15 +247,23 @@ def run_worker(storage: RDBStorage | str, study_name: str, distributions: Mappin
     sampler = sampler or optuna.samplers.TPESampler(seed=int(seed) + int(worker), multivariate=True,
                                                     constant_liar=True)
     study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
+    n_trials = storage.get_study_system_attrs(study._study_id).get(_BUDGET_KEY)
     stats = WorkerStats(worker)
     beat = _Heartbeat(storage, storage.heartbeat_interval or HEARTBEAT_SECONDS)
     try:
         while True:
-            popped = _pop(study, max(1, int(batch_size)))
+            k = max(1, int(batch_size))
+            popped = _pop(study, k)
+            if len(popped) < k and n_trials is not None:  # the queue runs low: top it up (PostgreSQL)
+                with _budget_lock(study) as lazy:
+                    queued = _top_up(study, n_trials, max(QUEUE_AHEAD, 2 * k)) if lazy else 0
+                if queued:
+                    popped += _pop(study, k - len(popped))
             ids = [t._trial_id for t in popped]
             if not ids:
                 t0 = time.perf_counter()
-                _fail_stale(study)  # trials of dead workers go back into the queue
+                with _budget_lock(study):
+                    _fail_stale(study)  # trials of dead workers go back into the queue
                 if not study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)):
                     break
                 time.sleep(min(0.5, beat.interval))

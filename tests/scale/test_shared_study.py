@@ -48,7 +48,7 @@ def _worker(url: str, name: str, worker: int) -> subprocess.Popen:
 def test_a_killed_worker_loses_no_trial_and_runs_none_twice(postgres_db):
     n = 40
     storage = ss.open_rdb(postgres_db, heartbeat_seconds=1, grace_seconds=2)
-    assert ss.prepare(storage, "toy", ["maximize"], n) == ss.SharedBudget(n, 0, 0, n, 0)
+    assert ss.prepare(storage, "toy", ["maximize"], n) == ss.SharedBudget(n, 0, 0, ss.QUEUE_AHEAD, 0)  # 32 of 40
     study = optuna.load_study(study_name="toy", storage=storage)
     doomed = _worker(postgres_db, "toy", 0)
     deadline = time.monotonic() + 60
@@ -81,11 +81,15 @@ def test_a_killed_worker_loses_no_trial_and_runs_none_twice(postgres_db):
         assert by_failed[t.number].params == t.params and by_failed[t.number].user_attrs["pid"] != doomed.pid
 
 
-def test_prepare_tops_up_only_what_is_missing(postgres_db):
+def test_prepare_tops_up_only_what_is_missing(postgres_db, tmp_path):
     storage = ss.open_rdb(postgres_db)
     assert ss.prepare(storage, "s", ["minimize"], 10).queued == 10
     assert ss.prepare(storage, "s", ["minimize"], 10).queued == 10  # again: nothing added
     assert ss.prepare(storage, "s", ["minimize"], 15).queued == 15  # a larger budget: 5 more
+    # on PostgreSQL the queue stays short (workers top it up); SQLite queues the whole budget
+    assert ss.prepare(storage, "big", ["minimize"], 500).queued == ss.QUEUE_AHEAD
+    lite = ss.open_rdb(f"sqlite:///{tmp_path / 'studies.db'}")
+    assert ss.prepare(lite, "big", ["minimize"], 100).queued == 100
 
 
 WORKFLOW = {
