@@ -207,6 +207,8 @@ def run_workflow(workflow: Any, instance: dg.DagsterInstance, executor: str | No
     graph = _graph(workflow)
     kind = _kind(executor, graph.executor)
     tags = {"admf/workflow": graph.workflow_id}
+    if graph.partition_keys:  # every partition (walk-forward folds) in this one run
+        tags.update({RANGE_START: graph.partition_keys[0], RANGE_END: graph.partition_keys[-1]})
     job = None
     if kind.startswith("in"):
         defs, compiled = workflow_defs(graph, kind)
