@@ -1038,7 +1038,10 @@ def _assemble(ctx: PhaseContext, cfg: Config, close: pd.DataFrame, runs: list[_R
         where = [os.path.commonpath(where)]  # the phase's folder of journal files
     study_meta = {"optuna_storage": ", ".join(where) or "in-memory (not persisted)",
                   "optuna_studies": studies,
-                  "dashboard": f"admf optuna {ctx.workflow.id} --phase {ctx.phase}" if storage else "",
+                  "dashboard": (f"admf optuna {ctx.workflow.id} --storage URL (the optuna_storage above, with its "
+                                f"password)" if opt.max_workers > 1 else
+                                f"admf optuna {ctx.workflow.id} --phase {ctx.phase}" if storage else ""),
+                  "workers": opt.max_workers,
                   "resumed_trials": n_resumed, "evaluated_trials": evaluated,
                   "engine_calls": sum(r.result.engine_calls for r in runs),
                   "seconds": {k: round(sum(r.result.seconds[k] for r in runs), 3)

@@ -116,6 +116,10 @@ def test_a_workflow_search_with_two_workers_fills_one_study(pg_home, postgres_db
         assert runner.backfill("2023-01-02", "2023-03-31", inst).success
         out = runner.run_workflow(str(wf), inst)
         assert out.success, out.failures
+        meta = inst.get_latest_materialization_event(dg.AssetKey(["shared_search", "search", "optimization_history"]))
+        meta = meta.asset_materialization.metadata
+        assert meta["workers"].value == 2 and "_optuna" in meta["optuna_storage"].value
+        assert "***" in meta["optuna_storage"].value  # the password hidden
     url = postgres_db.rsplit("/", 1)[0] + "/" + postgres_db.rsplit("/", 1)[1] + "_optuna"
     [(name,)] = sql(url, "SELECT study_name FROM studies")
     assert name.startswith("shared_search/search/momentum@")
