@@ -22,11 +22,18 @@ from pathlib import Path
 def _instance():
     from admf_assets import settings
 
-    settings.ensure_dagster_home()
+    home = settings.ensure_dagster_home()
     warnings.filterwarnings("ignore", module="dagster")
     import dagster as dg
 
-    return dg.DagsterInstance.get()
+    try:
+        return dg.DagsterInstance.get()
+    except Exception as exc:  # e.g. the PostgreSQL server is down: one line, not a traceback
+        from admf_assets.instance import hide_password
+
+        lines = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__]
+        raise settings.SettingError(f"cannot open the Dagster instance of {home / 'dagster.yaml'}: "
+                                    f"{hide_password(lines[0])}") from None
 
 
 def _fail(msg: str) -> int:
@@ -225,6 +232,20 @@ def _stop_group(proc, timeout: float) -> None:
     proc.wait()
 
 
+def cmd_worker(args) -> int:
+    from admf_assets import distributed, instance, settings
+
+    home = settings.ensure_dagster_home()
+    if instance.storage_kind(instance.read_config(home)) == "sqlite":
+        return _fail("a Celery worker needs the Dagster instance on PostgreSQL: set ADMF_POSTGRES_URL "
+                     "(README: Instance on PostgreSQL)")
+    argv = distributed.worker_argv(args.name, args.concurrency, "INFO" if args.verbose else "WARNING")
+    print(f"Celery worker {args.name}: broker {instance.redact(os.environ.get(distributed.BROKER_ENV, distributed.DEFAULT_BROKER))}, "
+          f"instance {instance.describe(home)}", flush=True)
+    os.execv(argv[0], argv)  # the worker replaces this process (signals reach it directly)
+    return 0
+
+
 def cmd_optuna(args) -> int:
     """optuna-dashboard on a workflow's Optuna studies (the parameter searches' trials)."""
     import importlib.util
@@ -293,12 +314,14 @@ def cmd_db(args) -> int:
         names = None  # another process holds the file: query the views as they are
         print(f"admf db: note: views not refreshed ({exc})", file=sys.stderr)
     if not args.sql:
-        print(f"DuckDB catalog: {store.duckdb_path}")
+        print(f"DuckDB catalog: {store.duckdb_path or f'in memory, over {store.root}'}")
         for n in names:
             print(f"  {n}")
         return 0
     try:
-        con = connect_read_only(store.duckdb_path, store.tables)
+        # a local root: the catalog file in DuckDB's sandbox; a URL root: an in-memory catalog over
+        # the fsspec filesystem (queries only, as everywhere: run_query refuses any other statement)
+        con = connect_read_only(store.duckdb_path, store.tables) if store.local else store.connect()
         try:
             results = run_query(con, args.sql)
         finally:
@@ -314,7 +337,11 @@ def cmd_db(args) -> int:
 def cmd_info(args) -> int:
     from admf_assets import settings
 
-    print(f"DAGSTER_HOME: {settings.dagster_home()}")
+    from admf_assets import instance
+
+    home = settings.ensure_dagster_home()
+    print(f"DAGSTER_HOME: {home}")
+    print(f"instance:     {instance.describe(home)}")
     print(f"storage:      {settings.storage_root()}")
     print(f"DuckDB:       {settings.duckdb_path()}")
     print(f"reports:      {settings.reports_dir()}")
@@ -328,13 +355,13 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("backfill", help="ingest + clean market data for a date range as ONE run")
     b.add_argument("--start", required=True, help="first date, YYYY-MM-DD")
     b.add_argument("--end", required=True, help="last date, YYYY-MM-DD (inclusive)")
-    b.add_argument("--executor", choices=["in_process", "multiprocess"], default=None)
+    b.add_argument("--executor", choices=["in_process", "multiprocess", "celery"], default=None)
     b.add_argument("-v", "--verbose", action="store_true", help="show Dagster's event log")
     b.set_defaults(func=cmd_backfill)
 
     r = sub.add_parser("run", help="run a workflow end to end (backfilling the market data it needs)")
     r.add_argument("workflow", help="a workflow name (workflows/<name>.yaml) or a path to a YAML file")
-    r.add_argument("--executor", choices=["in_process", "multiprocess"], default=None,
+    r.add_argument("--executor", choices=["in_process", "multiprocess", "celery"], default=None,
                    help="override the workflow's executor")
     r.add_argument("--no-backfill", action="store_true", help="fail instead of backfilling missing market data")
     r.add_argument("-v", "--verbose", action="store_true", help="show Dagster's event log")
@@ -351,6 +378,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds a graceful stop may take before the processes are killed")
     u.add_argument("-v", "--verbose", action="store_true", help="show every run's Dagster event log too")
     u.set_defaults(func=cmd_ui)
+
+    w = sub.add_parser("worker", help="run a Celery worker for --executor celery (ADMF_CELERY_BROKER)")
+    w.add_argument("--name", default=f"admf-{os.getpid()}", help="worker name (the host is appended: NAME@host)")
+    w.add_argument("--concurrency", type=int, default=1, help="steps this worker runs at once (processes)")
+    w.add_argument("-v", "--verbose", action="store_true", help="Celery's INFO log")
+    w.set_defaults(func=cmd_worker)
+
 
     o = sub.add_parser("optuna", help="open optuna-dashboard on a workflow's Optuna studies (its searches' trials)")
     o.add_argument("workflow", help="a workflow name, id or YAML file")

@@ -1,8 +1,9 @@
 """Launching runs from the command line into the shared instance (the one the UI shows).
 
 A workflow is loaded once (by the caller) and handed over as its resolved graph; in process it
-is compiled from that graph.  The multiprocess executor rebuilds the job in each step's
-worker from the workflow file (``workflow_job``), as Dagster reconstructs jobs by reference.
+is compiled from that graph.  The multiprocess and Celery executors rebuild the job in each
+step's worker from the workflow file (``workflow_job``), as Dagster reconstructs jobs by
+reference, with the launcher's settings (see :mod:`admf_assets.workers`).
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ RANGE_END = "dagster/asset_partition_range_end"
 
 
 # ----------------------------------------------------------------------------- jobs
-def market_job(executor: str | None = None) -> dg.JobDefinition:
+def market_job(executor: str | None = None, launch: str = "") -> dg.JobDefinition:
     """The market-data job, with resources from the environment as it is now (not as it was
-    when some earlier import of definitions.py happened)."""
+    when some earlier import of definitions.py happened); in a step worker, the launcher's."""
+    from admf_assets import workers
     from admf_assets.defs import build_defs
 
-    return build_defs([], executor=executor).resolve_job_def("market_data")
+    workers.apply_launch(launch)
+    return workers.cached(("market_job", executor, launch),
+                          lambda: build_defs([], executor=executor).resolve_job_def("market_data"))
 
 
 def workflow_defs(path_or_name: Any, executor: str | None = None) -> tuple[dg.Definitions, Any]:
@@ -39,10 +43,19 @@ def workflow_defs(path_or_name: Any, executor: str | None = None) -> tuple[dg.De
     return build_defs([compiled], executor=executor), compiled
 
 
-def workflow_job(path: str, executor: str | None = None) -> dg.JobDefinition:
-    """Reconstructor for the multiprocess executor: the workflow's job from its file."""
-    defs, compiled = workflow_defs(path, executor)
-    return defs.resolve_job_def(compiled.graph.workflow_id)
+def workflow_job(path: str, executor: str | None = None, launch: str = "") -> dg.JobDefinition:
+    """Reconstructor for step workers: the workflow's job from its file, built with the
+    launcher's settings, once per process."""
+    from admf_assets import workers
+
+    data = workers.apply_launch(launch)
+    workers.check_digest(path, data)
+
+    def build() -> dg.JobDefinition:
+        defs, compiled = workflow_defs(path, executor)
+        return defs.resolve_job_def(compiled.graph.workflow_id)
+
+    return workers.cached(("workflow_job", path, executor, launch), build)
 
 
 #: module-level job builders the multiprocess executor can reconstruct in its workers
@@ -83,12 +96,18 @@ def _launch(job: dg.JobDefinition | None, rebuild: tuple[str, tuple], instance: 
             job = RECONSTRUCTORS[rebuild[0]](*rebuild[1])
         result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False, run_config=run_config)
         return result.run_id, result.success, list(result.all_events), _failures(result)
+    from admf_assets import runtime, workers
+
     name, args = rebuild
     assert name in RECONSTRUCTORS
+    runtime.check_executor(kind, instance)
     recon = dg.build_reconstructable_job("admf_assets.runner", name, reconstructable_args=args)
-    with dg.execute_job(recon, instance=instance, tags=tags, raise_on_error=False,
-                        run_config=run_config) as result:
-        return result.run_id, result.success, list(result.all_events), _failures(result)
+    with workers.preloading(name, args):  # the forkserver this run starts compiles the job once
+        if kind.startswith("multi"):
+            workers.start_forkserver()
+        with dg.execute_job(recon, instance=instance, tags=tags, raise_on_error=False,
+                            run_config=run_config) as result:
+            return result.run_id, result.success, list(result.all_events), _failures(result)
 
 
 def run_job(job_name: str, instance: dg.DagsterInstance, tags: dict | None = None,
@@ -96,6 +115,8 @@ def run_job(job_name: str, instance: dg.DagsterInstance, tags: dict | None = Non
     """Run the market-data job as ONE run recorded in ``instance``."""
     if job_name != "market_data":
         raise ValueError(f"unknown job {job_name!r}")
+    from admf_assets.workers import launch_settings
+
     kind = _kind(executor)
     tags = tags or {}
     partitions = 0
@@ -106,7 +127,8 @@ def run_job(job_name: str, instance: dg.DagsterInstance, tags: dict | None = Non
     steps = {"labels": {"market__raw_bars": "market/raw_bars", "market__clean_bars": "market/clean_bars",
                         "clean_bars_quality": "market/clean_bars checks"},
              "order": ["market__raw_bars", "market__clean_bars", "clean_bars_quality"], "partitions": partitions}
-    run_id, success, _, failures = _launch(None, ("market_job", (kind,)), instance, tags, kind, log_level, steps)
+    rebuild = ("market_job", (kind, launch_settings()))
+    run_id, success, _, failures = _launch(None, rebuild, instance, tags, kind, log_level, steps)
     return RunOutcome(run_id, success, failures)
 
 
@@ -217,12 +239,14 @@ def run_workflow(workflow: Any, instance: dg.DagsterInstance, executor: str | No
         defs, compiled = workflow_defs(graph, kind)
         job = defs.resolve_job_def(graph.workflow_id)
     elif graph.path is None:
-        raise ValueError("a workflow given as text runs in process only (write it to a file for multiprocess)")
+        raise ValueError(f"a workflow given as text runs in process only (write it to a file for {kind})")
+    from admf_assets.workers import launch_settings
+
     step_of = {f"{graph.workflow_id}__{name}": name for name in graph.order}
     steps = {"labels": step_of, "order": list(step_of)}
+    rebuild = ("workflow_job", (str(graph.path), kind, launch_settings(graph.path) if graph.path else ""))
     t0 = time.perf_counter()
-    run_id, success, events, failures = _launch(job, ("workflow_job", (str(graph.path), kind)), instance, tags,
-                                                kind, log_level, steps)
+    run_id, success, events, failures = _launch(job, rebuild, instance, tags, kind, log_level, steps)
     run_seconds = time.perf_counter() - t0
     report_path, n = None, 0
     for ev in events:

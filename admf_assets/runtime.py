@@ -1,7 +1,8 @@
 """Runtime choices shared by definitions.py and the CLI: executor and resources from the environment.
 
-* ``ADMF_EXECUTOR``: ``in_process`` (default: ~0.1 s per asset on this kind of machine) or
-  ``multiprocess`` (one forkserver process per step, ``ADMF_MAX_CONCURRENT`` at once, default 2).
+* ``ADMF_EXECUTOR``: ``in_process`` (default: ~0.1 s per asset on this kind of machine),
+  ``multiprocess`` (one forkserver process per step, ``ADMF_MAX_CONCURRENT`` at once, default 2)
+  or ``celery`` (steps on Celery workers: ``admf worker``; see :mod:`admf_assets.distributed`).
 * ``ADMF_MARKET_SOURCE``: ``synthetic`` (default), ``sample`` (real S&P 500 and NASDAQ bars,
   1999-2018, shipped with ``arch``) or ``files`` with ``ADMF_MARKET_PATH`` a directory.
 * ``ADMF_SYMBOLS``: comma-separated universe (default: the 20 built-in synthetic symbols, both
@@ -19,9 +20,10 @@ import dagster as dg
 
 from admf_assets import settings
 from admf_assets.engine import synthetic
+from admf_assets.errors import SettingError
 from resources import DuckDBParquetIOManager, MarketDataSource, StorageResource
 
-PRELOAD = ["pandas", "numpy", "pyarrow", "dagster", "admf_assets.engine.marketdata"]
+EXECUTORS = ("in_process", "multiprocess", "celery")
 
 
 def executor(kind: str | None = None, max_concurrent: int | None = None) -> dg.ExecutorDefinition:
@@ -29,12 +31,34 @@ def executor(kind: str | None = None, max_concurrent: int | None = None) -> dg.E
     if kind in ("in_process", "inprocess", "in-process"):
         return dg.in_process_executor
     if kind in ("multiprocess", "multi_process", "multiprocessing"):
+        from admf_assets.workers import PRELOAD
+
         n = max_concurrent or int(os.environ.get("ADMF_MAX_CONCURRENT", "2"))
         return dg.multiprocess_executor.configured(
             {"max_concurrent": n, "start_method": {"forkserver": {"preload_modules": PRELOAD}}},
             name="multiprocess_forkserver",
         )
-    raise ValueError(f"ADMF_EXECUTOR={kind!r}: use 'in_process' or 'multiprocess'")
+    if kind == "celery":
+        from admf_assets import distributed
+
+        return distributed.executor_def()
+    raise ValueError(f"ADMF_EXECUTOR={kind!r}: use one of {', '.join(EXECUTORS)}")
+
+
+def check_executor(kind: str, instance: dg.DagsterInstance) -> None:
+    """A one-line SettingError when the executor cannot work with this instance or storage:
+    steps in other processes need a storage root they can all reach (not ``memory://``), and
+    Celery workers (other machines) an instance on PostgreSQL and a broker with a worker on it."""
+    if kind.startswith("in"):
+        return
+    root = str(settings.storage_root())
+    if root.startswith("memory://"):
+        raise SettingError(f"ADMF_STORAGE={root}: a memory:// storage root lives in one process; "
+                           f"use the in_process executor or a storage every step process can reach")
+    if kind == "celery":
+        from admf_assets import distributed
+
+        distributed.check_ready(instance)
 
 
 #: the market calendar's first day unless the source or ADMF_MARKET_START says otherwise

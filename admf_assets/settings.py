@@ -5,6 +5,7 @@
 * ``ADMF_WORKFLOWS_DIR``: where workflow names are looked up (``admf run NAME``) and what the
   code location compiles; default ``./workflows`` when the current directory has one, else
   the project's own ``workflows/``.  Templates: ``workflows/templates/``.
+* ``ADMF_POSTGRES_URL``: keep the instance in PostgreSQL (see :mod:`admf_assets.instance`).
 * ``ADMF_UI_URL``: the Dagster webserver the HTML report links its run to (default
   ``http://127.0.0.1:3000``).
 * ``ADMF_STORAGE``: root of the stored phase outputs; default ``$DAGSTER_HOME/admf_storage``.
@@ -20,27 +21,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from admf_assets.errors import SettingError  # noqa: F401  (re-exported: admf_assets.settings.SettingError)
+
 DEFAULT_HOME = Path("~/.admf/dagster_home")
-
-
-class SettingError(ValueError):
-    """An environment variable with a value admf cannot use; the message names it (one line)."""
 
 
 #: the workflows shipped with the project (beside the package)
 PROJECT_WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows"
-
-_DAGSTER_YAML = """\
-# Written by admf on first use; edit freely.
-telemetry:
-  enabled: false
-run_monitoring:
-  enabled: true
-  free_slots_after_run_end_seconds: 300
-concurrency:
-  pools:
-    default_limit: 2
-"""
 
 
 def dagster_home() -> Path:
@@ -50,13 +37,11 @@ def dagster_home() -> Path:
 
 def ensure_dagster_home() -> Path:
     """Make sure DAGSTER_HOME is set in this process, exists, and has a dagster.yaml."""
+    from admf_assets import instance  # SQLite, or PostgreSQL with ADMF_POSTGRES_URL
+
     home = dagster_home()
     home.mkdir(parents=True, exist_ok=True)
-    cfg = home / "dagster.yaml"
-    if not cfg.exists():
-        tmp = cfg.with_suffix(".yaml.tmp")
-        tmp.write_text(_DAGSTER_YAML)
-        os.replace(tmp, cfg)
+    instance.ensure_config(home)
     os.environ["DAGSTER_HOME"] = str(home)
     # One "planned" event per asset for a single-run backfill instead of one per partition
     # (a Dagster switch): halves the events a long backfill writes. Trade-off: partitions of a
@@ -65,16 +50,31 @@ def ensure_dagster_home() -> Path:
     return home
 
 
-def storage_root() -> Path:
+def storage_root():
+    """``ADMF_STORAGE`` (a folder, or any fsspec URL such as ``s3://bucket/admf`` or
+    ``memory://admf``: then a ``UPath``), default ``$DAGSTER_HOME/admf_storage``."""
     env = os.environ.get("ADMF_STORAGE")
-    return Path(env).expanduser().resolve() if env else dagster_home() / "admf_storage"
+    return storage_path(env) if env else dagster_home() / "admf_storage"
 
 
-def duckdb_path() -> Path:
+def storage_path(root: str | os.PathLike):
+    """A local root as a resolved ``Path``; a URL with another scheme than ``file://`` (an
+    fsspec filesystem: ``s3://``, ``memory://``, ...) as a ``UPath``."""
+    text = str(root)
+    if "://" in text and not text.startswith("file://"):
+        from upath import UPath
+
+        return UPath(text)
+    return Path(text.removeprefix("file://")).expanduser().resolve()
+
+
+def duckdb_path():
+    """The DuckDB catalog file (a local storage root; for a URL root ``admf db`` builds the views
+    in memory)."""
     return storage_root() / "research.duckdb"
 
 
-def reports_dir() -> Path:
+def reports_dir():
     return storage_root() / "reports"
 
 

@@ -18,7 +18,6 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import brentq
 
 from .backtest import BacktestConfig, resolve_weights
 
@@ -72,6 +71,8 @@ def scale_for_drawdown(returns, budget: float, grid: int = 256) -> float:
         return float(ruin)
     i = int(over[0])
     lo = ks[i - 1] if i else 0.0
+    from scipy.optimize import brentq  # here: scipy.optimize is not imported by every process
+
     return float(brentq(lambda k: max_drawdown_at(r, [k])[0] - budget, lo, ks[i], xtol=1e-10))
 
 

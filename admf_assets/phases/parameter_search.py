@@ -27,6 +27,7 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -81,7 +82,7 @@ WHOLE_PERIOD = "all"
 
 
 class OptimizationSettings(StrictModel):
-    __key_aliases__ = ("n_iterations", "param_definitions", "n_generations", "population_size")
+    __key_aliases__ = ("n_iterations", "param_definitions", "n_generations", "population_size", "container_count")
 
     method: StrictStr = "grid"
     parameters: dict[StrictStr, Any] | None = None
@@ -102,6 +103,9 @@ class OptimizationSettings(StrictModel):
     min_regime_days: StrictInt = Field(default=60, ge=2)
     storage: StrictStr | None = None
     resume: StrictBool = True
+    # processes that optimize ONE study together (bayesian, on an RDB storage: engine.shared_search)
+    max_workers: StrictInt = Field(default=1, ge=1)
+    container_count: StrictInt | None = Field(default=None, ge=1)  # seed 001's name for max_workers
     importance: Literal[eo.IMPORTANCE_EVALUATORS] = "ped_anova"  # type: ignore[valid-type]
 
 
@@ -299,6 +303,7 @@ class ParameterSearch(PhaseKind):
                                                    f"'{spec.name}' has {len(dims)}); use bayesian or "
                                                    "differential_evolution")
         # ---- regimes, storage, evaluators, ignored keys
+        updates.update(_shared_workers(opt, engine_method, env))
         if opt.n_trials_per_regime is not None and not opt.group_by_regime:
             env.warn("optimization.n_trials_per_regime", "ignored: used with group_by_regime: true")
         if "min_regime_days" in given and not opt.group_by_regime:
@@ -530,6 +535,15 @@ class ParameterSearch(PhaseKind):
         configuration (``studies.journal_path``)."""
         spec = ctx.config.optimization.storage or os.environ.get(STORAGE_ENV)
         root = getattr(ctx.store, "root", None)
+        if root is not None and not isinstance(root, Path):  # an fsspec URL: Optuna journals need a local file
+            root = None
+            if not spec:
+                spec = _shared_url(None)  # the instance's PostgreSQL server, when there is one
+            if not spec or ("://" not in spec and not os.path.isabs(spec)):
+                ctx.log.warning(f"{ctx.phase}: the storage root is not a local folder, so this phase's Optuna "
+                                f"studies are not persisted: set optimization.storage (or {STORAGE_ENV}) to an "
+                                f"RDB URL or an absolute journal path to keep them")
+                return None
         if spec:
             if "://" not in spec and not os.path.isabs(spec) and root is not None:
                 spec = str(root / spec)
@@ -576,18 +590,23 @@ class ParameterSearch(PhaseKind):
                                                                        if opt.group_by_regime else []),
                               version=version)
             key = strategy + (f"@regime={regime.label}" if opt.group_by_regime else "")
+            attrs = {"workflow": ctx.workflow.id, "phase": ctx.phase, "strategy": strategy, "regime": regime.label,
+                     "method": opt.method, "objective": [o.name for o in objectives],
+                     "constraints": [c.text for c in constraints], "n_trials": n_trials,
+                     "train_period": f"{close.index[0].date()}..{close.index[-1].date()}",
+                     "symbols": list(map(str, close.columns))}
+            if opt.max_workers > 1 and method == "tpe":
+                res = _run_shared(ctx, evaluator, dims, objectives, n_trials=n_trials, seed=seed,
+                                  constraints=constraints, fixed=fixed, strategy=strategy, batch_size=opt.batch_size,
+                                  name=name, attrs=attrs, resume=opt.resume)
+                return _Run(strategy, regime, res, res.message, evaluator)
             spec = storage.spec(key) if storage is not None else None
             try:
                 opened = open_storage(spec)
             except Exception as exc:  # a bad URL or an unwritable path: one line
                 raise PhaseError(f"field 'config.optimization.storage': cannot open Optuna storage "
                                  f"{describe_storage(spec)}: {exc}") from None
-            study = eo.StudyRef(opened, name, opt.resume, label=describe_storage(spec), attrs={
-                "workflow": ctx.workflow.id, "phase": ctx.phase, "strategy": strategy, "regime": regime.label,
-                "method": opt.method, "objective": [o.name for o in objectives],
-                "constraints": [c.text for c in constraints], "n_trials": n_trials,
-                "train_period": f"{close.index[0].date()}..{close.index[-1].date()}",
-                "symbols": list(map(str, close.columns))})
+            study = eo.StudyRef(opened, name, opt.resume, label=describe_storage(spec), attrs=attrs)
             progress = _Progress(ctx, f"{strategy}" + (f" [{regime.label}]" if opt.group_by_regime else ""),
                                  objectives[0].name, unit="combinations" if method == "grid" else "trials")
             res = eo.optimize(evaluator, dims, objectives, method=method, n_trials=n_trials, seed=seed,
@@ -931,7 +950,7 @@ def _regimes(labels: pd.DataFrame | None, dates: pd.DatetimeIndex, opt: Optimiza
 
 #: settings that do not change what a trial is (the budget, what is reported, where it is stored)
 _NOT_VERSIONED = ("n_trials", "n_iterations", "n_generations", "n_trials_per_regime", "batch_size", "storage",
-                  "resume", "importance")
+                  "resume", "importance", "max_workers", "container_count")
 
 
 def _fingerprint(close: pd.DataFrame) -> str:
@@ -1083,7 +1102,10 @@ def _assemble(ctx: PhaseContext, cfg: Config, close: pd.DataFrame, runs: list[_R
         where = [os.path.commonpath(where)]  # the phase's folder of journal files
     study_meta = {"optuna_storage": ", ".join(where) or "in-memory (not persisted)",
                   "optuna_studies": studies,
-                  "dashboard": f"admf optuna {ctx.workflow.id} --phase {ctx.phase}" if storage else "",
+                  "dashboard": (f"admf optuna {ctx.workflow.id} --storage URL (the optuna_storage above, with its "
+                                f"password)" if opt.max_workers > 1 else
+                                f"admf optuna {ctx.workflow.id} --phase {ctx.phase}" if storage else ""),
+                  "workers": opt.max_workers,
                   "resumed_trials": n_resumed, "evaluated_trials": evaluated,
                   "engine_calls": sum(r.result.engine_calls for r in runs),
                   "seconds": {k: round(sum(r.result.seconds[k] for r in runs), 3)
@@ -1229,3 +1251,60 @@ def _drop_json(df):
 KIND = ParameterSearch()
 
 __all__ = ["KIND", "Config", "ParameterSearch", "METHODS", "ENGINE_METHOD"]
+
+
+# ================================================================== shared studies (max_workers)
+def _shared_workers(opt: OptimizationSettings, engine_method: str | None, env: ConfigEnv) -> dict[str, Any]:
+    """``max_workers`` (or its seed name ``container_count``): the processes that run ONE study of a
+    bayesian search together, on an RDB storage every one of them reaches."""
+    k = opt.max_workers
+    if opt.container_count is not None:
+        if "max_workers" in opt.model_fields_set:
+            env.problem("optimization.container_count", "give max_workers or container_count (its seed name), not both")
+        k = opt.container_count
+    if k > 1 and engine_method != "tpe":
+        env.warn("optimization.max_workers", f"ignored by method '{opt.method}': only 'bayesian' shares one study "
+                                             "among several workers (the others run in one process)")
+        k = 1
+    if k > 1 and _shared_url(opt.storage) is None:
+        env.problem("optimization.max_workers", "several workers share one study through an RDB storage: set "
+                                                "optimization.storage to a postgresql:// URL (sqlite:/// on one "
+                                                "machine), or ADMF_OPTUNA_STORAGE, or ADMF_POSTGRES_URL")
+    return {"max_workers": k, "container_count": None}
+
+
+def _shared_url(storage: str | None) -> str | None:
+    """The RDB URL a shared study lives in: ``optimization.storage`` when it is a URL, else
+    ``ADMF_OPTUNA_STORAGE`` when it is one, else the instance's PostgreSQL server (database
+    ``<dagster database>_optuna``), else None."""
+    from admf_assets import instance
+
+    for spec in (storage, os.environ.get(STORAGE_ENV)):
+        if spec:
+            return spec if "://" in spec else None
+    return instance.optuna_storage_url()
+
+
+def _run_shared(ctx: PhaseContext, evaluator, dims, objectives, *, n_trials: int, seed: int, constraints, fixed,
+                strategy: str, batch_size: int | None, name: str, attrs: dict, resume: bool):
+    """The search on one study that ``max_workers`` processes optimize together."""
+    from admf_assets import instance
+    from admf_assets.engine import shared_search
+
+    opt = ctx.config.optimization
+    url = _shared_url(opt.storage)
+    if url is None:  # validate says so too; the environment may have changed since
+        raise PhaseError("field 'config.optimization.max_workers': no RDB storage for the shared study (set "
+                         "optimization.storage, ADMF_OPTUNA_STORAGE or ADMF_POSTGRES_URL)")
+    try:
+        if url.startswith("postgresql") and not (opt.storage or os.environ.get(STORAGE_ENV)):
+            instance.ensure_database(url)  # the instance server's <database>_optuna
+        return shared_search.optimize_shared(
+            evaluator, dims, objectives, n_trials=n_trials, url=url, study_name=name, workers=opt.max_workers,
+            seed=seed, constraints=constraints, fixed=fixed, valid=shared_search.StrategyValid(strategy),
+            batch_size=batch_size, attrs=attrs, resume=resume, log=ctx.log.info)
+    except Exception as exc:  # noqa: BLE001 - the database refused: one line, the password hidden
+        if isinstance(exc, (PhaseError, ValueError)):
+            raise
+        raise PhaseError(f"field 'config.optimization.storage': the shared study at {describe_storage(url)} "
+                         f"failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None

@@ -146,7 +146,7 @@ class WorkflowGraph:
     order: tuple[str, ...]
     disabled: tuple[str, ...]
     data: DataSpec | None
-    executor: str  #: in_process | multiprocess
+    executor: str  #: in_process | multiprocess | celery
     max_concurrent: int | None
     path: Any = None  #: the absolute path of the file, when loaded from one
     warnings: tuple[str, ...] = ()  #: "ignored" keys found by the kinds, one line each

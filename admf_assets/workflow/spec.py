@@ -372,7 +372,7 @@ class PhaseResources(StrictModel):
         return v
 
 
-Executor = Literal["in_process", "multiprocess"]
+Executor = Literal["in_process", "multiprocess", "celery"]
 
 
 class Infrastructure(StrictModel):
@@ -459,7 +459,7 @@ class WorkflowSpec(StrictModel):
 
     @property
     def executor(self) -> str:
-        """in_process (default) or multiprocess."""
+        """in_process (default), multiprocess or celery."""
         for section in (self.execution, self.infrastructure):
             if section is not None and section.executor is not None:
                 return section.executor
