@@ -229,6 +229,7 @@ def load_workflow_dict(
     # 3. phase list shape, ADMF-PC layouts
     warnings: list[str] = []
     errs = ErrorCollector(file)
+    _resource_warnings(doc, file, warnings)
     _flatten_parallel(doc, errs)
     errs.raise_if_any()
     raw_phases = doc.get("phases")
@@ -387,6 +388,40 @@ _SUPERSEDED = {
     "(max_workers, pool) and infrastructure.max_concurrent",
     ("reporting", "workflow_analytics"): "ignored: run timings and lineage are in the Dagster UI",
 }
+
+
+#: seed 000's execution keys (its production workflow): Dagster and the executor decide these
+_RESOURCE_KEYS = {
+    "parallel_phases": "ignored: independent phases run in parallel with execution: {executor: multiprocess}",
+    "checkpoint_enabled": _SUPERSEDED[("workflow", "checkpointing")],
+    "max_total_memory_gb": "ignored: memory is not capped; each phase's peak memory is in the report",
+    "max_total_cores": "ignored: cap concurrent phases with infrastructure.max_concurrent",
+}
+_PHASE_RESOURCE_KEYS = {
+    "memory_gb": "ignored: a phase's memory is not capped; its peak memory is in the report",
+    "cpu_cores": "ignored: a phase runs in one process (vectorized); cap concurrent phases with "
+                 "infrastructure.max_concurrent",
+}
+
+
+def _resource_warnings(doc: dict[str, Any], file: str | None, warnings: list[str]) -> None:
+    """Seed 000's ``parallel_phases: true``, ``checkpoint_enabled``, ``max_total_*`` (workflow) and
+    ``memory_gb`` / ``cpu_cores`` (phase): one "ignored" warning each, then removed
+    (``parallel_phases`` as a mapping of branches is a layout, see ``_flatten_parallel``)."""
+    wf = doc.get("workflow")
+    if isinstance(wf, dict):
+        for key, message in _RESOURCE_KEYS.items():
+            if key in wf and not (key == "parallel_phases" and isinstance(wf[key], dict)):
+                _warn(warnings, file, f"workflow.{key}", message)
+                wf = {k: v for k, v in wf.items() if k != key}
+        doc["workflow"] = wf
+    phases = doc.get("phases")
+    for i, p in enumerate(phases if isinstance(phases, list) else []):
+        if isinstance(p, dict) and set(_PHASE_RESOURCE_KEYS) & set(p):
+            for key in [k for k in _PHASE_RESOURCE_KEYS if k in p]:
+                warnings.append(WorkflowError(_PHASE_RESOURCE_KEYS[key], file=file, phase=p.get("name"),
+                                              field=key).format())
+            phases[i] = {k: v for k, v in p.items() if k not in _PHASE_RESOURCE_KEYS}
 
 
 def _superseded_warnings(doc: dict[str, Any], file: str | None, warnings: list[str]) -> None:
