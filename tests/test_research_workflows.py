@@ -145,10 +145,17 @@ def test_regime_adaptive_ensemble_end_to_end(market_home):
     reg = pd.read_parquet(store / "regime_analysis" / "regime_classifications.parquet")
     labels = set(reg.regime) - {"unknown"}
     assert len(labels) == 2
-    # per-regime optimization: a best set for each regime, searched on that regime's days
+    # per-regime optimization: the best set of each regime and family, searched on that regime's
+    # days; a family among the top 20 searched over the ranges its sets span there
     best = pd.read_parquet(store / "regime_specific_optimization" / "regime_optimized_strategies.parquet")
-    assert set(best.regime) == labels and (best.n_days > 0).all()
-    assert set(best.strategy) <= set(top.strategy)
+    families = {"momentum", "mean_reversion", "breakout", "pairs_trading"}
+    assert set(zip(best.regime, best.strategy)) == {(r, f) for r in labels for f in families}
+    assert (best.n_days > 0).all() and (best.n_trials == 12).all()
+    for strategy, g in top.groupby("strategy"):
+        spans = pd.DataFrame([json.loads(p) for p in g.params])
+        chosen = pd.DataFrame([json.loads(p) for p in best[best.strategy == strategy].params])
+        for name in spans.columns[spans.nunique() > 1]:
+            assert chosen[name].between(spans[name].min(), spans[name].max()).all(), name
     # the ensemble: one weight vector per regime (and the unconditional one), by replay
     w = pd.read_parquet(store / "ensemble_optimization" / "optimal_ensemble_weights.parquet")
     assert set(w.regime) == labels | {"all"}
@@ -158,6 +165,8 @@ def test_regime_adaptive_ensemble_end_to_end(market_home):
         assert (inc.weight >= 0.05 - 1e-9).all() and (inc.weight <= 0.4 + 1e-9).all()
     captured = pd.read_parquet(store / "signal_capture" / "signal_metadata.parquet")
     assert set(w.strategy_id) == set(captured.strategy_id)
+    assert set(captured.strategy) == families and captured.strategy_id.nunique() <= len(best)
+    assert (w.groupby("regime").included.sum() >= 3).all()  # 3 x max_weight 0.4 >= 1: diverse members
     perf = pd.read_parquet(store / "ensemble_optimization" / "ensemble_performance_metrics.parquet")
     assert {("ensemble", "train"), ("ensemble", "test")} <= set(zip(perf.portfolio.str.split().str[0], perf.split))
     html = Path(out.report_path).read_text(encoding="utf-8")
