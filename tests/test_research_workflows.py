@@ -38,13 +38,14 @@ def _summary(html: str) -> str:
 
 
 def _run(graph):
-    from admf_assets import runner
+    """Run it through the runner: (outcome, the folder of its tables)."""
+    from admf_assets import runner, settings
 
     with dg.DagsterInstance.get() as instance:
         out = runner.run_workflow(graph, instance)
     assert out.success, out.failures
     assert out.materialized == len(graph.asset_keys())
-    return out
+    return out, settings.storage_root() / "tables" / graph.workflow_id
 
 
 # ------------------------------------------------------------------ production_optimization
@@ -80,11 +81,7 @@ def _production(n_trials: int = 30):
 
 
 def test_production_optimization_end_to_end(market_home):
-    from admf_assets import settings
-
-    graph = _production()
-    out = _run(graph)
-    store = settings.storage_root() / "tables" / "production_optimization"
+    out, store = _run(_production())
     # the bayesian search of seed 000's param_definitions: every trial inside its bounds
     hist = pd.read_parquet(store / "param_optimization" / "optimization_history.parquet")
     assert len(hist) == 30 and set(hist.state) == {"COMPLETE"}
@@ -134,11 +131,7 @@ def _regime_adaptive():
 
 
 def test_regime_adaptive_ensemble_end_to_end(market_home):
-    from admf_assets import settings
-
-    graph = _regime_adaptive()
-    out = _run(graph)
-    store = settings.storage_root() / "tables" / "regime_adaptive_ensemble"
+    out, store = _run(_regime_adaptive())
     top = pd.read_parquet(store / "parameter_discovery" / "top_20_strategies.parquet")
     hist = pd.read_parquet(store / "parameter_discovery" / "optimization_history.parquet")
     assert len(top) == 20 and set(hist.strategy) == {"momentum", "mean_reversion", "breakout", "pairs_trading"}
@@ -176,7 +169,6 @@ def test_regime_adaptive_ensemble_end_to_end(market_home):
 def test_the_regime_template_runs_with_every_phase_enabled(market_home, tmp_path):
     """``template: regime_adaptive_grid_search_ensemble`` alone (its five phases), on the short
     range: the validation judges the ensemble's out-of-sample returns and the report says so."""
-    from admf_assets import settings
     from admf_assets.workflow.validate import load_workflow
 
     path = tmp_path / "regime_template.yaml"
@@ -189,8 +181,7 @@ def test_the_regime_template_runs_with_every_phase_enabled(market_home, tmp_path
     graph = load_workflow(str(path)).graph
     assert not graph.disabled and graph.order == ("data", "parameter_discovery", "regime_analysis", "signal_capture",
                                                   "ensemble_optimization", "validation", "report")
-    out = _run(graph)
-    store = settings.storage_root() / "tables" / "regime_template"
+    out, store = _run(graph)
     summary = pd.read_parquet(store / "validation" / "validation_summary.parquet").set_index("statistic")
     daily = pd.read_parquet(store / "ensemble_optimization" / "ensemble_returns.parquet")
     test = daily[daily.split == "test"]
