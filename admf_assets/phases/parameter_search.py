@@ -864,7 +864,9 @@ def _from_definition(name: str, spec: Any, env: ConfigEnv, field: str) -> Any:
 
 def _spaces_from_sets(sets: pd.DataFrame, grid: bool) -> dict[str, dict]:
     """Per strategy, the space an input of parameter sets spans: each parameter's [min, max]
-    (its distinct values for a grid or a non-numeric parameter)."""
+    (its distinct values for a grid or a non-numeric parameter).  A sampler has nothing to
+    search in a single point: a strategy whose sets span no range gets ``{}`` there (its
+    default space), except for a grid (which then evaluates that point)."""
     from admf_assets.engine.paramsets import parameter_sets
 
     if sets is None or sets.empty or PARAMS_COLUMN not in sets:
@@ -891,7 +893,8 @@ def _spaces_from_sets(sets: pd.DataFrame, grid: bool) -> dict[str, dict]:
             else:
                 lo, hi = min(uniq), max(uniq)
                 space[col] = {"low": py_scalar(lo), "high": py_scalar(hi)}
-        out[strategy] = space
+        varied = any(not (isinstance(v, list) and len(v) == 1) for v in space.values())
+        out[strategy] = space if grid or varied else {}
     return out
 
 

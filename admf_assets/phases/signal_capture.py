@@ -39,8 +39,9 @@ from admf_assets.phases.common import (BARS, MAX_GRID_SIZE, DataSplitName, Strat
 from admf_assets.phases.kind import ConfigEnv, Consumes, Output, PhaseContext, PhaseError, PhaseKind, PhaseResult, \
     PhaseView, ResourceDemand, StrictModel
 
-#: the parameter-set tables it can capture, in the order they are merged
-SET_OUTPUTS = ("top_parameter_sets", "optimization_history", "best_parameters")
+#: the parameter-set tables it can capture, in the order they are merged (a per-regime search's
+#: ``regime_optimized_strategies``: the best set of each regime and strategy)
+SET_OUTPUTS = ("top_parameter_sets", "optimization_history", "best_parameters", "regime_optimized_strategies")
 
 
 class Config(StrictModel):

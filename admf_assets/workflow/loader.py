@@ -246,6 +246,7 @@ def load_workflow_dict(
     # 3. phase list shape, ADMF-PC layouts
     warnings: list[str] = []
     errs = ErrorCollector(file)
+    _resource_warnings(doc, file, warnings)
     _flatten_parallel(doc, errs)
     errs.raise_if_any()
     raw_phases = doc.get("phases")
@@ -412,6 +413,39 @@ _SUPERSEDED = {
 
 _CONTAINERS = ("taken as max_workers: the threads of the phase's evaluation on this machine (no containers "
                "are started; scale out with a Dagster executor)")
+
+#: seed 000's execution keys (its production workflow): Dagster and the executor decide these
+_RESOURCE_KEYS = {
+    "parallel_phases": "ignored: independent phases run in parallel with execution: {executor: multiprocess}",
+    "checkpoint_enabled": _SUPERSEDED[("workflow", "checkpointing")],
+    "max_total_memory_gb": "ignored: memory is not capped; each phase's peak memory is in the report",
+    "max_total_cores": "ignored: cap concurrent phases with infrastructure.max_concurrent",
+}
+_PHASE_RESOURCE_KEYS = {
+    "memory_gb": "ignored: bound a phase's memory with infrastructure.phase_resources.<phase>.memory_limit_gb",
+    "cpu_cores": "ignored: a phase's evaluation threads are infrastructure.phase_resources.<phase>.max_workers; "
+                 "cap concurrent phases with infrastructure.max_concurrent",
+}
+
+
+def _resource_warnings(doc: dict[str, Any], file: str | None, warnings: list[str]) -> None:
+    """Seed 000's ``parallel_phases: true``, ``checkpoint_enabled``, ``max_total_*`` (workflow) and
+    ``memory_gb`` / ``cpu_cores`` (phase): one "ignored" warning each, then removed
+    (``parallel_phases`` as a mapping of branches is a layout, see ``_flatten_parallel``)."""
+    wf = doc.get("workflow")
+    if isinstance(wf, dict):
+        for key, message in _RESOURCE_KEYS.items():
+            if key in wf and not (key == "parallel_phases" and isinstance(wf[key], dict)):
+                _warn(warnings, file, f"workflow.{key}", message)
+                wf = {k: v for k, v in wf.items() if k != key}
+        doc["workflow"] = wf
+    phases = doc.get("phases")
+    for i, p in enumerate(phases if isinstance(phases, list) else []):
+        if isinstance(p, dict) and set(_PHASE_RESOURCE_KEYS) & set(p):
+            for key in [k for k in _PHASE_RESOURCE_KEYS if k in p]:
+                warnings.append(WorkflowError(_PHASE_RESOURCE_KEYS[key], file=file, phase=p.get("name"),
+                                              field=key).format())
+            phases[i] = {k: v for k, v in p.items() if k not in _PHASE_RESOURCE_KEYS}
 
 
 def _superseded_warnings(doc: dict[str, Any], file: str | None, warnings: list[str]) -> None:

@@ -108,6 +108,8 @@ def test_basic_multi_phase_effective_configs(tmp_path):
         "storage": None,
         "resume": True,
         "importance": "ped_anova",
+        "max_workers": 1,
+        "container_count": None,
     }
     assert opt["strategies"] == [{"type": "momentum", "optimization_target": True, "parameters": {}}]
     assert opt["data_split"] == "train" and opt["top_n"] == 10
