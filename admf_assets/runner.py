@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import dagster as dg
 import pandas as pd
@@ -43,8 +43,16 @@ def workflow_job(path: str, executor: str | None = None) -> dg.JobDefinition:
     return defs.resolve_job_def(compiled.graph.workflow_id)
 
 
+def asset_job(executor: str | None = None) -> dg.JobDefinition:
+    """Dagster's implicit asset job of the code location (what the UI's asset graph runs)."""
+    from admf_assets.defs import build_defs
+
+    return build_defs(executor=executor).resolve_implicit_global_asset_job_def()
+
+
 #: module-level job builders the multiprocess executor can reconstruct in its workers
-RECONSTRUCTORS: dict[str, Callable[..., dg.JobDefinition]] = {"market_job": market_job, "workflow_job": workflow_job}
+RECONSTRUCTORS: dict[str, Callable[..., dg.JobDefinition]] = {
+    "market_job": market_job, "workflow_job": workflow_job, "asset_job": asset_job}
 
 
 def _graph(path_or_name: Any):
@@ -69,21 +77,31 @@ def _kind(executor: str | None, default: str | None = None) -> str:
 
 
 def _launch(job: dg.JobDefinition | None, rebuild: tuple[str, tuple], instance: dg.DagsterInstance, tags: dict,
-            kind: str, log_level: str) -> tuple[str, bool, list, list[str]]:
-    """Run ONE run in ``instance``: ``job`` in this process, or (multiprocess) the job that
-    ``RECONSTRUCTORS[rebuild[0]](*rebuild[1])`` builds in each step's worker."""
-    tags = {"admf/launched_by": "admf-cli", **tags}
+            kind: str, log_level: str, selection: Sequence[dg.AssetKey] | None = None,
+            parent: dg.DagsterRun | None = None) -> tuple[str, bool, list, list[str]]:
+    """Run ONE run in ``instance``: ``job`` in this process, or (multiprocess, or a re-execution
+    of ``parent`` from failure) the job that ``RECONSTRUCTORS[rebuild[0]](*rebuild[1])`` builds.
+    ``selection``: the assets to materialize (default: the whole job)."""
+    from admf_assets import recovery
+
+    tags = {"admf/launched_by": "admf-cli", **tags, **recovery.process_tags()}
     run_config = {"loggers": {"console": {"config": {"log_level": log_level.upper()}}}}
-    if kind.startswith("in"):
+    if kind.startswith("in") and parent is None:
         if job is None:
             job = RECONSTRUCTORS[rebuild[0]](*rebuild[1])
-        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False, run_config=run_config)
+        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False, run_config=run_config,
+                                        asset_selection=list(selection) if selection is not None else None)
         return result.run_id, result.success, list(result.all_events), _failures(result)
     name, args = rebuild
     assert name in RECONSTRUCTORS
     recon = dg.build_reconstructable_job("admf_assets.runner", name, reconstructable_args=args)
-    with dg.execute_job(recon, instance=instance, tags=tags, raise_on_error=False,
-                        run_config=run_config) as result:
+    options = None
+    if parent is not None:
+        options = dg.ReexecutionOptions.from_failure(parent.run_id, instance)
+        run_config = {**parent.run_config, **run_config}
+    with dg.execute_job(recon, instance=instance, tags=tags, raise_on_error=False, run_config=run_config,
+                        reexecution_options=options,
+                        asset_selection=list(selection) if selection is not None else None) as result:
         return result.run_id, result.success, list(result.all_events), _failures(result)
 
 
@@ -167,21 +185,60 @@ class WorkflowOutcome:
 
 
 def run_workflow(workflow: Any, instance: dg.DagsterInstance, executor: str | None = None,
-                 log_level: str = "WARNING") -> WorkflowOutcome:
-    """Run a workflow (its resolved graph, or a name / path to load) as ONE run."""
+                 log_level: str = "WARNING", selection: Sequence[dg.AssetKey] | None = None,
+                 tags: dict | None = None, defs: dg.Definitions | None = None) -> WorkflowOutcome:
+    """Run a workflow (its resolved graph, or a name / path to load) as ONE run; ``selection``:
+    the assets to materialize (default: all of them); ``defs``: its ``workflow_defs`` when the
+    caller built them already (for this executor)."""
     graph = _graph(workflow)
     kind = _kind(executor, graph.executor)
-    tags = {"admf/workflow": graph.workflow_id}
+    tags = {"admf/workflow": graph.workflow_id, **(tags or {})}
+    if graph.path is not None:
+        tags["admf/workflow_file"] = str(graph.path)
     job = None
     if kind.startswith("in"):
-        defs, compiled = workflow_defs(graph, kind)
+        if defs is None:
+            defs, _ = workflow_defs(graph, kind)
         job = defs.resolve_job_def(graph.workflow_id)
     elif graph.path is None:
         raise ValueError("a workflow given as text runs in process only (write it to a file for multiprocess)")
     t0 = time.perf_counter()
     run_id, success, events, failures = _launch(job, ("workflow_job", (str(graph.path), kind)), instance, tags,
-                                                kind, log_level)
-    run_seconds = time.perf_counter() - t0
+                                                kind, log_level, selection)
+    return _outcome(run_id, success, events, failures, time.perf_counter() - t0)
+
+
+#: tags of a failed run that its re-execution keeps (the rest is Dagster's or per process)
+_KEPT_TAGS = ("admf/workflow", "admf/workflow_file", "dagster/max_runtime")
+
+
+def reexecute(parent: dg.DagsterRun, instance: dg.DagsterInstance, executor: str | None = None,
+              log_level: str = "WARNING", workflow: Any = None) -> WorkflowOutcome:
+    """Re-execute a failed run from failure (Dagster's ``ReexecutionOptions.from_failure``): a new
+    run with ``parent`` as its parent, running only the steps that did not succeed.  The job is
+    rebuilt from the code as it is now: the parent's workflow file (``workflow``: its graph, when
+    the caller has loaded it), the market-data job, or the implicit asset job."""
+    kind = _kind(executor, getattr(_graph(workflow), "executor", None) if workflow is not None else None)
+    if parent.job_name == "market_data":
+        rebuild = ("market_job", (kind,))
+    elif parent.job_name == "__ASSET_JOB":
+        rebuild = ("asset_job", (kind,))
+    else:
+        path = _graph(workflow).path if workflow is not None else parent.tags.get("admf/workflow_file")
+        if path is None:
+            raise ValueError(f"run {parent.run_id} has no workflow file to rebuild its job from")
+        rebuild = ("workflow_job", (str(path), kind))
+    tags = {k: parent.tags[k] for k in _KEPT_TAGS if k in parent.tags}
+    # the tags the UI's own "Re-execute from failure" sets (run lists group re-executions by them)
+    tags.update({"dagster/parent_run_id": parent.run_id,
+                 "dagster/root_run_id": parent.root_run_id or parent.run_id,
+                 "dagster/is_resume_retry": "true"})
+    t0 = time.perf_counter()
+    run_id, success, events, failures = _launch(None, rebuild, instance, tags, kind, log_level, parent=parent)
+    return _outcome(run_id, success, events, failures, time.perf_counter() - t0)
+
+
+def _outcome(run_id: str, success: bool, events: list, failures: list[str], run_seconds: float) -> WorkflowOutcome:
     report_path, n = None, 0
     for ev in events:
         if ev.event_type_value != "ASSET_MATERIALIZATION":

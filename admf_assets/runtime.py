@@ -20,17 +20,28 @@ from resources import DuckDBParquetIOManager, MarketDataSource, StorageResource
 PRELOAD = ["pandas", "numpy", "pyarrow", "dagster", "admf_assets.engine.marketdata"]
 
 
-def executor(kind: str | None = None, max_concurrent: int | None = None) -> dg.ExecutorDefinition:
+def executor_kind(kind: str | None = None) -> str:
+    """``in_process`` or ``multiprocess``: ``kind``, else ``ADMF_EXECUTOR``, else in_process."""
     kind = (kind or os.environ.get("ADMF_EXECUTOR") or "in_process").lower()
     if kind in ("in_process", "inprocess", "in-process"):
-        return dg.in_process_executor
+        return "in_process"
     if kind in ("multiprocess", "multi_process", "multiprocessing"):
-        n = max_concurrent or int(os.environ.get("ADMF_MAX_CONCURRENT", "2"))
-        return dg.multiprocess_executor.configured(
-            {"max_concurrent": n, "start_method": {"forkserver": {"preload_modules": PRELOAD}}},
-            name="multiprocess_forkserver",
-        )
+        return "multiprocess"
     raise ValueError(f"ADMF_EXECUTOR={kind!r}: use 'in_process' or 'multiprocess'")
+
+
+def max_concurrent(n: int | None = None) -> int:
+    return n or int(os.environ.get("ADMF_MAX_CONCURRENT", "2"))
+
+
+def executor(kind: str | None = None, max_concurrent_: int | None = None) -> dg.ExecutorDefinition:
+    if executor_kind(kind) == "in_process":
+        return dg.in_process_executor
+    return dg.multiprocess_executor.configured(
+        {"max_concurrent": max_concurrent(max_concurrent_),
+         "start_method": {"forkserver": {"preload_modules": PRELOAD}}},
+        name="multiprocess_forkserver",
+    )
 
 
 def market_source() -> MarketDataSource:

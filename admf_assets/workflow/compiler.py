@@ -6,12 +6,16 @@
 | phase output                 | asset ``[workflow, phase, output]`` (Parquet + DuckDB view)   |
 | inputs / depends_on          | ``AssetIn`` (loaded values) / ``deps`` (lineage, ordering)    |
 | retries, delay, backoff      | ``RetryPolicy`` (user errors are not retried)                 |
-| timeout                      | job tag ``dagster/max_runtime`` (sum of the phase timeouts)   |
+| timeout                      | enforced in the step, retried under the retry policy          |
+| execution.timeout            | the job's ``dagster/max_runtime``, also enforced in each step |
+|                              | (default: when every phase has a timeout, their sum x attempts) |
 | pool / resource class        | asset ``pool`` (concurrency pools)                            |
 | success_criteria             | asset checks; blocking when the phase is ``critical``         |
 | on_failure: continue_with_warning | outputs optional: the failure is logged, dependents skip |
 | executor / max_concurrent    | the job's executor                                            |
-| kind + effective config      | ``code_version`` (a change marks the asset unsynced)          |
+| kind + effective config      | ``code_version``, chained through the upstream phases' ones   |
+| output content               | ``DataVersion`` (a hash): identical results leave dependents fresh |
+| market data read             | an observable ``market_snapshot`` asset (see snapshots.py)    |
 
 The compiler knows phase kinds only through their protocol (``node.kind``): storage of each
 output, the assets outside the workflow a kind reads, ``run``.
@@ -24,6 +28,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,13 +38,17 @@ import numpy as np
 import pandas as pd
 
 import admf_assets
-from admf_assets import runtime, settings
+from admf_assets import executors, settings, snapshots, timeouts
 from admf_assets.phases.kind import FilePath, Link, Markdown, PhaseError
+from admf_assets.versions import content_version
 
 from .context import phase_context
 from .errors import WorkflowError
 from .graph import PhaseNode, WorkflowGraph
 from .loader import load_workflow
+
+# data versions on outputs (Dagster's content-based versioning) are labelled beta
+warnings.filterwarnings("ignore", message=".*data_version.*", category=dg.BetaWarning)
 
 RESERVED_IDS = {"market", "market_data"}
 _BACKOFF = {"exponential": dg.Backoff.EXPONENTIAL, "linear": dg.Backoff.LINEAR}
@@ -53,6 +62,11 @@ class CompiledWorkflow:
     graph: WorkflowGraph
     assets: list[dg.AssetsDefinition]
     job: dg.UnresolvedAssetJobDefinition
+    #: the market data each market-reading phase reads, and its observable source assets
+    snapshots: list = None  # type: ignore[assignment]
+    sources: list = None  # type: ignore[assignment]
+    #: the run settings UI-launched runs of these assets get (executors.RunSettings)
+    run_settings: Any = None
 
     def asset_key(self, phase: str, output: str) -> dg.AssetKey:
         return dg.AssetKey([self.graph.workflow_id, phase, output])
@@ -66,12 +80,23 @@ def _ident(key: dg.AssetKey) -> str:
     return key.to_python_identifier()
 
 
-def code_version(node: PhaseNode) -> str:
-    """Kind, kind version, effective config and the platform version: any change marks the
-    phase's assets unsynced."""
+def code_version(node: PhaseNode, upstream: dict[str, str] | None = None) -> str:
+    """Kind, kind version, effective config and the platform version, plus the code versions of
+    the upstream phases (``upstream``: phase -> code version): a change marks the phase and
+    everything downstream of it unsynced (Dagster's own stale status is not transitive)."""
     blob = json.dumps({"kind": node.type, "kind_version": node.kind.version, "config": node.config,
-                       "admf": admf_assets.__version__}, sort_keys=True, default=str)
+                       "admf": admf_assets.__version__, "upstream": dict(sorted((upstream or {}).items()))},
+                      sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def code_versions(graph: WorkflowGraph) -> dict[str, str]:
+    """Every phase's chained code version, in graph order."""
+    out: dict[str, str] = {}
+    for name in graph.order:
+        node = graph.phases[name]
+        out[name] = code_version(node, {u: out[u] for u in node.upstream_phases})
+    return out
 
 
 def _retry_policy(node: PhaseNode) -> dg.RetryPolicy | None:
@@ -124,10 +149,10 @@ def _metadata(values: dict) -> dict:
 
 
 # ------------------------------------------------------------------ assets
-def _phase_asset(graph: WorkflowGraph, node: PhaseNode) -> dg.AssetsDefinition:
+def _phase_asset(graph: WorkflowGraph, node: PhaseNode, version: str, limit: float | None,
+                 snapshot: dg.AssetKey | None) -> dg.AssetsDefinition:
     wf = graph.workflow_id
     optional = node.on_failure == "continue_with_warning"
-    version = code_version(node)
     outs = {}
     for o in node.outputs:
         key = _key(graph, node.name, o.name)
@@ -148,6 +173,8 @@ def _phase_asset(graph: WorkflowGraph, node: PhaseNode) -> dg.AssetsDefinition:
         deps.add(key)
         ins[_ident(key)] = dg.AssetIn(key)  # loaded: the report and lineage use every upstream value
     deps.update(dg.AssetKey(list(k)) for k in node.kind.reads_assets)
+    if snapshot is not None:
+        deps.add(snapshot)
     primary = _key(graph, node.name, node.outputs[0].name)
     check_specs = []
     for metric, crit in node.success_criteria.items():
@@ -174,12 +201,13 @@ def _phase_asset(graph: WorkflowGraph, node: PhaseNode) -> dg.AssetsDefinition:
         description=node.description or f"{node.type} phase '{node.name}' of workflow {graph.name}",
     )
     def _phase(context, **loaded):
-        yield from _execute(context, graph, node, loaded, primary, check_specs)
+        yield from _execute(context, graph, node, loaded, primary, check_specs, limit)
 
     return _phase
 
 
-def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, primary, check_specs):
+def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, primary, check_specs,
+             limit: float | None = None):
     values = {e.upstream_ref: loaded.get(_ident(_key(graph, e.upstream_phase, e.upstream_output)))
               for e in node.upstream}
     ctx = phase_context(graph, node, values, store=context.resources.storage.store(),
@@ -188,7 +216,7 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
     where = f"{graph.source or graph.workflow_id}: phase '{node.name}'"
     t0 = time.perf_counter()
     try:
-        result = node.kind.run(ctx)
+        result = _run_with_limits(context, graph, node, ctx, limit)
     except PhaseError as exc:
         if node.on_failure == "continue_with_warning":
             context.log.warning(f"{where}: {exc} (on_failure: continue_with_warning; dependents skip)")
@@ -201,7 +229,8 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
         meta["compute_seconds"] = dg.MetadataValue.float(round(seconds, 4))
         if o is node.outputs[0]:
             meta.update({f"metric/{k}": v for k, v in _metadata(result.metrics).items()})
-        yield dg.Output(value, output_name=_ident(_key(graph, node.name, o.name)), metadata=meta)
+        yield dg.Output(value, output_name=_ident(_key(graph, node.name, o.name)), metadata=meta,
+                        data_version=dg.DataVersion(content_version(value)))
     for spec in check_specs:
         metric, bound = spec.name.rsplit("_", 1)
         crit = node.success_criteria[metric]
@@ -213,6 +242,33 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
             metadata={"value": float(value) if value is not None else "not reported",
                       "criterion": crit.describe(metric)},
         )
+
+
+def _run_with_limits(context, graph: WorkflowGraph, node: PhaseNode, ctx, limit: float | None):
+    """``node.kind.run(ctx)`` within the phase's timeout and what is left of the workflow's
+    total limit ``limit`` (counted from the run's start; see timeouts.py)."""
+    where = graph.source or graph.workflow_id
+    left = None
+    if limit:
+        record = context.instance.get_run_record_by_id(context.run_id)
+        started = record.start_time if record and record.start_time else time.time()
+        left = limit - (time.time() - started)
+        if left <= 0:
+            raise dg.Failure(description=f"{where}: the run exceeded the workflow's total time limit of "
+                             f"{timeouts.format_seconds(limit)} s before phase '{node.name}'",
+                             allow_retries=False)
+    own = node.timeout_seconds
+    seconds = min(s for s in (own, left) if s) if (own or left) else None
+    try:
+        with timeouts.time_limit(seconds):
+            return node.kind.run(ctx)
+    except timeouts.PhaseTimeout:
+        if own and seconds == own:
+            raise dg.Failure(description=f"{where}: phase '{node.name}' exceeded its timeout of "
+                             f"{timeouts.format_seconds(own)} s", allow_retries=True) from None
+        raise dg.Failure(description=f"{where}: phase '{node.name}' was stopped: the run exceeded the "
+                         f"workflow's total time limit of {timeouts.format_seconds(limit)} s",
+                         allow_retries=False) from None
 
 
 def _lineage(context, graph: WorkflowGraph, node: PhaseNode) -> list[dict]:
@@ -236,19 +292,35 @@ def compile_graph(graph: WorkflowGraph, executor: str | None = None) -> Compiled
     if graph.workflow_id in RESERVED_IDS:
         raise WorkflowError(file=graph.source, field="workflow.id",
                             message=f"'{graph.workflow_id}' is reserved; choose another workflow id")
-    assets = [_phase_asset(graph, graph.phases[name]) for name in graph.order]
+    versions = code_versions(graph)
+    limit = timeouts.total_limit((_Limits(n, _retry_policy(n)) for n in graph.phases.values()),
+                                 explicit=graph.timeout_seconds)
+    snaps = {s.phase: s for s in snapshots.snapshots_of(graph)}
+    assets = [_phase_asset(graph, graph.phases[name], versions[name], limit,
+                           snaps[name].key if name in snaps else None) for name in graph.order]
     tags = {"admf/workflow": graph.workflow_id}
-    timeouts = [n.timeout_seconds for n in graph.phases.values() if n.timeout_seconds]
-    if timeouts:
-        tags["dagster/max_runtime"] = str(int(sum(timeouts)))
+    if limit:
+        tags["dagster/max_runtime"] = str(math.ceil(limit))
+    settings_ = executors.RunSettings(executor or graph.executor, graph.max_concurrent, tags)
     job = dg.define_asset_job(
         graph.workflow_id,
         selection=dg.AssetSelection.groups(graph.workflow_id),
-        executor_def=runtime.executor(executor or graph.executor, graph.max_concurrent),
+        executor_def=executors.admf_executor(settings_),
         tags=tags,
         description=f"{graph.name}: {graph.description}".strip(": "),
     )
-    return CompiledWorkflow(graph=graph, assets=assets, job=job)
+    return CompiledWorkflow(graph=graph, assets=assets, job=job, snapshots=list(snaps.values()),
+                            sources=[snapshots.snapshot_asset(s) for s in snaps.values()], run_settings=settings_)
+
+
+@dataclass(frozen=True)
+class _Limits:
+    node: PhaseNode
+    retry_policy: dg.RetryPolicy | None
+
+    @property
+    def timeout_seconds(self) -> float | None:
+        return self.node.timeout_seconds
 
 
 def compile_workflow(path_or_name, workflows_dir=None, executor: str | None = None) -> CompiledWorkflow:

@@ -1,0 +1,218 @@
+"""`admf run` materializes only what is stale, as Dagster's own stale status says: counts of
+materializations per asset after unchanged runs, config edits, --phase, --from, --force and
+re-ingested market data."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from admf_assets import cli, runner, staleness
+
+WF = """\
+workflow: {{name: Incremental, id: {wid}}}
+data: {{symbols: [SPY], start_date: {start}, end_date: {end}, split: {{test_start: {split}}}}}
+phases:
+  - name: opt
+    type: optimization
+    config:
+      optimization:
+        parameters: {{fast_period: {fast}, slow_period: [20, 30]}}
+  - name: bt
+    type: backtest
+    inputs: [opt.best_parameters]
+    config: {{cost_bps: {cost}}}
+reporting: {{enabled: false}}
+"""
+EARLY = dict(start="2021-01-04", end="2021-05-31", split="2021-04-01")
+LATE = dict(start="2021-06-01", end="2021-09-30", split="2021-08-02")
+ASSETS = ["data/bars", "opt/best_parameters", "opt/top_parameter_sets", "opt/optimization_history",
+          "bt/validation_results", "bt/performance_report"]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("incremental")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DAGSTER_HOME", str(root / "home"))
+        mp.delenv("ADMF_STORAGE", raising=False)
+        mp.delenv("ADMF_WORKFLOWS_DIR", raising=False)
+        mp.delenv("ADMF_SEED", raising=False)
+        mp.setenv("ADMF_SYMBOLS", "SPY")
+        from admf_assets import settings
+
+        settings.ensure_dagster_home()
+        with dg.DagsterInstance.get() as instance:
+            assert runner.backfill("2021-01-04", "2021-09-30", instance).success
+            yield root, instance
+
+
+def write(path: Path, wid: str, fast="[5, 10]", cost=5.0, dates=EARLY) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(WF.format(wid=wid, fast=fast, cost=cost, **dates))
+    return str(path)
+
+
+def counts(instance, wid: str) -> dict[str, int]:
+    """Materializations recorded per asset of workflow ``wid`` (``phase/output``)."""
+    out = {}
+    for name in ASSETS:
+        key = dg.AssetKey([wid, *name.split("/")])
+        out[name] = len(instance.fetch_materializations(key, limit=1000).records)
+    return out
+
+
+def admf(capsys, *args) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = cli.main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def delta(before: dict, after: dict) -> dict[str, int]:
+    return {k: after[k] - before[k] for k in after if after[k] != before[k]}
+
+
+def test_unchanged_second_run_recomputes_nothing_and_says_so(env, capsys):
+    root, instance = env
+    wf = write(root / "a.yaml", "inc_a")
+    code, out, err = admf(capsys, "run", wf)
+    assert code == 0, err
+    assert counts(instance, "inc_a") == dict.fromkeys(ASSETS, 1)
+    code, out, err = admf(capsys, "run", wf)
+    assert code == 0, err
+    assert "inc_a: 6 assets up to date, nothing to run" in out
+    assert counts(instance, "inc_a") == dict.fromkeys(ASSETS, 1)
+    # --force recomputes everything
+    before = counts(instance, "inc_a")
+    assert admf(capsys, "run", wf, "--force")[0] == 0
+    assert delta(before, counts(instance, "inc_a")) == dict.fromkeys(ASSETS, 1)
+
+
+def test_config_edit_reruns_the_phase_and_its_downstream_only(env, capsys):
+    root, instance = env
+    wf = write(root / "b.yaml", "inc_b")
+    assert admf(capsys, "run", wf)[0] == 0
+
+    # the last phase: only its two assets
+    write(root / "b.yaml", "inc_b", cost=9.0)
+    before = counts(instance, "inc_b")
+    code, out, err = admf(capsys, "run", wf)
+    assert code == 0, err
+    assert delta(before, counts(instance, "inc_b")) == {"bt/validation_results": 1, "bt/performance_report": 1}
+    assert "running 1 of 3 phases of inc_b: bt (config changed)" in out
+
+    # an upstream phase: Dagster's resolver (the UI's "Unsynced") marks it AND its downstream
+    write(root / "b.yaml", "inc_b", fast="[5, 15]", cost=9.0)
+    from admf_assets.workflow.loader import load_workflow
+
+    graph = load_workflow(wf).graph
+    statuses = staleness.Planner(graph, instance).statuses()
+    assert {p: s.state for p, s in statuses.items()} == {"data": "fresh", "opt": "stale", "bt": "stale"}
+    assert statuses["bt"].reason == "upstream config changed (opt)"
+    before = counts(instance, "inc_b")
+    assert admf(capsys, "run", wf)[0] == 0
+    assert delta(before, counts(instance, "inc_b")) == {k: 1 for k in ASSETS if not k.startswith("data/")}
+    assert "up to date" in admf(capsys, "run", wf)[1]
+
+
+def test_edit_of_a_workflow_in_the_workflows_dir(env, capsys, monkeypatch):
+    root, instance = env
+    folder = root / "wfdir"
+    write(folder / "named.yaml", "inc_named")
+    monkeypatch.setenv("ADMF_WORKFLOWS_DIR", str(folder))
+    assert admf(capsys, "run", "named")[0] == 0
+    assert "up to date" in admf(capsys, "run", "named")[1]
+    write(folder / "named.yaml", "inc_named", cost=2.0)
+    before = counts(instance, "inc_named")
+    assert admf(capsys, "run", "named")[0] == 0
+    assert delta(before, counts(instance, "inc_named")) == {"bt/validation_results": 1, "bt/performance_report": 1}
+
+
+def test_phase_and_from_run_from_stored_upstreams(env, capsys):
+    root, instance = env
+    wf = write(root / "c.yaml", "inc_c")
+    assert admf(capsys, "run", wf)[0] == 0
+
+    before = counts(instance, "inc_c")
+    code, out, err = admf(capsys, "run", wf, "--phase", "opt")
+    assert code == 0, err
+    assert delta(before, counts(instance, "inc_c")) == {k: 1 for k in ASSETS if k.startswith("opt/")}
+    # opt recomputed the same content (same data versions): its downstream stays fresh
+    assert "up to date" in admf(capsys, "run", wf)[1]
+
+    before = counts(instance, "inc_c")
+    assert admf(capsys, "run", wf, "--from", "opt")[0] == 0
+    assert delta(before, counts(instance, "inc_c")) == {k: 1 for k in ASSETS if not k.startswith("data/")}
+
+    before = counts(instance, "inc_c")
+    assert admf(capsys, "run", wf, "--phase", "bt", "--phase", "data")[0] == 0
+    assert delta(before, counts(instance, "inc_c")) == {k: 1 for k in ASSETS if k.startswith(("bt/", "data/"))}
+
+    code, out, err = admf(capsys, "run", wf, "--phase", "optt")
+    assert code == 2 and err.strip().splitlines() == [
+        f"{wf}: no phase 'optt' in workflow inc_c (did you mean 'opt'?) (phases: data, opt, bt)"]
+
+
+def test_phase_whose_upstream_was_never_materialized_is_one_line(env, capsys):
+    root, instance = env
+    wf = write(root / "d.yaml", "inc_d")
+    code, out, err = admf(capsys, "run", wf, "--phase", "bt")
+    assert code == 2
+    assert err.strip().splitlines() == [
+        f"{wf}: phase 'bt' needs inc_d/opt/best_parameters, which has never been materialized; produce it with: "
+        f"admf run {wf} --phase opt (or run the whole workflow: admf run {wf})"]
+    assert counts(instance, "inc_d") == dict.fromkeys(ASSETS, 0)
+
+
+def test_reingested_market_data_makes_exactly_the_workflows_reading_it_stale(env, capsys, monkeypatch):
+    root, instance = env
+    early = write(root / "early.yaml", "inc_early", dates=EARLY)
+    late = write(root / "late.yaml", "inc_late", dates=LATE)
+    monkeypatch.setenv("ADMF_WORKFLOWS_DIR", str(root))  # `admf backfill` observes these workflows
+    assert admf(capsys, "run", early)[0] == 0 and admf(capsys, "run", late)[0] == 0
+
+    from admf_assets.workflow.loader import load_workflow
+
+    def stale(wf):
+        return {p: s.reason for p, s in staleness.Planner(load_workflow(wf).graph, instance).stale().items()}
+
+    # re-ingesting identical bars changes no data version
+    assert admf(capsys, "backfill", "--start", "2021-07-01", "--end", "2021-07-30")[0] == 0
+    assert stale(early) == {} and stale(late) == {}
+
+    # different bars in July (another seed): only the workflow reading July is stale
+    monkeypatch.setenv("ADMF_SEED", "7")
+    assert admf(capsys, "backfill", "--start", "2021-07-01", "--end", "2021-07-30")[0] == 0
+    assert stale(early) == {}
+    assert stale(late) == {"data": "market data changed"}
+    before = counts(instance, "inc_late")
+    code, out, err = admf(capsys, "run", late)
+    assert code == 0, err
+    # the data phase first; its new bars then make the phases reading them stale (a second wave)
+    assert "running 1 of 3 phases of inc_late: data (market data changed)" in out
+    assert "new data upstream: running 2 more phase(s): opt (new data in data.bars), bt (new data in data.bars)" in out
+    assert delta(before, counts(instance, "inc_late")) == dict.fromkeys(ASSETS, 1)
+    assert "up to date" in admf(capsys, "run", early)[1]
+    assert "up to date" in admf(capsys, "run", late)[1]
+
+
+def test_next_wave_waits_for_phases_whose_inputs_may_still_change():
+    class Node:
+        def __init__(self, *up):
+            self.upstream_phases = up
+
+    class Graph:
+        order = ("a", "b", "c", "d")
+        phases = {"a": Node(), "b": Node("a"), "c": Node("b"), "d": Node("a", "c")}
+
+    g = Graph()
+    # d is stale (market data, say) but c, between a and d, may still change: d waits
+    assert staleness.next_wave(g, {"a", "d"}) == ["a"]
+    assert staleness.next_wave(g, {"a", "b", "c", "d"}) == ["a", "b", "c", "d"]
+    assert staleness.next_wave(g, {"b", "d"}) == ["b"]
+    assert staleness.next_wave(g, {"d"}) == ["d"]
+    assert staleness.downstream_of(g, ["b"]) == {"b", "c", "d"}
