@@ -43,16 +43,26 @@ def workflow_job(path: str, executor: str | None = None) -> dg.JobDefinition:
     return defs.resolve_job_def(compiled.graph.workflow_id)
 
 
-def asset_job(executor: str | None = None) -> dg.JobDefinition:
-    """Dagster's implicit asset job of the code location (what the UI's asset graph runs)."""
-    from admf_assets.defs import build_defs
-
-    return build_defs(executor=executor).resolve_implicit_global_asset_job_def()
-
-
 #: module-level job builders the multiprocess executor can reconstruct in its workers
-RECONSTRUCTORS: dict[str, Callable[..., dg.JobDefinition]] = {
-    "market_job": market_job, "workflow_job": workflow_job, "asset_job": asset_job}
+RECONSTRUCTORS: dict[str, Callable[..., dg.JobDefinition]] = {"market_job": market_job, "workflow_job": workflow_job}
+#: the name under which ``_reconstructable`` returns Dagster's implicit asset job of the code location
+ASSET_JOB = "__ASSET_JOB"
+
+
+def _reconstructable(rebuild: tuple[str, tuple]):
+    """A reconstructable job: ``RECONSTRUCTORS[name](*args)``, or the code location's implicit
+    asset job (what the UI's asset graph runs), by its pointer to ``definitions.defs``."""
+    name, args = rebuild
+    if name == ASSET_JOB:
+        from pathlib import Path
+
+        from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+        root = str(Path(__file__).resolve().parent.parent)
+        repo = ReconstructableRepository.for_module("definitions", "defs", working_directory=root)
+        return repo.get_reconstructable_job(ASSET_JOB)
+    assert name in RECONSTRUCTORS
+    return dg.build_reconstructable_job("admf_assets.runner", name, reconstructable_args=args)
 
 
 def _graph(path_or_name: Any):
@@ -92,9 +102,7 @@ def _launch(job: dg.JobDefinition | None, rebuild: tuple[str, tuple], instance: 
         result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False, run_config=run_config,
                                         asset_selection=list(selection) if selection is not None else None)
         return result.run_id, result.success, list(result.all_events), _failures(result)
-    name, args = rebuild
-    assert name in RECONSTRUCTORS
-    recon = dg.build_reconstructable_job("admf_assets.runner", name, reconstructable_args=args)
+    recon = _reconstructable(rebuild)
     options = None
     if parent is not None:
         options = dg.ReexecutionOptions.from_failure(parent.run_id, instance)
@@ -221,8 +229,8 @@ def reexecute(parent: dg.DagsterRun, instance: dg.DagsterInstance, executor: str
     kind = _kind(executor, getattr(_graph(workflow), "executor", None) if workflow is not None else None)
     if parent.job_name == "market_data":
         rebuild = ("market_job", (kind,))
-    elif parent.job_name == "__ASSET_JOB":
-        rebuild = ("asset_job", (kind,))
+    elif parent.job_name == ASSET_JOB:
+        rebuild = (ASSET_JOB, ())
     else:
         path = _graph(workflow).path if workflow is not None else parent.tags.get("admf/workflow_file")
         if path is None:

@@ -23,6 +23,8 @@ _DAGSTER_YAML = """\
 # Written by admf on first use; edit freely.
 telemetry:
   enabled: false
+nux:
+  enabled: false  # the UI's "Join the Dagster community" dialog
 run_monitoring:
   enabled: true
   free_slots_after_run_end_seconds: 300

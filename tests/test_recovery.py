@@ -47,7 +47,9 @@ def env(tmp_path_factory):
         mp.delenv("ADMF_STORAGE", raising=False)
         mp.setenv("ADMF_SYMBOLS", "SPY")
         mp.setenv("ADMF_PLUGINS", "admf_test_kinds")
-        mp.syspath_prepend(str(PLUGINS))
+        # appended, not prepended: Dagster drops sys.path[0] (the script's folder) when it loads
+        # the code location by module
+        mp.setattr(sys, "path", [*sys.path, str(PLUGINS)])
         from admf_assets import settings
 
         settings.ensure_dagster_home()
@@ -192,3 +194,21 @@ def test_process_liveness_from_run_tags():
     assert recovery.process_alive({}) is None
     # a reused pid (another start time) is not the run's process
     assert recovery.process_alive({**recovery.process_tags(), "admf/pid_start": "1"}) is False
+
+
+def test_runs_of_the_implicit_asset_job_get_the_workflows_settings(env, monkeypatch):
+    """What the UI's asset graph launches (Dagster's __ASSET_JOB) runs with the workflow's tags
+    and records its process, like a run of the workflow's own job."""
+    root, instance = env
+    write(root, "rec_ui", "config: {seconds: 0}", extra="execution: {timeout: 600}")
+    monkeypatch.setenv("ADMF_WORKFLOWS_DIR", str(root))
+    keys = [dg.AssetKey(["rec_ui", *k.split("/")]) for k in
+            ("data/bars", "opt/best_parameters", "opt/top_parameter_sets", "opt/optimization_history",
+             "slow/done", "after/done")]
+    recon = runner._reconstructable((runner.ASSET_JOB, ()))
+    with dg.execute_job(recon, instance=instance, asset_selection=keys) as result:
+        assert result.success
+    run = instance.get_run_by_id(result.run_id)
+    assert run.job_name == "__ASSET_JOB"
+    assert run.tags["admf/workflow"] == "rec_ui" and run.tags["dagster/max_runtime"] == "600"
+    assert recovery.process_alive(run.tags) is True  # this process ran it
