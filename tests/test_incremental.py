@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from admf_assets import cli, runner, staleness
+from admf_assets import cli, staleness
 
 WF = """\
 workflow: {{name: Incremental, id: {wid}}}
@@ -34,20 +34,10 @@ ASSETS = ["data/bars", "opt/best_parameters", "opt/top_parameter_sets", "opt/opt
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def env(tmp_path_factory, admf_env):
     root = tmp_path_factory.mktemp("incremental")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DAGSTER_HOME", str(root / "home"))
-        mp.delenv("ADMF_STORAGE", raising=False)
-        mp.delenv("ADMF_WORKFLOWS_DIR", raising=False)
-        mp.delenv("ADMF_SEED", raising=False)
-        mp.setenv("ADMF_SYMBOLS", "SPY")
-        from admf_assets import settings
-
-        settings.ensure_dagster_home()
-        with dg.DagsterInstance.get() as instance:
-            assert runner.backfill("2021-01-04", "2021-09-30", instance).success
-            yield root, instance
+    with admf_env(root, backfill=("2021-01-04", "2021-09-30")) as (instance, _):
+        yield root, instance
 
 
 def write(path: Path, wid: str, fast="[5, 10]", cost=5.0, dates=EARLY) -> str:

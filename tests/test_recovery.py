@@ -40,22 +40,13 @@ reporting: {{enabled: false}}
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def env(tmp_path_factory, admf_env):
     root = tmp_path_factory.mktemp("recovery")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DAGSTER_HOME", str(root / "home"))
-        mp.delenv("ADMF_STORAGE", raising=False)
-        mp.setenv("ADMF_SYMBOLS", "SPY")
-        mp.setenv("ADMF_PLUGINS", "admf_test_kinds")
+    with admf_env(root, backfill=("2021-01-04", "2021-06-30"), ADMF_PLUGINS="admf_test_kinds") as (instance, mp):
         # appended, not prepended: Dagster drops sys.path[0] (the script's folder) when it loads
         # the code location by module
         mp.setattr(sys, "path", [*sys.path, str(PLUGINS)])
-        from admf_assets import settings
-
-        settings.ensure_dagster_home()
-        with dg.DagsterInstance.get() as instance:
-            assert runner.backfill("2021-01-04", "2021-06-30", instance).success
-            yield root, instance
+        yield root, instance
 
 
 def write(root: Path, wid: str, slow: str, after: str = "", extra: str = "") -> tuple[str, Path]:
@@ -212,3 +203,37 @@ def test_runs_of_the_implicit_asset_job_get_the_workflows_settings(env, monkeypa
     assert run.job_name == "__ASSET_JOB"
     assert run.tags["admf/workflow"] == "rec_ui" and run.tags["dagster/max_runtime"] == "600"
     assert recovery.process_alive(run.tags) is True  # this process ran it
+
+
+def _started_run(instance, tags) -> str:
+    from dagster._core.storage.dagster_run import DagsterRun
+    from dagster._core.utils import make_new_run_id
+
+    run = DagsterRun(job_name="rec_fake", run_id=make_new_run_id(), status=dg.DagsterRunStatus.STARTED, tags=tags)
+    instance.add_run(run)
+    return run.run_id
+
+
+def test_run_monitoring_marks_a_run_whose_process_died_failed(env):
+    """The daemon's run monitoring (admf ui) asks the instance's run launcher whether a run's
+    worker is alive; admf's launcher answers from the run's process tags."""
+    import logging
+
+    from dagster._daemon.monitoring.run_monitoring import monitor_started_run
+
+    root, instance = env
+    assert isinstance(instance.run_launcher, recovery.RunLauncher)  # from the dagster.yaml admf writes
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead_tags = recovery.process_tags(p.pid)
+    p.wait()
+    dead = _started_run(instance, dead_tags)
+    alive = _started_run(instance, recovery.process_tags())
+    for run_id in (dead, alive):
+        monitor_started_run(instance, None, instance.get_run_record_by_id(run_id), logging.getLogger("test"))
+    assert instance.get_run_by_id(dead).status == dg.DagsterRunStatus.FAILURE
+    assert instance.get_run_by_id(alive).status == dg.DagsterRunStatus.STARTED
+    # the next admf command marks the same kind of run failed without a daemon
+    again = _started_run(instance, dead_tags)
+    assert recovery.mark_dead_runs(instance) == [again]
+    assert instance.get_run_by_id(again).status == dg.DagsterRunStatus.FAILURE
+    instance.report_run_failed(instance.get_run_by_id(alive))  # leave no run STARTED behind

@@ -428,28 +428,26 @@ class WorkflowSpec(StrictModel):
             raise RuntimeError("the workflow graph is built by load_workflow()")
         return self._graph
 
+    def _run_setting(self, key: str) -> Any:
+        """``execution.<key>``, else ``infrastructure.<key>``, else None."""
+        for section in (self.execution, self.infrastructure):
+            if section is not None and getattr(section, key) is not None:
+                return getattr(section, key)
+        return None
+
     @property
     def executor(self) -> str:
         """in_process (default) or multiprocess."""
-        for section in (self.execution, self.infrastructure):
-            if section is not None and section.executor is not None:
-                return section.executor
-        return "in_process"
+        return self._run_setting("executor") or "in_process"
 
     @property
     def max_concurrent(self) -> int | None:
-        for section in (self.execution, self.infrastructure):
-            if section is not None and section.max_concurrent is not None:
-                return section.max_concurrent
-        return None
+        return self._run_setting("max_concurrent")
 
     @property
     def timeout(self) -> float | None:
         """The workflow's total time limit in seconds (``execution.timeout``...), or None."""
-        for section in (self.execution, self.infrastructure):
-            if section is not None and section.timeout is not None:
-                return section.timeout
-        return None
+        return self._run_setting("timeout")
 
     def phase(self, name: str) -> PhaseSpec:
         for p in self.phases:

@@ -25,17 +25,10 @@ reporting: {{enabled: false}}
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def env(tmp_path_factory, admf_env):
     root = tmp_path_factory.mktemp("phase_runs")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DAGSTER_HOME", str(root / "home"))
-        mp.delenv("ADMF_STORAGE", raising=False)
-        mp.setenv("ADMF_SYMBOLS", "SPY")
-        from admf_assets import settings
-
-        settings.ensure_dagster_home()
-        with dg.DagsterInstance.get() as instance:
-            yield root, instance
+    with admf_env(root) as (instance, _):
+        yield root, instance
 
 
 def _wf(root, wid, fast="[5, 10]", extra=""):
