@@ -40,9 +40,10 @@ reporting: {{enabled: false}}
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory, admf_env):
+def env(tmp_path_factory, admf_env, plugin_kinds):
     root = tmp_path_factory.mktemp("recovery")
-    with admf_env(root, backfill=("2021-01-04", "2021-06-30"), ADMF_PLUGINS="admf_test_kinds") as (instance, mp):
+    with admf_env(root, backfill=("2021-01-04", "2021-06-30"), ADMF_PLUGINS="admf_test_kinds") as (instance, mp), \
+            plugin_kinds():
         # appended, not prepended: Dagster drops sys.path[0] (the script's folder) when it loads
         # the code location by module
         mp.setattr(sys, "path", [*sys.path, str(PLUGINS)])
@@ -193,6 +194,7 @@ def test_runs_of_the_implicit_asset_job_get_the_workflows_settings(env, monkeypa
     root, instance = env
     write(root, "rec_ui", "config: {seconds: 0}", extra="execution: {timeout: 600}")
     monkeypatch.setenv("ADMF_WORKFLOWS_DIR", str(root))
+    monkeypatch.delitem(sys.modules, "definitions", raising=False)  # load the code location afresh
     keys = [dg.AssetKey(["rec_ui", *k.split("/")]) for k in
             ("data/bars", "opt/best_parameters", "opt/top_parameter_sets", "opt/optimization_history",
              "slow/done", "after/done")]
