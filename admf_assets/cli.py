@@ -286,9 +286,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from admf_assets.settings import SettingError
+
     args = build_parser().parse_args(argv)
     try:
         code = args.func(args)
+    except SettingError as exc:  # a bad ADMF_* environment variable
+        code = _fail(str(exc))
     except KeyboardInterrupt:
         code = 130
     if argv is None:  # the `admf` program, not a caller in Python

@@ -1,7 +1,8 @@
 """Shared, date-partitioned market-data assets: raw bars -> clean bars, with blocking checks.
 
-Partitions are weekdays (Mon-Fri) from ``MARKET_START``; weekends are excluded from the
-partition set.  Exchange holidays are weekdays without bars: their partitions materialize
+Partitions are weekdays (Mon-Fri) from ``MARKET_START`` (``ADMF_MARKET_START``; by default
+1999-01-01 with the sample source, else 2010-01-01; read when this module is imported);
+weekends are excluded from the partition set.  Exchange holidays are weekdays without bars: their partitions materialize
 empty (0 rows, recorded in the metadata), so "materialized but no trading" is distinguishable
 from "never loaded".  Rows a file source has on weekend dates are not stored; their count is
 reported in the raw asset's metadata and logged (never dropped silently).
@@ -13,6 +14,7 @@ import warnings
 import dagster as dg
 import pandas as pd
 
+from admf_assets import runtime
 from admf_assets.engine import marketdata
 from resources.market_source import MarketDataSource
 from resources.io_managers import StorageResource
@@ -20,7 +22,7 @@ from resources.io_managers import StorageResource
 # BackfillPolicy.single_run() is what makes a backfill one run; Dagster still labels it beta.
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
-MARKET_START = "2010-01-01"
+MARKET_START = runtime.market_start()
 PREVIEW_MAX_PARTITIONS = 5
 GROUP = "market_data"
 RAW_KEY = dg.AssetKey(["market", "raw_bars"])

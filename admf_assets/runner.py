@@ -167,12 +167,25 @@ def backfill(start, end, instance: dg.DagsterInstance, executor: str | None = No
                    executor=executor, log_level=log_level)
 
 
+def check_market_source(graph) -> None:
+    """ValueError (one line) when a phase needs another market source than ADMF_MARKET_SOURCE."""
+    from admf_assets.runtime import market_source_kind
+
+    current = market_source_kind()
+    for phase, needed in graph.market_sources().items():
+        if needed != current:
+            raise ValueError(f"phase '{phase}': data.source: this workflow needs the market source '{needed}': "
+                             f"run it with ADMF_MARKET_SOURCE={needed} (the current source is '{current}')")
+
+
 def missing_market_range(graph) -> tuple[str, str] | None:
-    """First and last weekday of market data the workflow's phases read but the store lacks."""
+    """First and last weekday of market data the workflow's phases read but the store lacks
+    (after checking the market source the workflow needs)."""
     from admf_assets import settings
     from admf_assets.market import missing_partitions
     from resources.storage import TableStore
 
+    check_market_source(graph)
     store = TableStore(settings.storage_root())
     missing = []
     for start, end in graph.market_ranges():

@@ -16,6 +16,10 @@ import os
 from pathlib import Path
 
 DEFAULT_HOME = Path("~/.admf/dagster_home")
+class SettingError(ValueError):
+    """An environment variable with a value admf cannot use; the message names it (one line)."""
+
+
 #: the workflows shipped with the project (beside the package)
 PROJECT_WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows"
 

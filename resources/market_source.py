@@ -1,4 +1,5 @@
-"""Market-data source resource: ``synthetic`` (default, no files or network) or ``files``."""
+"""Market-data source resource: ``synthetic`` (default, no files or network), ``sample`` (real
+S&P 500 and NASDAQ bars shipped with the ``arch`` package) or ``files``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from admf_assets.engine import marketdata, synthetic
+from admf_assets.engine import marketdata, sample, synthetic
 
 
 class MarketDataSource(dg.ConfigurableResource):
@@ -17,19 +18,24 @@ class MarketDataSource(dg.ConfigurableResource):
     * ``synthetic``: deterministic regime-switching market (see ``admf_assets.engine.synthetic``)
       for ``symbols`` from ``seed``; the true regime of each day is available via
       :meth:`true_regimes`.
+    * ``sample``: real daily bars of ``SP500`` and ``NASDAQ``, 1999-01-04..2018-12-31 (see
+      ``admf_assets.engine.sample``); ``symbols`` empty means both.
     * ``files``: ``path`` is a directory with one CSV or Parquet file per symbol
       (``SPY.csv``...) with columns Date, Open, High, Low, Close, Volume (any case; an
       adjusted close column is used when present).
     """
 
-    kind: Literal["synthetic", "files"] = "synthetic"
-    symbols: list[str] = Field(default_factory=lambda: list(synthetic.DEFAULT_SYMBOLS))
+    kind: Literal[marketdata.SOURCES] = "synthetic"  # type: ignore[valid-type]
+    #: the universe; empty: the 20 synthetic symbols, both sample symbols, or every file
+    symbols: list[str] = Field(default_factory=list)
     seed: int = 42
     path: str | None = None
 
     def universe(self) -> list[str]:
         if self.kind == "files" and not self.symbols:
             return sorted(marketdata.symbol_files(self._dir()))
+        if not self.symbols:
+            return list(sample.SAMPLE_SYMBOLS if self.kind == "sample" else synthetic.DEFAULT_SYMBOLS)
         return list(self.symbols)
 
     def _dir(self) -> str:
@@ -42,6 +48,8 @@ class MarketDataSource(dg.ConfigurableResource):
         start, end = pd.Timestamp(start), pd.Timestamp(end)
         if self.kind == "synthetic":
             return synthetic.synthetic_bars(self.universe(), start, end, seed=self.seed)
+        if self.kind == "sample":
+            return sample.sample_bars(self.universe(), start, end)
         files = marketdata.symbol_files(self._dir())
         wanted = self.universe()
         missing = [s for s in wanted if s.upper() not in files]

@@ -28,6 +28,8 @@ __all__ = [
     "regime_performance",
     "bootstrap_indices",
     "monte_carlo",
+    "market_conditions",
+    "recommend_strategy_types",
 ]
 
 # A bar counts as "under water" only if it is below the peak by more than this relative
@@ -424,4 +426,81 @@ def monte_carlo(
     out.attrs.update(
         n_sims=int(n_sims), horizon=int(horizon), seed=int(seed), block_size=int(block_size), method=method
     )
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# market conditions (an initial assessment)
+# ---------------------------------------------------------------------------------------
+def market_conditions(close: pd.DataFrame, window: int = 20, periods_per_year: int = 252,
+                      high_correlation: float = 0.7, low_correlation: float = 0.3) -> dict:
+    """Facts about a market (dates x symbols closes) as one dict of plain values:
+
+    * ``volatility``: annualized std (ddof=1) of the equal-weighted mean daily return over the
+      whole frame; ``recent_volatility``: the same over the last ``window`` bars;
+    * ``volatility_regime``: the last bar's causal label of :func:`volatility_regimes` with
+      three regimes (``low`` / ``mid`` / ``high``), ``volatile_fraction``: share of bars labelled
+      ``high``;
+    * ``trend_strength``: R^2 of a least-squares line through the log of the market's equity
+      (1 = a straight trend, 0 = none); ``trend_direction`` (+1 / -1 / 0: the slope's sign);
+      ``trend_slope``: annualized slope of that line;
+    * ``mean_correlation``: mean pairwise correlation of the symbols' daily returns (NaN for one
+      symbol), ``correlation_structure``: ``high`` (>= ``high_correlation``), ``moderate`` or ``low``
+      (< ``low_correlation``), ``single_symbol``.
+
+    >>> idx = pd.bdate_range("2024-01-01", periods=60)
+    >>> c = pd.DataFrame({"A": np.exp(np.linspace(0, 0.1, 60))}, index=idx)
+    >>> m = market_conditions(c)
+    >>> round(m["trend_strength"], 3), m["trend_direction"], m["correlation_structure"]
+    (1.0, 1, 'single_symbol')
+    """
+    rets = close.sort_index().pct_change(fill_method=None)
+    market = rets.mean(axis=1, skipna=True).iloc[1:].fillna(0.0)
+    if len(market) < max(window, 3):
+        raise ValueError(f"market conditions need at least {max(window, 3) + 1} bars (got {len(close)})")
+    ann = float(np.sqrt(periods_per_year))
+    vol = float(market.std(ddof=1)) * ann
+    recent = float(market.iloc[-window:].std(ddof=1)) * ann
+    labels = volatility_regimes(market, window=window, n_regimes=3)
+    known = labels[labels != UNKNOWN_REGIME]
+    log_eq = np.log(np.cumprod(1.0 + market.to_numpy()))
+    t = np.arange(len(log_eq), dtype=np.float64)
+    slope, intercept = np.polyfit(t, log_eq, 1)
+    fitted = slope * t + intercept
+    ss_tot = float(((log_eq - log_eq.mean()) ** 2).sum())
+    r2 = 1.0 - float(((log_eq - fitted) ** 2).sum()) / ss_tot if ss_tot > 0 else 0.0
+    S = close.shape[1]
+    if S > 1:
+        C = rets.iloc[1:].corr().to_numpy()
+        mean_corr = float(C[~np.eye(S, dtype=bool)].mean())
+        structure = "high" if mean_corr >= high_correlation else ("low" if mean_corr < low_correlation else "moderate")
+    else:
+        mean_corr, structure = float("nan"), "single_symbol"
+    return {
+        "volatility": vol, "recent_volatility": recent,
+        "volatility_regime": str(known.iloc[-1]) if len(known) else UNKNOWN_REGIME,
+        "volatile_fraction": float((known == "high").mean()) if len(known) else float("nan"),
+        "trend_strength": float(max(r2, 0.0)), "trend_direction": int(np.sign(slope)),
+        "trend_slope": float(slope) * periods_per_year,
+        "mean_correlation": mean_corr, "correlation_structure": structure,
+        "n_bars": int(len(close)), "start": str(close.index[0].date()), "end": str(close.index[-1].date()),
+    }
+
+
+def recommend_strategy_types(conditions: dict) -> pd.DataFrame:
+    """A transparent rule of thumb from :func:`market_conditions`: trend-following where the
+    market trends (score = trend strength), mean reversion where it does not (1 - trend
+    strength), breakout when volatility is rising (recent / full-period volatility, capped at
+    1).  Columns: strategy, score, rank, reason."""
+    ts = float(conditions["trend_strength"])
+    ratio = conditions["recent_volatility"] / conditions["volatility"] if conditions["volatility"] > 0 else 1.0
+    rows = [
+        ("momentum", ts, f"trend strength (R^2 of the log equity line) {ts:.2f}"),
+        ("mean_reversion", 1.0 - ts, f"1 - trend strength {1 - ts:.2f}"),
+        ("breakout", float(min(max(ratio - 0.5, 0.0), 1.0)),
+         f"recent / full-period volatility {ratio:.2f}"),
+    ]
+    out = pd.DataFrame(rows, columns=["strategy", "score", "reason"])
+    out = out.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+    out.insert(2, "rank", np.arange(1, len(out) + 1))
     return out

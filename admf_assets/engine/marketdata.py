@@ -19,6 +19,8 @@ PRICE_COLUMNS = ["open", "high", "low", "close"]
 _REQUIRED = ["date", "open", "high", "low", "close", "volume"]
 _ADJ_NAMES = {"adj close", "adj_close", "adjclose", "adj. close", "adjusted close", "adjusted_close"}
 FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+#: the market-data sources (ADMF_MARKET_SOURCE; a workflow's ``data.source``)
+SOURCES = ("synthetic", "sample", "files")
 
 
 class MarketDataError(ValueError):

@@ -135,3 +135,21 @@ def empty_bars() -> pd.DataFrame:
             **{c: pd.Series([], dtype="float64") for c in ("open", "high", "low", "close", "volume")},
         }
     )
+
+
+def truth_for(close: pd.DataFrame, seed: int = 42) -> pd.Series | None:
+    """The true regimes of ``close`` (dates x symbols) when it is this seed's synthetic market
+    (every close matches the generator to 1e-9), else None -- so a detector's accuracy is
+    reported only when it is really known."""
+    if close.empty:
+        return None
+    start, end = close.index[0], close.index[-1]
+    if start < ORIGIN or end > HORIZON:
+        return None
+    for sym in close.columns:
+        ref = _symbol_bars(seed, str(sym))["close"].reindex(close.index)
+        got = close[sym].to_numpy(dtype=np.float64)
+        ok = np.isfinite(got)
+        if not ok.any() or not np.allclose(got[ok], ref.to_numpy()[ok], rtol=1e-9, atol=0.0):
+            return None
+    return synthetic_regimes(start, end, seed).reindex(close.index)

@@ -16,19 +16,18 @@ KINDS.load(
     "admf_assets.phases.parameter_search",
     "admf_assets.phases.signal_capture",
     "admf_assets.phases.analysis",
+    "admf_assets.phases.regime_analysis",
+    "admf_assets.phases.ensemble_optimization",
+    "admf_assets.phases.conditional",
     "admf_assets.phases.backtest",
+    "admf_assets.phases.risk_analysis",
     "admf_assets.phases.report",
 )
 
 # designed (DESIGN.md) but not implemented yet
-KINDS.plan("regime_analysis", "regime_detection", description="Regime detection (Markov switching, k-means, change points)")
-KINDS.plan("ensemble_optimization", "ensemble", description="Ensemble weights by signal replay")
 KINDS.plan("walk_forward", "walk_forward_validation", "walk_forward_analysis", description="Walk-forward re-optimisation")
 KINDS.plan("validation", "statistical_validation", "comprehensive_validation",
            description="Statistical validation (Monte Carlo, bootstrap, deflated Sharpe, PBO)")
-KINDS.plan("risk_analysis", description="VaR/CVaR, stress windows, tail risk")
-KINDS.plan("conditional", description="Branch on a safe expression over upstream results",
-           phase_keys=("condition", "if_true", "if_false"))
 # named in the ADMF-PC seed documents; not part of this platform yet
 KINDS.plan("data_integration", description="Alternative data integration")
 KINDS.plan("data_processing", description="Generic data processing")

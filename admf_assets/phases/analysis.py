@@ -1,5 +1,7 @@
 """analysis: in-sample analysis of the searched parameter sets -- drawdowns, correlations between
-the top sets, performance by volatility regime, Monte Carlo and VaR of the best set.
+the top sets, performance by volatility regime, Monte Carlo and VaR of the best set -- and an
+assessment of the market itself (``market_condition_analysis``: volatility regime, trend
+strength, correlation structure; needs no parameter sets).
 
 Each analyzer fills one output; an output whose analyzer is not configured does not exist.
 """
@@ -9,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-from pydantic import Field, StrictInt, StrictStr
+from pydantic import Field, StrictInt, StrictStr, model_validator
 
 from admf_assets.engine import analysis as an
 from admf_assets.engine import report as rep
@@ -17,10 +19,10 @@ from admf_assets.engine import risk
 from admf_assets.engine.charts import sparkline
 from admf_assets.engine.metrics import METRIC_COLUMNS, compute_metrics
 from admf_assets.engine.paramsets import PARAMS_COLUMN, evaluate_sets, parameter_sets
-from admf_assets.phases.common import BARS, DataSplitName, TradingSettings, close_matrix
+from admf_assets.phases.common import BARS, DataSplitName, TradingSettings, canonical_list, close_matrix
 from admf_assets.phases.kind import ConfigEnv, Consumes, Output, PhaseContext, PhaseError, PhaseKind, PhaseResult, \
     PhaseView
-from admf_assets.suggest import closest
+from admf_assets.suggest import suggest
 
 #: canonical analyzer -> (aliases, the output it fills)
 ANALYZERS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -28,11 +30,18 @@ ANALYZERS: dict[str, tuple[tuple[str, ...], str]] = {
     "correlation_analysis": (("correlation", "correlations"), "correlations"),
     "regime_performance": (("regime_analysis_performance",), "regime_breakdown"),
     "monte_carlo_simulation": (("monte_carlo",), "risk_assessment"),
+    "market_condition_analysis": (("market_conditions", "market_assessment"), "market_conditions"),
 }
+#: analyzers that read the market only (no parameter-set input needed)
+MARKET_ONLY = frozenset({"market_condition_analysis"})
+#: seed 001 lists the aspects of the market assessment; all are always computed
+MARKET_ASPECTS = ("volatility_regime", "trend_strength", "correlation_structure")
 ANALYZER_ALIASES = {alias: canon for canon, (aliases, _) in ANALYZERS.items() for alias in (canon, *aliases)}
 
 
 class Config(TradingSettings):
+    __key_aliases__ = ("market_condition_analysis",)
+
     analyzers: list[StrictStr] = Field(default_factory=lambda: ["drawdown_analysis", "correlation_analysis"],
                                        min_length=1)
     data_split: DataSplitName = "train"
@@ -42,6 +51,27 @@ class Config(TradingSettings):
     top_drawdowns: StrictInt = Field(default=10, ge=1)
     regime_window: StrictInt = Field(default=20, ge=2)
     confidence_levels: list[float] = Field(default_factory=lambda: [0.95, 0.99], min_length=1)
+    market_aspects: list[StrictStr] = Field(default_factory=lambda: list(MARKET_ASPECTS))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _market_condition_list(cls, v: Any) -> Any:
+        """Seed 001: ``market_condition_analysis: [volatility_regime, trend_strength, ...]`` is
+        the analyzer ``market_condition_analysis`` with those aspects."""
+        if isinstance(v, dict) and "market_condition_analysis" in v:
+            v = dict(v)
+            aspects = v.pop("market_condition_analysis")
+            if aspects is True or aspects is None:
+                aspects = list(MARKET_ASPECTS)
+            if not isinstance(aspects, list):
+                raise ValueError("[market_condition_analysis] expected a list of aspects: "
+                                 + ", ".join(MARKET_ASPECTS))
+            v["market_aspects"] = aspects
+            if "analyzers" not in v:
+                v["analyzers"] = ["market_condition_analysis"]
+            elif "market_condition_analysis" not in v["analyzers"]:
+                v["analyzers"] = [*v["analyzers"], "market_condition_analysis"]
+        return v
 
 
 class Analysis(PhaseKind):
@@ -62,26 +92,42 @@ class Analysis(PhaseKind):
                enabled_by=("analyzers", "regime_performance"), columns=("regime",)),
         Output("risk_assessment", "Monte Carlo risk assessment", aliases=("monte_carlo", "risk_metrics"),
                enabled_by=("analyzers", "monte_carlo_simulation"), columns=("metric", "source")),
+        Output("market_conditions", "One row: market volatility and its regime, trend strength and direction, "
+               "correlation structure (of the analysed split)", aliases=("market_assessment",),
+               enabled_by=("analyzers", "market_condition_analysis"),
+               columns=("volatility", "recent_volatility", "volatility_regime", "trend_strength", "trend_direction",
+                        "mean_correlation", "correlation_structure")),
+        Output("recommended_strategy_types", "Strategy families ranked by a stated rule of thumb on the market "
+               "conditions", aliases=("strategy_recommendations",),
+               enabled_by=("analyzers", "market_condition_analysis"), columns=("strategy", "score", "rank", "reason")),
     )
-    consumes = (BARS, Consumes(("best_parameters", "top_parameter_sets")))
-    metrics = (*METRIC_COLUMNS, "mean_correlation", "max_correlation", "probability_of_loss", "var_95", "cvar_95")
+    consumes = (BARS, Consumes(("best_parameters", "top_parameter_sets"),
+                               needed=lambda cfg: any(a not in MARKET_ONLY for a in cfg.analyzers)))
+    metrics = (*METRIC_COLUMNS, "mean_correlation", "max_correlation", "probability_of_loss", "var_95", "cvar_95",
+               "market_volatility", "trend_strength")
     example_config = {"analyzers": list(ANALYZERS)}
 
     def effective_config(self, cfg: Config, env: ConfigEnv) -> Config:
-        analyzers: list[str] = []
-        for i, a in enumerate(cfg.analyzers):
-            canon = ANALYZER_ALIASES.get(a.strip().lower())
-            if canon is None:
-                best = closest(a, ANALYZER_ALIASES)
-                hint = f" (did you mean '{ANALYZER_ALIASES[best]}'?)" if best is not None else ""
-                env.problem(f"analyzers[{i}]", f"unknown analyzer '{a}'{hint}; available: {', '.join(ANALYZERS)}")
-            elif canon not in analyzers:
-                analyzers.append(canon)
+        analyzers = canonical_list(cfg.analyzers, ANALYZER_ALIASES, ANALYZERS, "analyzer", "analyzers", env)
+        for i, a in enumerate(cfg.market_aspects):
+            if a not in MARKET_ASPECTS:
+                env.problem(f"market_aspects[{i}]", f"unknown market aspect '{a}'{suggest(a, MARKET_ASPECTS)}; "
+                                                    f"known: {', '.join(MARKET_ASPECTS)}")
         return cfg.model_copy(update={"analyzers": analyzers})
+
+    def default_outputs(self, config: Config) -> list[str]:
+        names = super().default_outputs(config)
+        if all(a in MARKET_ONLY for a in config.analyzers):  # no parameter sets: no set metrics
+            names = [n for n in names if n != "performance_metrics"]
+        return names
 
     def run(self, ctx: PhaseContext) -> PhaseResult:
         cfg: Config = ctx.config
         bars = ctx.need("bars")
+        assessment = self._market(ctx, close_matrix(bars, cfg.data_split)) if ctx.wants("market_conditions") \
+            or ctx.wants("recommended_strategy_types") else None
+        if all(a in MARKET_ONLY for a in cfg.analyzers) and not ctx.wants("performance_metrics"):
+            return assessment
         sets = ctx.inputs.get("top_parameter_sets")
         best = ctx.inputs.get("best_parameters")
         if sets is None or sets.empty:
@@ -143,11 +189,40 @@ class Analysis(PhaseKind):
             ra = pd.concat([mc, var], ignore_index=True)
             outputs["risk_assessment"] = ra
             meta["risk_assessment"] = {"simulations": cfg.n_simulations, "preview": ra.head(10)}
+        if assessment is not None:
+            outputs.update(assessment.outputs)
+            meta.update(assessment.metadata)
+            metrics.update({k: v for k, v in assessment.metrics.items() if k not in metrics})
         return PhaseResult(outputs=outputs, metadata=meta, metrics=metrics)
+
+    @staticmethod
+    def _market(ctx: PhaseContext, close: pd.DataFrame) -> PhaseResult:
+        cfg: Config = ctx.config
+        try:
+            cond = an.market_conditions(close, window=cfg.regime_window)
+        except ValueError as exc:
+            raise PhaseError(str(exc)) from None
+        table = pd.DataFrame([cond])
+        rec = an.recommend_strategy_types(cond)
+        note = {"split": cfg.data_split, "period": f"{cond['start']}..{cond['end']}",
+                "volatility": "annualized std of the equal-weighted mean daily return",
+                "trend_strength": "R^2 of a line through the log market equity",
+                "aspects": ", ".join(cfg.market_aspects)}
+        metrics = {k: float("nan") for k in (*METRIC_COLUMNS, "mean_correlation", "max_correlation",
+                                             "probability_of_loss", "var_95", "cvar_95")}
+        metrics.update({"market_volatility": cond["volatility"], "trend_strength": cond["trend_strength"],
+                        "mean_correlation": cond["mean_correlation"]})
+        return PhaseResult(outputs={"market_conditions": table, "recommended_strategy_types": rec},
+                           metadata={"market_conditions": {**note, **{k: v for k, v in cond.items()}},
+                                     "recommended_strategy_types": {**note, "rule": "momentum: trend strength; "
+                                                                    "mean_reversion: 1 - trend strength; breakout: "
+                                                                    "rising volatility", "preview": rec}},
+                           metrics=metrics)
 
     def sections(self, view: PhaseView) -> list[dict]:
         out = []
-        for name in ("performance_metrics", "drawdowns", "regime_breakdown", "risk_assessment"):
+        for name in ("market_conditions", "recommended_strategy_types", "performance_metrics", "drawdowns",
+                     "regime_breakdown", "risk_assessment"):
             df = view.outputs.get(name)
             if df is not None and len(df):
                 out.append({"title": f"{view.phase}: {name}", "table": df.drop(columns=[PARAMS_COLUMN],

@@ -1,6 +1,10 @@
 """backtest: one parameter set (the best from a search, or fixed in the config) on a data split,
 with transaction costs.  Indicators are computed over all history up to each bar (so the test
-period starts warmed up) but every reported number comes from the split's own returns."""
+period starts warmed up) but every reported number comes from the split's own returns.
+
+With an input ``<risk phase>.risk_recommendations`` (``dynamic_risk_management``, on by default
+when the input is connected) the strategy runs at the recommended exposure: the symbol weights
+are scaled by it, the rest of the capital stays in cash, so every return and cost scales by it."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import pandas as pd
 from pydantic import Field, StrictBool, StrictStr, field_validator
 
 from admf_assets.engine import report as rep
+from admf_assets.engine import riskbudget
 from admf_assets.engine.analysis import equity_curve, underwater
 from admf_assets.engine.backtest import run_backtest
 from admf_assets.engine.charts import sparkline
@@ -31,6 +36,8 @@ class Config(TradingSettings):
     generate_detailed_report: StrictBool = True
     parameters: dict[StrictStr, Any] | None = None
     strategy: StrictStr | None = None
+    #: apply the exposure scale of an input risk_recommendations (None: when one is connected)
+    dynamic_risk_management: StrictBool | None = None
 
     @field_validator("parameters")
     @classmethod
@@ -57,7 +64,8 @@ class Backtest(PhaseKind):
                aliases=("final_performance_report", "equity_curve", "detailed_report", "returns"),
                columns=("date", "return", "equity", "drawdown", "exposure", "split", "value"), time_series=True),
     )
-    consumes = (BARS, Consumes(("best_parameters",), required=True, unless_config="parameters"))
+    consumes = (BARS, Consumes(("best_parameters",), required=True, unless_config="parameters"),
+                Consumes(("risk_recommendations",), required=False, required_if="dynamic_risk_management"))
     metrics = (*METRIC_COLUMNS, "total_costs", "n_days")
 
     def effective_config(self, cfg: Config, env: ConfigEnv) -> Config:
@@ -81,13 +89,15 @@ class Backtest(PhaseKind):
                 raise PhaseError(f"input best_parameters: {exc}") from None
         config = cfg.trading()
         close = close_matrix(bars)  # all history: indicators warm up before the split
+        mask = split_mask(bars, close.index, cfg.data_split)
+        scale, scale_meta = self._exposure(ctx, cfg, close.index[mask])
         try:
-            res = run_backtest(close, strategy, params, config)
+            res = run_backtest(close, strategy, params, riskbudget.with_exposure(config, close.columns, scale))
         except ValueError as exc:
             raise PhaseError(f"field 'config': {exc}") from None
-        mask = split_mask(bars, close.index, cfg.data_split)
         r = res.returns.iloc[:, 0][mask]
-        gross = run_backtest(close, strategy, params, cfg.trading(costs=False)).returns.iloc[:, 0][mask]
+        gross_cfg = riskbudget.with_exposure(cfg.trading(costs=False), close.columns, scale)
+        gross = run_backtest(close, strategy, params, gross_cfg).returns.iloc[:, 0][mask]
         pos = res.positions[mask] if res.positions is not None else None
         m = compute_metrics(r.to_frame("strategy"), periods_per_year=config.periods_per_year, positions=pos).iloc[0]
         metrics = {k: (v.item() if hasattr(v, "item") else v) for k, v in m.items()}
@@ -97,12 +107,13 @@ class Backtest(PhaseKind):
         results = pd.DataFrame([{
             "strategy": strategy, PARAMS_COLUMN: params_json(params), "split": cfg.data_split,
             "start": r.index[0], "end": r.index[-1], "n_bars": int(mask.sum()),
-            "cost_bps": config.cost_bps, "slippage_bps": config.slippage_bps,
+            "cost_bps": config.cost_bps, "slippage_bps": config.slippage_bps, "exposure_scale": scale,
             "total_costs": metrics["total_costs"], **m.to_dict(),
             "initial_capital": cfg.initial_capital,
             "final_value": cfg.initial_capital * (1.0 + float(m["total_return"])),
         }])
-        exposure = np.abs(pos.astype(float)).mean(axis=tuple(range(1, pos.ndim))) if pos is not None else np.nan
+        exposure = scale * np.abs(pos.astype(float)).mean(axis=tuple(range(1, pos.ndim))) if pos is not None \
+            else np.nan
         report = pd.DataFrame({
             "date": r.index, "return": r.to_numpy(), "equity": equity_curve(r).to_numpy(),
             "drawdown": underwater(r).to_numpy(), "exposure": exposure, "split": cfg.data_split,
@@ -111,7 +122,8 @@ class Backtest(PhaseKind):
         costs = cfg.include_transaction_costs
         common = {"split": cfg.data_split, "period": period, "strategy": strategy,
                   "parameters": params_json(params),
-                  "costs": f"{config.cost_bps} bps + {config.slippage_bps} bps slippage" if costs else "none"}
+                  "costs": f"{config.cost_bps} bps + {config.slippage_bps} bps slippage" if costs else "none",
+                  **scale_meta}
         summary = results.T.reset_index().rename(columns={"index": "field", 0: "value"}).astype(str)
         meta = {
             "validation_results": {**common, "equity_curve": sparkline(report["equity"]), "preview": summary},
@@ -122,6 +134,30 @@ class Backtest(PhaseKind):
         }
         return PhaseResult(outputs={"validation_results": results, "performance_report": report},
                            metadata=meta, metrics=metrics)
+
+    @staticmethod
+    def _exposure(ctx: PhaseContext, cfg: Config, dates: pd.DatetimeIndex) -> tuple[float, dict[str, Any]]:
+        """The exposure scale to run at (1.0 without risk recommendations) and its metadata."""
+        recs = ctx.inputs.get("risk_recommendations")
+        if recs is None:
+            return 1.0, {}
+        if cfg.dynamic_risk_management is False:
+            ctx.log.info("risk_recommendations connected but dynamic_risk_management is false: exposure 1.0")
+            return 1.0, {"exposure_scale": 1.0, "risk_management": "off (dynamic_risk_management: false)"}
+        try:
+            scale, start, end = riskbudget.exposure_scale(recs)
+        except ValueError as exc:
+            raise PhaseError(f"input {exc}") from None
+        meta: dict[str, Any] = {"exposure_scale": scale,
+                                "risk_management": f"exposure scaled by {scale:.4g} (risk_recommendations)"}
+        if len(dates) and pd.notna(start) and pd.notna(end):
+            meta["exposure_measured_on"] = f"{start.date()}..{end.date()}"
+            if start <= dates[-1] and end >= dates[0]:
+                msg = (f"the exposure scale was measured on {start.date()}..{end.date()}, which overlaps this "
+                       f"backtest's {dates[0].date()}..{dates[-1].date()}: its numbers are in-sample")
+                ctx.log.warning(msg)
+                meta["exposure_in_sample"] = msg
+        return scale, meta
 
     def sections(self, view: PhaseView) -> list[dict]:
         perf = view.outputs.get("performance_report")

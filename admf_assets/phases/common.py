@@ -22,6 +22,7 @@ from pydantic import Field, StrictBool, StrictInt, StrictStr, model_serializer, 
 
 from admf_assets.engine import strategies as strategy_registry
 from admf_assets.engine.backtest import DEFAULT_COST_BPS, DEFAULT_SLIPPAGE_BPS, SIZINGS, BacktestConfig
+from admf_assets.engine.marketdata import SOURCES as MARKET_SOURCES
 from admf_assets.engine.split import DEFAULT_TEST_FRACTION, SPLIT_RULES, DataSplit
 from admf_assets.engine.strategies import MODES
 from admf_assets.phases.kind import ConfigEnv, Consumes, PhaseError, StrictModel
@@ -30,6 +31,7 @@ from admf_assets.suggest import suggest
 __all__ = [
     "BARS",
     "DataSplitName",
+    "MarketSourceName",
     "SplitConfig",
     "check_dates",
     "TradingSettings",
@@ -42,9 +44,12 @@ __all__ = [
     "space_from_config",
     "close_matrix",
     "split_mask",
+    "canonical_list",
 ]
 
 DataSplitName = Literal["train", "test", "all"]
+#: a market-data source a workflow may declare it needs (``data.source``)
+MarketSourceName = Literal[MARKET_SOURCES]  # type: ignore[valid-type]
 #: what every kind that trades consumes: the bars of the workflow's data phase (connected
 #: automatically when the YAML names no provider)
 BARS = Consumes(("bars",), required=False, auto=True)
@@ -198,6 +203,24 @@ def check_strategy_params(specs: list[Any], names, field: str, env: ConfigEnv) -
                 msg = (f"none of the strategies ({', '.join(s.name for s in specs)}) has a parameter "
                        f"'{name}'{suggest(name, every)}")
             env.problem(f"{field}.{name}", msg)
+
+
+def canonical_list(values: list[str], aliases: dict[str, str], available, what: str, field: str,
+                   env: ConfigEnv) -> list[str]:
+    """``values`` as canonical names (``aliases``: every accepted lower-case spelling -> its
+    canonical name), duplicates dropped; an unknown one is a problem with a did-you-mean."""
+    from admf_assets.suggest import closest
+
+    out: list[str] = []
+    for i, v in enumerate(values):
+        canon = aliases.get(str(v).strip().lower())
+        if canon is None:
+            best = closest(v, aliases)
+            hint = f" (did you mean '{aliases[best]}'?)" if best is not None else ""
+            env.problem(f"{field}[{i}]", f"unknown {what} '{v}'{hint}; available: {', '.join(available)}")
+        elif canon not in out:
+            out.append(canon)
+    return out
 
 
 def is_number(x: Any) -> bool:

@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import StrictStr, field_validator
+from pydantic import StrictStr, field_validator, model_serializer
 
 from admf_assets.engine.charts import sparkline
-from admf_assets.phases.common import SplitConfig, check_dates
+from admf_assets.engine.sample import SAMPLE_SYMBOLS
+from admf_assets.phases.common import MarketSourceName, SplitConfig, check_dates
 from admf_assets.phases.kind import ConfigEnv, Implicit, Output, PhaseContext, PhaseError, PhaseKind, \
     PhaseResult, PhaseView, StrictModel
 
@@ -30,11 +31,20 @@ class Config(StrictModel):
     start_date: date | None = None
     end_date: date | None = None
     split: SplitConfig | None = None
+    #: the market-data source the workflow needs; a run with another ADMF_MARKET_SOURCE stops
+    source: MarketSourceName | None = None
 
     @field_validator("symbols", mode="before")
     @classmethod
     def _one(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
+
+    @model_serializer(mode="wrap")
+    def _without_unset_source(self, handler) -> dict[str, Any]:
+        out = handler(self)
+        if out.get("source") is None:  # no source declared: configs (and code versions) as before
+            out.pop("source", None)
+        return out
 
 
 class DataPreparation(PhaseKind):
@@ -69,11 +79,19 @@ class DataPreparation(PhaseKind):
     def market_range(self, cfg: Config) -> tuple[date, date]:
         return cfg.start_date, cfg.end_date
 
+    def market_source(self, cfg: Config) -> str | None:
+        return cfg.source
+
     def run(self, ctx: PhaseContext) -> PhaseResult:
         from admf_assets.market import missing_partitions, required_partitions
+        from admf_assets.runtime import market_source_kind
         from resources.storage import summarize_dates
 
         cfg: Config = ctx.config
+        current = market_source_kind()
+        if cfg.source is not None and cfg.source != current:
+            raise PhaseError(f"field 'data.source': this workflow needs the market source '{cfg.source}': run it "
+                             f"with ADMF_MARKET_SOURCE={cfg.source} (the current source is '{current}')")
         symbols = [s.upper() for s in cfg.symbols]
         start, end = pd.Timestamp(cfg.start_date), pd.Timestamp(cfg.end_date)
         try:
@@ -91,11 +109,15 @@ class DataPreparation(PhaseKind):
         bars = bars[bars["symbol"].isin(symbols)]
         absent = [s for s in symbols if s not in set(bars["symbol"])]
         if absent:
+            hint = ""
+            if set(absent) <= set(SAMPLE_SYMBOLS) and current != "sample":
+                hint = f" ({', '.join(SAMPLE_SYMBOLS)} are the built-in real sample: ADMF_MARKET_SOURCE=sample)"
             raise PhaseError(
                 f"symbol(s) {', '.join(absent)} have no bars between {start.date()} and {end.date()}; "
-                f"set ADMF_SYMBOLS / the market source to include them and backfill again"
+                f"set ADMF_SYMBOLS / the market source to include them and backfill again{hint}"
             )
         bars, meta, metrics = prepare_bars(bars, symbols, cfg.split)
+        meta["market_source"] = current
         return PhaseResult(outputs={"bars": bars}, metadata={"bars": meta}, metrics=metrics)
 
     def header(self, view: PhaseView) -> dict[str, Any]:

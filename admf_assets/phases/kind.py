@@ -21,6 +21,13 @@ What a kind declares:
 * ``reads_assets`` / ``market_range`` -- assets outside the workflow it reads;
 * ``run(ctx) -> PhaseResult`` -- loads nothing itself: it gets its inputs in ``ctx``,
   calls the engine and returns DataFrames, metadata and metrics;
+* ``phase_keys`` -- phase-level YAML keys only this kind accepts; the workflow layer moves
+  them into the kind's config (``condition``, ``if_true`` ...);
+* ``references(config)`` -- upstream outputs the phase reads beyond ``inputs`` (the
+  ``${phase.output.field}`` references of a condition): loaded, and lineage;
+* ``bind(config)`` -- the kind as configured, for a kind whose outputs, inputs or metrics
+  depend on its config (a conditional takes its branches'); ``may_skip(config)`` -- ``run``
+  may leave outputs out (then they are optional and their dependents skip);
 * ``sections(view)`` / ``header(view)`` -- what it contributes to the HTML report.
 
 Nothing here imports Dagster: metadata values are plain Python (numbers, strings,
@@ -122,15 +129,29 @@ class Consumes:
     """The kind loads one upstream output among ``outputs``.
 
     ``required``: validation fails when no upstream phase provides one, unless the config
-    field ``unless_config`` is set (then an explicit input would contradict it).  ``auto``:
-    when the YAML names no provider, the single enabled phase producing it is connected
-    (market bars from the data phase).  At most one upstream asset per canonical name.
+    field ``unless_config`` is set (then an explicit input would contradict it); ``needed``
+    (a function of the effective config) narrows ``required`` to the configs that use the
+    input (an analysis whose analyzers need no parameter sets); ``required_if``: a config
+    field that makes an optional input required when it is true.  ``auto``: when the YAML
+    names no provider, the single enabled phase producing it is connected (market bars from
+    the data phase).  At most one upstream asset per canonical name.
     """
 
     outputs: tuple[str, ...]
     required: bool = True
     unless_config: str | None = None
     auto: bool = False
+    needed: Callable[[Any], bool] | None = None
+    required_if: str | None = None
+
+    def is_required(self, config: Any) -> bool:
+        """Whether ``config`` needs a provider: ``required_if`` set to true makes it required,
+        ``needed(config)`` false makes a required input optional."""
+        if config is None:
+            return self.required
+        if self.required_if is not None and getattr(config, self.required_if, None) is True:
+            return True
+        return self.required and (self.needed is None or bool(self.needed(config)))
 
 
 @dataclass(frozen=True)
@@ -314,6 +335,23 @@ class PhaseKind:
 
     def market_range(self, config: Any) -> tuple[Any, Any] | None:
         """First and last date of the shared market data the phase reads, if any."""
+        return None
+
+    def references(self, config: Any) -> tuple[tuple[str, str], ...]:
+        """(``'phase.output'``, field) of upstream outputs read beyond ``inputs`` (the field
+        names where the reference is written, for messages)."""
+        return ()
+
+    def bind(self, config: Any) -> "PhaseKind":
+        """The kind as configured by ``config`` (default: itself)."""
+        return self
+
+    def may_skip(self, config: Any) -> bool:
+        """True when ``run`` may return without some declared outputs."""
+        return False
+
+    def market_source(self, config: Any) -> str | None:
+        """The market-data source (ADMF_MARKET_SOURCE) the phase needs, if it declares one."""
         return None
 
     # -------------------------------------------------------------- running

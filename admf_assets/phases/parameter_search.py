@@ -95,13 +95,13 @@ class ParameterSearch(PhaseKind):
                columns=("objective_name", "trial_id", "strategy", PARAMS_COLUMN, "objective", "rank",
                         "train_start", "train_end", "n_trials")),
         Output("top_parameter_sets", "The N best parameter sets with their metrics",
-               aliases=("top_strategies", "top_parameters"),
+               aliases=("top_strategies", "top_parameters", "selected_strategies"),
                pattern=r"^top_(?P<n>[0-9]+)_(parameter_sets|strategies|parameters)$",
                pattern_hint="top_<N>_parameter_sets",
                count_field="top_n", count_default=DEFAULT_TOP_N,
                columns=("trial_id", "strategy", PARAMS_COLUMN, "objective", "rank")),
         Output("optimization_history", "Every trial: parameters, objective and metrics",
-               aliases=("trial_history", "trials", "all_results", "performance_distribution"),
+               aliases=("trial_history", "trials", "all_results", "performance_distribution", "optimization_results"),
                columns=("trial_id", "strategy", PARAMS_COLUMN, "objective", "rank", *METRIC_COLUMNS)),
     )
     consumes = (BARS,)

@@ -12,6 +12,7 @@
 | pool / resource class        | asset ``pool`` (concurrency pools)                            |
 | success_criteria             | asset checks; blocking when the phase is ``critical``         |
 | on_failure: continue_with_warning | outputs optional: the failure is logged, dependents skip |
+| enabled: "<condition>"       | outputs optional: false -> not run, an observation records why |
 | executor / max_concurrent    | the job's executor                                            |
 | kind + effective config      | ``code_version``, chained through the upstream phases' ones   |
 | output content               | ``DataVersion`` (a hash): identical results leave dependents fresh |
@@ -39,6 +40,7 @@ import pandas as pd
 
 import admf_assets
 from admf_assets import executors, settings, snapshots, timeouts
+from admf_assets.phases import expressions
 from admf_assets.phases.kind import FilePath, Link, Markdown, PhaseError
 from admf_assets.versions import content_version
 
@@ -152,7 +154,7 @@ def _metadata(values: dict) -> dict:
 def _phase_asset(graph: WorkflowGraph, node: PhaseNode, version: str, limit: float | None,
                  snapshot: dg.AssetKey | None) -> dg.AssetsDefinition:
     wf = graph.workflow_id
-    optional = node.on_failure == "continue_with_warning"
+    optional = node.optional
     outs = {}
     for o in node.outputs:
         key = _key(graph, node.name, o.name)
@@ -194,6 +196,7 @@ def _phase_asset(graph: WorkflowGraph, node: PhaseNode, version: str, limit: flo
         ins=ins,
         deps=sorted(deps - {i.key for i in ins.values()}, key=str) or None,
         check_specs=check_specs or None,
+        can_subset=optional,  # makes the check outputs optional too (Dagster ties them to subsetting)
         retry_policy=_retry_policy(node),
         pool=node.pool,
         op_tags=tags,
@@ -214,6 +217,16 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
                         reports_dir=settings.reports_dir(), run_id=context.run_id, log=context.log,
                         lineage=lambda: _lineage(context, graph, node))
     where = f"{graph.source or graph.workflow_id}: phase '{node.name}'"
+    gate: dict = {}
+    if node.condition is not None:
+        gate = _gate(graph, node, values, where)
+        if not gate["condition_value"]:
+            context.log.info(f"{where}: skipped, its condition is false: {node.condition} "
+                             f"({', '.join(f'{k[4:]} = {v}' for k, v in gate.items() if k.startswith('ref '))})")
+            for o in node.outputs:
+                context.log_event(dg.AssetObservation(asset_key=_key(graph, node.name, o.name),
+                                                      metadata=_metadata({**gate, "skipped": True})))
+            return
     t0 = time.perf_counter()
     try:
         result = _run_with_limits(context, graph, node, ctx, limit)
@@ -223,15 +236,30 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
             return
         raise dg.Failure(description=f"{where}: {exc}", allow_retries=False) from None
     seconds = time.perf_counter() - t0
+    produced = [o for o in node.outputs if o.canonical in result.outputs]
     for o in node.outputs:
+        if o.canonical not in result.outputs:
+            if not node.optional:
+                raise dg.Failure(description=f"{where}: produced no '{o.name}'", allow_retries=False)
+            context.log.info(f"{where}: '{o.name}' not produced this run; its dependents skip")
+            context.log_event(dg.AssetObservation(asset_key=_key(graph, node.name, o.name),
+                                                  metadata=_metadata({**result.metadata.get(o.canonical, {}),
+                                                                      "skipped": True})))
+            continue
+        if node.optional and _ident(_key(graph, node.name, o.name)) not in context.selected_output_names:
+            continue  # a subset run (only optional phases can be subset)
         value = result.outputs[o.canonical]
-        meta = _metadata(result.metadata.get(o.canonical, {}))
+        meta = _metadata({**gate, **result.metadata.get(o.canonical, {})})
         meta["compute_seconds"] = dg.MetadataValue.float(round(seconds, 4))
-        if o is node.outputs[0]:
+        if o is produced[0]:
             meta.update({f"metric/{k}": v for k, v in _metadata(result.metrics).items()})
         yield dg.Output(value, output_name=_ident(_key(graph, node.name, o.name)), metadata=meta,
                         data_version=dg.DataVersion(content_version(value)))
+    if node.outputs[0] not in produced:
+        return  # the checks' asset was not materialized
     for spec in check_specs:
+        if node.optional and spec.key not in context.selected_asset_check_keys:
+            continue
         metric, bound = spec.name.rsplit("_", 1)
         crit = node.success_criteria[metric]
         value = result.metrics.get(metric)
@@ -269,6 +297,17 @@ def _run_with_limits(context, graph: WorkflowGraph, node: PhaseNode, ctx, limit:
         raise dg.Failure(description=f"{where}: phase '{node.name}' was stopped: the run exceeded the "
                          f"workflow's total time limit of {timeouts.format_seconds(limit)} s",
                          allow_retries=False) from None
+
+
+def _gate(graph: WorkflowGraph, node: PhaseNode, values: dict, where: str) -> dict:
+    """Evaluate ``enabled: "<condition>"`` on the loaded upstream values -> its metadata."""
+    expr = expressions.parse(node.condition)
+    try:
+        refs = expressions.reference_values(expr, lambda r: values[graph.declared_ref(r.phase, r.output)])
+        result = expressions.evaluate(expr, refs)
+    except expressions.ExpressionError as exc:
+        raise dg.Failure(description=f"{where}: field 'enabled': {exc}", allow_retries=False) from None
+    return expressions.condition_metadata(expr, refs, result)
 
 
 def _lineage(context, graph: WorkflowGraph, node: PhaseNode) -> list[dict]:

@@ -29,6 +29,8 @@ from typing import Any, Literal, Mapping
 
 from pydantic import ValidationError
 
+from admf_assets.phases.expressions import Expression, ExpressionError
+from admf_assets.phases.expressions import parse as parse_condition
 from admf_assets.phases.kind import ConfigEnv, Consumes, PhaseKind, Registry, WorkflowInfo
 
 from .errors import ErrorCollector, WorkflowError, pydantic_errors, suggest
@@ -46,7 +48,7 @@ __all__ = [
 #: retries used for ``on_failure: retry`` when the phase gives no ``retries``
 DEFAULT_RETRY_COUNT = 2
 
-EdgeKind = Literal["input", "depends_on", "implicit"]
+EdgeKind = Literal["input", "depends_on", "implicit", "reference"]
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ class Edge:
     upstream_phase: str
     upstream_output: str  #: the upstream asset's (declared) output name
     canonical: str  #: its canonical output name
-    kind: EdgeKind  #: input | depends_on | implicit
+    kind: EdgeKind  #: input | depends_on | implicit | reference (read by a condition)
     consumed: bool  #: the phase's kind loads this value (else: ordering / lineage only)
 
     @property
@@ -103,6 +105,8 @@ class PhaseNode:
     on_failure: str  #: abort | continue_with_warning | retry
     kind: PhaseKind = field(repr=False, compare=False, default=None)  # type: ignore[assignment]
     settings: Any = field(repr=False, compare=False, default=None)  #: the kind's typed effective config
+    condition: str | None = None  #: ``enabled: "<expression>"``: run only when it is true
+    optional: bool = False  #: its outputs may be left out (condition, may_skip, continue_with_warning)
 
     @property
     def upstream_phases(self) -> tuple[str, ...]:
@@ -161,6 +165,16 @@ class WorkflowGraph:
         """(downstream phase, edge) for every edge, in topological order."""
         return [(name, e) for name in self.order for e in self.phases[name].upstream]
 
+    def declared_ref(self, phase: str, output: str) -> str:
+        """'phase.output' of the asset a reference names (an output alias resolves to the
+        declared name)."""
+        node = self.phases[phase]
+        for o in node.outputs:
+            if o.name == output:
+                return o.ref
+        hit = node.kind.resolve_output(output)
+        return node.output(hit[0]).ref if hit else f"{phase}.{output}"
+
     def downstream(self, phase: str) -> tuple[str, ...]:
         return tuple(n for n in self.order if phase in self.phases[n].upstream_phases)
 
@@ -171,6 +185,15 @@ class WorkflowGraph:
             r = node.kind.market_range(node.settings)
             if r is not None:
                 out.append(r)
+        return out
+
+    def market_sources(self) -> dict[str, str]:
+        """Phase -> the market-data source it declares it needs (``data.source``)."""
+        out = {}
+        for name, node in self.phases.items():
+            src = node.kind.market_source(node.settings)
+            if src is not None:
+                out[name] = src
         return out
 
     def describe(self) -> str:
@@ -195,6 +218,7 @@ class _Draft:
     outputs: list[OutputAsset] = field(default_factory=list)
     edges: list[Edge] = field(default_factory=list)
     edge_fields: dict[str, str] = field(default_factory=dict)  # upstream phase -> field
+    condition: Expression | None = None  #: a string ``enabled``
 
 
 def _valid_outputs_text(kind: PhaseKind) -> str:
@@ -229,7 +253,7 @@ def build_graph(spec: WorkflowSpec, file: str | None, kinds: Registry) -> Workfl
     _check_unique_names(phases, errs)
     errs.raise_if_any()
     kind_of = {p.name: kinds.lookup(p.type) for p in phases}
-    disabled = tuple(p.name for p in phases if not p.enabled)
+    disabled = tuple(p.name for p in phases if p.enabled is False)
     drafts = _declared_drafts(phases, kind_of, kinds, errs)
     drafts = _with_implicit_phases(spec, drafts, phases, kind_of, kinds, errs)
     errs.raise_if_any()
@@ -280,9 +304,14 @@ def _declared_drafts(phases: list[PhaseSpec], kind_of: dict[str, PhaseKind | Non
     drafts: dict[str, _Draft] = {}
     for p in phases:
         kind = kind_of[p.name]
-        if p.enabled:
+        if p.enabled is not False:
             assert kind is not None and kind.available  # checked by the loader
             drafts[p.name] = _Draft(spec=p, kind=kind, implicit=False)
+            if isinstance(p.enabled, str):
+                try:
+                    drafts[p.name].condition = parse_condition(p.enabled)
+                except ExpressionError as exc:
+                    errs.add(f"invalid condition: {exc}", phase=p.name, field="enabled")
         for key in ("condition", "if_true", "if_false"):
             if kind is not None and getattr(p, key) is not None and key not in kind.phase_keys:
                 owners = kinds.accepting(key)
@@ -341,6 +370,12 @@ def _configure(spec: WorkflowSpec, drafts: dict[str, _Draft], file: str | None, 
     checked_sections: set[str] = set()
     for name, d in drafts.items():
         raw = dict(d.spec.config)
+        for key in d.kind.phase_keys:  # phase-level keys of this kind are part of its config
+            value = getattr(d.spec, key, None)
+            if value is not None:
+                if key in raw:
+                    errs.add(f"'{key}' is given both on the phase and in its config", phase=name, field=key)
+                raw[key] = value
         imp = d.kind.implicit
         if imp is not None:
             section = _section(spec, imp.section)
@@ -363,12 +398,18 @@ def _configure(spec: WorkflowSpec, drafts: dict[str, _Draft], file: str | None, 
             cfg = d.kind.effective_config(cfg, env)
         except ValueError as exc:  # a kind's own check that raised instead of reporting
             env.problem("", str(exc))
+        def where(fld: str) -> str:
+            head = fld.split(".")[0].split("[")[0]
+            return fld if head in d.kind.phase_keys and head not in d.spec.config \
+                else (f"config.{fld}" if fld else "config")
+
         for fld, msg in env.problems:
-            errs.add(msg, phase=name, field=f"config.{fld}" if fld else "config")
+            errs.add(msg, phase=name, field=where(fld))
         for fld, msg in env.warnings:
-            warnings.append(WorkflowError(msg, file=file, phase=name, field=f"config.{fld}").format())
+            warnings.append(WorkflowError(msg, file=file, phase=name, field=where(fld)).format())
         if not env.problems:
             d.config = cfg
+            d.kind = d.kind.bind(cfg)
     return warnings
 
 
@@ -378,12 +419,16 @@ def _connect(drafts: dict[str, _Draft], phases: list[PhaseSpec], kind_of: dict[s
     returns the phases with a bad reference (their follow-on checks are skipped)."""
     broken: set[str] = set()
     for name, d in drafts.items():
-        for fld in ("inputs", "depends_on"):
-            for ref in getattr(d.spec, fld):
-                before = len(errs.errors)
-                _resolve_reference(name, d, fld, ref, drafts, disabled, errs)
-                if len(errs.errors) > before:
-                    broken.add(name)
+        refs = [(fld, ref, fld) for fld in ("inputs", "depends_on") for ref in getattr(d.spec, fld)]
+        if d.condition is not None:
+            refs += [("enabled", r.asset, "reference") for r in d.condition.refs]
+        if d.config is not None:
+            refs += [(fld, ref, "reference") for ref, fld in d.kind.references(d.config)]
+        for fld, ref, how in refs:
+            before = len(errs.errors)
+            _resolve_reference(name, d, fld, ref, drafts, disabled, errs, how)
+            if len(errs.errors) > before:
+                broken.add(name)
     for name, d in drafts.items():
         for rule in d.kind.consumes:
             if rule.auto and not any(e.canonical in rule.outputs for e in d.edges):
@@ -438,6 +483,9 @@ def _nodes(spec: WorkflowSpec, drafts: dict[str, _Draft], order: list[str],
             on_failure=p.on_failure,
             kind=d.kind,
             settings=d.config,
+            condition=d.condition.text if d.condition is not None else None,
+            optional=(p.on_failure == "continue_with_warning" or d.condition is not None
+                      or d.kind.may_skip(d.config)),
         )
     return nodes
 
@@ -475,14 +523,14 @@ def _resolve_outputs(name: str, d: _Draft, errs: ErrorCollector) -> None:
             continue
         seen[canonical] = out_name
         out = kind.output(canonical)
-        if out.count_field is not None:
+        if out.count_field is not None and out.count_field in type(cfg).model_fields:
             configured = getattr(cfg, out.count_field, None)
             if "n" in params and configured is not None and configured != params["n"]:
                 errs.add(f"{out.count_field} {configured} contradicts output '{out_name}'", phase=name,
                          field=f"config.{out.count_field}")
             params = {"n": params.get("n", configured or out.count_default)}
             updates[out.count_field] = params["n"]
-        if out.enabled_by is not None:
+        if out.enabled_by is not None and out.enabled_by[0] in type(cfg).model_fields:
             list_field, value = out.enabled_by
             configured_values = list(getattr(cfg, list_field, None) or ())
             if value not in configured_values:
@@ -492,7 +540,8 @@ def _resolve_outputs(name: str, d: _Draft, errs: ErrorCollector) -> None:
         d.outputs.append(OutputAsset(name, out_name, canonical, MappingProxyType(params), out.description,
                                      out.storage))
     for out in kind.outputs:  # a count the YAML did not set takes its default
-        if out.count_field is not None and out.count_field not in updates and getattr(cfg, out.count_field) is None:
+        if out.count_field is not None and out.count_field in type(cfg).model_fields and \
+                out.count_field not in updates and getattr(cfg, out.count_field) is None:
             updates[out.count_field] = out.count_default
     if updates:
         d.config = cfg.model_copy(update=updates)
@@ -529,7 +578,7 @@ def _auto_edge(name: str, d: _Draft, rule: Consumes, drafts: dict[str, _Draft], 
         return
     what = " or ".join(rule.outputs)
     if not providers:
-        off = [p.name for p in phases if not p.enabled and kind_of[p.name] is not None
+        off = [p.name for p in phases if p.enabled is False and kind_of[p.name] is not None
                and wanted & set(kind_of[p.name].output_names)]
         if off:
             provider_kind = kind_of[off[0]]
@@ -544,7 +593,7 @@ def _auto_edge(name: str, d: _Draft, rule: Consumes, drafts: dict[str, _Draft], 
 
 
 def _resolve_reference(name: str, d: _Draft, fld: str, ref: str, drafts: dict[str, _Draft],
-                       disabled: tuple[str, ...], errs: ErrorCollector) -> None:
+                       disabled: tuple[str, ...], errs: ErrorCollector, how: str = "") -> None:
     ref = ref.strip()
     all_refs = [o.ref for dn, dd in drafts.items() for o in dd.outputs if dn != name]
     all_phases = [n for n in drafts if n != name]
@@ -564,7 +613,7 @@ def _resolve_reference(name: str, d: _Draft, fld: str, ref: str, drafts: dict[st
         errs.add(f"unknown {what} '{ref}'{suggest(ref, all_refs + all_phases if out else all_phases + all_refs)}",
                  phase=name, field=fld)
         return
-    kind: EdgeKind = "input" if fld == "inputs" else "depends_on"
+    kind: EdgeKind = "reference" if how == "reference" else ("input" if fld == "inputs" else "depends_on")
     src = drafts[up]
     if not out:
         for o in src.outputs:
@@ -603,12 +652,14 @@ def _check_consumption(name: str, d: _Draft, drafts: dict[str, _Draft], errs: Er
             if len(hits) > 1:
                 errs.add(f"ambiguous {canonical}: {', '.join(e.upstream_ref for e in hits)}; "
                          "keep exactly one in inputs / depends_on", phase=name, field="inputs")
-        if rule.required and not providers:
+        wanted = rule.required_if is not None and getattr(d.config, rule.required_if, None) is True
+        if rule.is_required(d.config) and not providers:
             available = [o.ref for dn, dd in drafts.items() if dn != name
                          for o in dd.outputs if o.canonical in rule.outputs]
             what = " or ".join(rule.outputs)
             hint = f"e.g. inputs: ['{available[0]}']" if available else "no phase of this workflow produces it"
             extra = f" (or set config.{rule.unless_config})" if rule.unless_config else ""
+            extra += f" (config.{rule.required_if} is true)" if wanted else ""
             errs.add(f"phase type '{kind.name}' needs {what} from an upstream phase: {hint}{extra}",
                      phase=name, field="inputs")
 

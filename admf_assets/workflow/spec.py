@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from admf_assets.engine.split import DEFAULT_TEST_FRACTION
-from admf_assets.phases.common import SplitConfig, check_dates
+from admf_assets.phases.common import MarketSourceName, SplitConfig, check_dates
 from admf_assets.phases.kind import StrictModel
 
 __all__ = [
@@ -111,12 +111,14 @@ class WorkflowInfo(StrictModel):
 
 # -------------------------------------------------------------------------- data
 class DataSpec(StrictModel):
-    """The ``data:`` section: symbols, date range, train/test split."""
+    """The ``data:`` section: symbols, date range, train/test split, and the market-data source
+    the workflow needs (``source``; checked against ADMF_MARKET_SOURCE before it runs)."""
 
     symbols: list[StrictStr] = Field(min_length=1)
     start_date: date
     end_date: date
     split: SplitConfig = Field(default_factory=SplitConfig)
+    source: MarketSourceName | None = None
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -249,7 +251,8 @@ class PhaseSpec(StrictModel):
     inputs: list[StrictStr] = Field(default_factory=list)
     depends_on: list[StrictStr] = Field(default_factory=list)
     outputs: list[StrictStr] | None = None
-    enabled: StrictBool = True
+    #: true / false, or a condition "${phase.output.field} > 1" (the phase runs when it is true)
+    enabled: StrictBool | StrictStr = True
     retries: RetrySpec | None = None
     timeout: float | None = Field(default=None, gt=0, description="seconds")
     pool: StrictStr | None = None

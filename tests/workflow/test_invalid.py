@@ -234,7 +234,8 @@ def test_unknown_analyzer_suggests_canonical_name(write, base, errors_of):
     p = write(base + "  - {name: an, type: analysis, inputs: [opt.best_parameters], config: {analyzers: [drawdwn]}}\n")
     assert _one(errors_of, p) == (
         f"{p}: phase 'an': field 'config.analyzers[0]': unknown analyzer 'drawdwn' (did you mean 'drawdown_analysis'?); "
-        "available: drawdown_analysis, correlation_analysis, regime_performance, monte_carlo_simulation"
+        "available: drawdown_analysis, correlation_analysis, regime_performance, monte_carlo_simulation, "
+        "market_condition_analysis"
     )
 
 
@@ -406,7 +407,7 @@ def test_several_problems_are_reported_together(write, base):
         "(did you mean 'test'?)",
         f"{p}: phase 'an': field 'config.analyzers[0]': unknown analyzer 'montecarlo' "
         "(did you mean 'monte_carlo_simulation'?); available: drawdown_analysis, correlation_analysis, "
-        "regime_performance, monte_carlo_simulation",
+        "regime_performance, monte_carlo_simulation, market_condition_analysis",
     ]
     assert (err.file, err.phase, err.field) == (str(p), "bt", "config.cost_bps")
 

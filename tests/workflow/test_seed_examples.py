@@ -119,15 +119,10 @@ NOT_AVAILABLE = {
     "institutional_research": [
         ("walk_forward_validation", "phase type 'walk_forward' is not available yet"),
     ],
-    "adaptive_conditional": [
-        ("strategy_selection", "phase type 'conditional' is not available yet"),
-        ("ensemble_construction", "phase type 'ensemble_optimization' is not available yet"),
-    ],
     "parallel_research": [
         ("technical_validation", "phase type 'walk_forward' is not available yet"),
         ("ml_validation", "phase type 'walk_forward' is not available yet"),
         ("alt_data_integration", "phase type 'data_integration' is not available yet"),
-        ("multi_branch_ensemble", "phase type 'ensemble_optimization' is not available yet"),
     ],
     "data_dependencies": [
         ("data_preprocessing", "phase type 'data_processing' is not available yet"),
@@ -148,6 +143,18 @@ NOT_AVAILABLE = {
 def test_other_seed_workflows_fail_naming_the_unavailable_type(tmp_path, errors_of, name):
     path = _copy(tmp_path, name)
     assert errors_of(path) == [f"{path}: phase '{ph}': field 'type': {msg}" for ph, msg in NOT_AVAILABLE[name]]
+
+
+def test_the_adaptive_seed_names_what_it_still_lacks(tmp_path, errors_of):
+    """Seed 001's adaptive workflow (with a data section): the conditional, the market assessment
+    and the ensemble kinds exist; what is left is named in its branch's fields."""
+    text = _copy(tmp_path, "adaptive_conditional").read_text(encoding="utf-8")
+    path = tmp_path / "adaptive.yaml"
+    path.write_text("data: {symbols: [SPY, QQQ], start_date: 2021-01-01, end_date: 2023-12-31}\n" + text,
+                    encoding="utf-8")
+    lines = errors_of(path)
+    assert lines and all("phase 'strategy_selection': field 'if_" in line for line in lines), lines
+    assert not any("not available yet" in line for line in lines)
 
 
 FRAGMENTS = {

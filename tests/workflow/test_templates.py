@@ -57,8 +57,6 @@ def test_overrides_deep_merge_and_phases_merge_by_name(write):
 def test_regime_template_needs_phase_types_not_available_yet(write, errors_of):
     p = write("template: regime_adaptive_grid_search_ensemble\n")
     assert errors_of(p) == [
-        f"{p}: phase 'regime_analysis': field 'type': phase type 'regime_analysis' is not available yet",
-        f"{p}: phase 'ensemble_optimization': field 'type': phase type 'ensemble_optimization' is not available yet",
         f"{p}: phase 'validation': field 'type': phase type 'validation' is not available yet",
     ]
 
