@@ -113,7 +113,7 @@ def cmd_run(args) -> int:
     if selected is None and not args.force:
         out = planner.run_stale(level, say=print)
         if out is None:
-            print(f"{graph.workflow_id}: {len(graph.assets())} assets up to date, nothing to run "
+            print(f"{planner.up_to_date_line()}, nothing to run "
                   f"({time.perf_counter() - t_start:.1f}s; --force recomputes everything)")
             return 0
     else:

@@ -49,8 +49,13 @@ class SelectionError(ValueError):
 @dataclass(frozen=True)
 class PhaseStatus:
     phase: str
-    state: str  #: fresh | stale | missing
+    state: str  #: fresh | stale | missing | skipped (an upstream phase produced nothing)
     reason: str = ""
+    produced_nothing: bool = False  #: its last run recorded only "skipped" observations
+
+    @property
+    def to_run(self) -> bool:
+        return self.state in ("stale", "missing")
 
 
 def status_resolver(instance: dg.DagsterInstance, asset_graph) -> CachingStaleStatusResolver:
@@ -132,24 +137,60 @@ class Planner:
         self._load()
         resolver = status_resolver(self.instance, self._asset_graph)
         snaps = {s.key for s in self.compiled.snapshots}
+        queryer = resolver.instance_queryer
         # one query for every asset record instead of one per asset
-        resolver.instance_queryer.prefetch_asset_records(
-            [*self.keys(self.graph.order), *snaps, *self._asset_graph.get_all_asset_keys()])
+        queryer.prefetch_asset_records([*self.keys(self.graph.order), *snaps, *self._asset_graph.get_all_asset_keys()])
         out = {}
         for name in self.graph.order:
             state, reason = "fresh", ""
-            for key in self.keys([name]):
+            keys = self.keys([name])
+            for key in keys:
                 status = resolver.get_status(key)
                 if status == StaleStatus.MISSING:
                     state, reason = "missing", "never materialized"
                     break
                 if status == StaleStatus.STALE and state == "fresh":
                     state, reason = "stale", _reason(resolver.get_stale_causes(key), snaps)
-            out[name] = PhaseStatus(name, state, reason)
-        return _explain_chained(self.graph, out)
+            skips = [_skip_record(self.instance, queryer, k) for k in keys]
+            nothing = all(skips)
+            if nothing:  # Dagster sees no provenance in a skip: decide from its code version and times
+                state, reason = self._skip_status(queryer, keys, skips)
+            out[name] = PhaseStatus(name, state, reason, produced_nothing=nothing)
+        return _explain_chained(self.graph, _skip_below_skipped(self.graph, out))
+
+    def _skip_status(self, queryer, keys, skips) -> tuple[str, str]:
+        """A phase whose last run produced nothing: fresh while its code version is the one it
+        decided with and nothing upstream has a newer event."""
+        from admf_assets.workflow.compiler import SKIP_CODE_VERSION_TAG
+
+        for key, rec in zip(keys, skips):
+            tags = rec.event_log_entry.asset_observation.tags or {}
+            if tags.get(SKIP_CODE_VERSION_TAG) != self._asset_graph.get(key).code_version:
+                return "stale", "config changed"
+        decided = min(r.storage_id for r in skips)
+        for key in keys:
+            for parent in sorted(self._asset_graph.get(key).parent_keys, key=str):
+                if self._asset_graph.get(parent).is_partitioned:
+                    continue  # market partitions: their snapshot is the dependency that counts
+                if _latest_id(self.instance, queryer, parent) > decided:
+                    return "stale", f"new data in {'.'.join(parent.path[-2:])}"
+        return "fresh", ""
+
+    def up_to_date_line(self) -> str:
+        """``wf: 10 assets up to date`` (and how many a false condition upstream left unmade)."""
+        statuses = self.statuses()
+        skipped = [p for p, s in statuses.items() if s.state == "skipped"]
+        n = len(self.graph.assets())
+        line = f"{self.graph.workflow_id}: {n} assets up to date"
+        if skipped:
+            held = sum(len(self.graph.phases[p].outputs) for p in skipped)
+            line += f" ({held} not made: {', '.join(skipped)} wait for a phase upstream that produced nothing)"
+        return line
 
     def stale(self) -> dict[str, PhaseStatus]:
-        return {p: s for p, s in self.statuses().items() if s.state != "fresh"}
+        """The phases to materialize: stale or never materialized (not those below a phase whose
+        last run produced nothing, e.g. its condition was false)."""
+        return {p: s for p, s in self.statuses().items() if s.to_run}
 
     # ------------------------------------------------------------------ explicit selections
     def select(self, phases: Sequence[str] | None, from_phases: Sequence[str] | None) -> list[str] | None:
@@ -175,10 +216,13 @@ class Planner:
                 if e.upstream_phase in chosen:
                     continue
                 statuses = statuses or self.statuses()
-                if statuses[e.upstream_phase].state == "missing":
+                up = statuses[e.upstream_phase]
+                if up.state in ("missing", "skipped") or up.produced_nothing:
                     key = self.compiled.asset_key(e.upstream_phase, e.upstream_output).to_user_string()
+                    why = ("has never been materialized" if up.state == "missing" else
+                           f"was not produced by the last run of phase '{e.upstream_phase}' (it was skipped)")
                     raise SelectionError(
-                        f"{self.graph.source}: phase '{name}' needs {key}, which has never been materialized; "
+                        f"{self.graph.source}: phase '{name}' needs {key}, which {why}; "
                         f"produce it with: admf run {self._cli_name()} --phase {e.upstream_phase} "
                         f"(or run the whole workflow: admf run {self._cli_name()})")
 
@@ -293,6 +337,52 @@ def _reason(causes, snapshot_keys: set[dg.AssetKey]) -> str:
     if c.category == StaleCauseCategory.DATA and dep is not None:
         return f"new data in {dep.path[-2]}.{dep.path[-1]}" if len(dep.path) >= 3 else f"new data in {dep.to_user_string()}"
     return f"its inputs changed ({c.reason})"
+
+
+def _latest_observation(instance, queryer, key: dg.AssetKey):
+    """The asset's latest observation when it is newer than its latest materialization, else
+    None (one query, only when the asset's last run did not end with a materialization)."""
+    record = queryer.get_asset_record(key)
+    entry = record.asset_entry if record is not None else None
+    if entry is None:
+        return None
+    mat = entry.last_materialization_record
+    if mat is not None and entry.last_run_id == mat.run_id:
+        return None
+    records = instance.fetch_observations(key, limit=1).records
+    obs = records[0] if records else None
+    return obs if obs is not None and obs.storage_id > (mat.storage_id if mat else 0) else None
+
+
+def _latest_id(instance, queryer, key: dg.AssetKey) -> int:
+    """Storage id of the asset's latest materialization or observation (0: none)."""
+    obs = _latest_observation(instance, queryer, key)
+    if obs is not None:
+        return obs.storage_id
+    record = queryer.get_asset_record(key)
+    return (record.asset_entry.last_materialization_storage_id or 0) if record is not None else 0
+
+
+def _skip_record(instance, queryer, key: dg.AssetKey):
+    """The asset's latest observation if it says "skipped" (its phase ran and produced no value
+    for it) and nothing was materialized since, else None."""
+    obs = _latest_observation(instance, queryer, key)
+    return obs if obs is not None and "skipped" in obs.event_log_entry.asset_observation.metadata else None
+
+
+def _skip_below_skipped(graph, statuses: dict[str, PhaseStatus]) -> dict[str, PhaseStatus]:
+    """A phase downstream of a fresh phase that produced nothing (its condition was false, an
+    optional output was not made) cannot run: it is 'skipped' until that phase runs again."""
+    out = dict(statuses)
+    for name in graph.order:
+        if not out[name].to_run:
+            continue
+        for up in graph.phases[name].upstream_phases:
+            u = out[up]
+            if u.state == "skipped" or (u.state == "fresh" and u.produced_nothing):
+                out[name] = PhaseStatus(name, "skipped", f"upstream phase '{up}' produced nothing")
+                break
+    return out
 
 
 def _explain_chained(graph, statuses: dict[str, PhaseStatus]) -> dict[str, PhaseStatus]:

@@ -206,3 +206,22 @@ def test_next_wave_waits_for_phases_whose_inputs_may_still_change():
     assert staleness.next_wave(g, {"b", "d"}) == ["b"]
     assert staleness.next_wave(g, {"d"}) == ["d"]
     assert staleness.downstream_of(g, ["b"]) == {"b", "c", "d"}
+
+
+def test_a_phase_whose_condition_was_false_is_up_to_date_and_so_is_its_downstream(env, capsys):
+    root, instance = env
+    wf = root / "gated.yaml"
+    write(wf, "inc_gated")
+    gate = '    enabled: "${opt.best_parameters.sharpe_ratio} > 100"\n'
+    extra = "  - name: bt2\n    type: backtest\n    inputs: [opt.best_parameters]\n    depends_on: [bt]\n"
+    text = wf.read_text().replace("    config: {cost_bps: 5.0}\n", "    config: {cost_bps: 5.0}\n" + gate)
+    wf.write_text(text.replace("reporting:", extra + "reporting:"))
+    code, out, err = admf(capsys, "run", str(wf))
+    assert code == 0, err
+    assert counts(instance, "inc_gated")["bt/validation_results"] == 0  # the condition was false
+    # nothing changed: bt was evaluated (skipped), bt2 waits for it; neither runs again
+    code, out, err = admf(capsys, "run", str(wf))
+    assert code == 0, err
+    assert "inc_gated: 8 assets up to date (2 not made: bt2 wait for a phase upstream that produced nothing)" in out
+    code, out, err = admf(capsys, "run", str(wf), "--phase", "bt2")
+    assert code == 2 and "which was not produced by the last run of phase 'bt' (it was skipped)" in err

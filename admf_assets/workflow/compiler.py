@@ -204,13 +204,13 @@ def _phase_asset(graph: WorkflowGraph, node: PhaseNode, version: str, limit: flo
         description=node.description or f"{node.type} phase '{node.name}' of workflow {graph.name}",
     )
     def _phase(context, **loaded):
-        yield from _execute(context, graph, node, loaded, primary, check_specs, limit)
+        yield from _execute(context, graph, node, loaded, primary, check_specs, limit, version)
 
     return _phase
 
 
 def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, primary, check_specs,
-             limit: float | None = None):
+             limit: float | None = None, version: str | None = None):
     values = {e.upstream_ref: loaded.get(_ident(_key(graph, e.upstream_phase, e.upstream_output)))
               for e in node.upstream}
     ctx = phase_context(graph, node, values, store=context.resources.storage.store(),
@@ -225,7 +225,8 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
                              f"({', '.join(f'{k[4:]} = {v}' for k, v in gate.items() if k.startswith('ref '))})")
             for o in node.outputs:
                 context.log_event(dg.AssetObservation(asset_key=_key(graph, node.name, o.name),
-                                                      metadata=_metadata({**gate, "skipped": True})))
+                                                      metadata=_metadata({**gate, "skipped": True}),
+                                                      tags=_skip_tags(version)))
             return
     t0 = time.perf_counter()
     try:
@@ -244,7 +245,8 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
             context.log.info(f"{where}: '{o.name}' not produced this run; its dependents skip")
             context.log_event(dg.AssetObservation(asset_key=_key(graph, node.name, o.name),
                                                   metadata=_metadata({**result.metadata.get(o.canonical, {}),
-                                                                      "skipped": True})))
+                                                                      "skipped": True}),
+                                                  tags=_skip_tags(version)))
             continue
         if node.optional and _ident(_key(graph, node.name, o.name)) not in context.selected_output_names:
             continue  # a subset run (only optional phases can be subset)
@@ -270,6 +272,14 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
             metadata={"value": float(value) if value is not None else "not reported",
                       "criterion": crit.describe(metric)},
         )
+
+
+#: tag of a "skipped" observation: the code version it was decided with (staleness.py)
+SKIP_CODE_VERSION_TAG = "admf/code_version"
+
+
+def _skip_tags(version: str | None) -> dict[str, str]:
+    return {SKIP_CODE_VERSION_TAG: version} if version else {}
 
 
 def _run_with_limits(context, graph: WorkflowGraph, node: PhaseNode, ctx, limit: float | None):
