@@ -51,7 +51,9 @@ class PhaseStatus:
     phase: str
     state: str  #: fresh | stale | missing | skipped (an upstream phase produced nothing)
     reason: str = ""
-    produced_nothing: bool = False  #: its last run recorded only "skipped" observations
+    #: outputs its last run did not produce ("skipped" observations: a false condition, a branch
+    #: not taken)
+    skipped_outputs: frozenset = frozenset()
 
     @property
     def to_run(self) -> bool:
@@ -104,6 +106,7 @@ class Planner:
     _compiled: object = field(default=None, init=False, repr=False)
     _defs: object = field(default=None, init=False, repr=False)
     _asset_graph: object = field(default=None, init=False, repr=False)
+    _last: dict | None = field(default=None, init=False, repr=False)  #: the statuses last resolved
 
     # ------------------------------------------------------------------ definitions
     def _load(self):
@@ -144,47 +147,55 @@ class Planner:
         for name in self.graph.order:
             state, reason = "fresh", ""
             keys = self.keys([name])
-            for key in keys:
-                status = resolver.get_status(key)
-                if status == StaleStatus.MISSING:
-                    state, reason = "missing", "never materialized"
-                    break
-                if status == StaleStatus.STALE and state == "fresh":
-                    state, reason = "stale", _reason(resolver.get_stale_causes(key), snaps)
             skips = [_skip_record(self.instance, queryer, k) for k in keys]
-            nothing = all(skips)
-            if nothing:  # Dagster sees no provenance in a skip: decide from its code version and times
-                state, reason = self._skip_status(queryer, keys, skips)
-            out[name] = PhaseStatus(name, state, reason, produced_nothing=nothing)
-        return _explain_chained(self.graph, _skip_below_skipped(self.graph, out))
+            for key, skip in zip(keys, skips):
+                if skip is not None:  # Dagster sees no provenance in a skip: its code version and times
+                    st, why = self._skip_status(queryer, key, skip)
+                else:
+                    status = resolver.get_status(key)
+                    st, why = (("missing", "never materialized") if status == StaleStatus.MISSING else
+                               ("stale", _reason(resolver.get_stale_causes(key), snaps)) if status == StaleStatus.STALE
+                               else ("fresh", ""))
+                if st != "fresh":
+                    state, reason = st, why
+                    break
+            skipped = frozenset(o.name for o, skip in zip(self.graph.phases[name].outputs, skips) if skip is not None)
+            out[name] = PhaseStatus(name, state, reason, skipped_outputs=skipped)
+        self._last = _explain_chained(self.graph, _skip_below_skipped(self.graph, out))
+        return self._last
 
-    def _skip_status(self, queryer, keys, skips) -> tuple[str, str]:
-        """A phase whose last run produced nothing: fresh while its code version is the one it
-        decided with and nothing upstream has a newer event."""
+    def _skip_status(self, queryer, key: dg.AssetKey, skip) -> tuple[str, str]:
+        """An output its phase's last run did not produce (a false condition, the branch not
+        taken): fresh while the code version is the one it was decided with and nothing upstream
+        has a newer event."""
         from admf_assets.workflow.compiler import SKIP_CODE_VERSION_TAG
 
-        for key, rec in zip(keys, skips):
-            tags = rec.event_log_entry.asset_observation.tags or {}
-            if tags.get(SKIP_CODE_VERSION_TAG) != self._asset_graph.get(key).code_version:
-                return "stale", "config changed"
-        decided = min(r.storage_id for r in skips)
-        for key in keys:
-            for parent in sorted(self._asset_graph.get(key).parent_keys, key=str):
-                if self._asset_graph.get(parent).is_partitioned:
-                    continue  # market partitions: their snapshot is the dependency that counts
-                if _latest_id(self.instance, queryer, parent) > decided:
-                    return "stale", f"new data in {'.'.join(parent.path[-2:])}"
+        tags = skip.event_log_entry.asset_observation.tags or {}
+        if tags.get(SKIP_CODE_VERSION_TAG) != self._asset_graph.get(key).code_version:
+            return "stale", "config changed"
+        for parent in sorted(self._asset_graph.get(key).parent_keys, key=str):
+            if self._asset_graph.get(parent).is_partitioned:
+                continue  # market partitions: their snapshot is the dependency that counts
+            if _latest_id(self.instance, queryer, parent) > skip.storage_id:
+                return "stale", f"new data in {'.'.join(parent.path[-2:])}"
         return "fresh", ""
 
     def up_to_date_line(self) -> str:
-        """``wf: 10 assets up to date`` (and how many a false condition upstream left unmade)."""
-        statuses = self.statuses()
-        skipped = [p for p, s in statuses.items() if s.state == "skipped"]
+        """``wf: 10 assets up to date`` (and which of them no run made: outputs a false condition
+        or a branch not taken left out, and the phases waiting for them), from the statuses last
+        resolved."""
+        statuses = self._last if self._last is not None else self.statuses()
+        own = [p for p, s in statuses.items() if s.state == "fresh" and s.skipped_outputs]
+        waiting = [p for p, s in statuses.items() if s.state == "skipped"]
         n = len(self.graph.assets())
         line = f"{self.graph.workflow_id}: {n} assets up to date"
-        if skipped:
-            held = sum(len(self.graph.phases[p].outputs) for p in skipped)
-            line += f" ({held} not made: {', '.join(skipped)} wait for a phase upstream that produced nothing)"
+        if own or waiting:
+            held = sum(len(statuses[p].skipped_outputs) for p in own) + \
+                sum(len(self.graph.phases[p].outputs) for p in waiting)
+            line += f" ({held} not made: a false condition or a branch not taken in {', '.join(own)}"
+            if waiting:
+                line += f"; {', '.join(waiting)} {'waits' if len(waiting) == 1 else 'wait'} for it"
+            line += ")"
         return line
 
     def stale(self) -> dict[str, PhaseStatus]:
@@ -217,7 +228,7 @@ class Planner:
                     continue
                 statuses = statuses or self.statuses()
                 up = statuses[e.upstream_phase]
-                if up.state in ("missing", "skipped") or up.produced_nothing:
+                if up.state in ("missing", "skipped") or e.upstream_output in up.skipped_outputs:
                     key = self.compiled.asset_key(e.upstream_phase, e.upstream_output).to_user_string()
                     why = ("has never been materialized" if up.state == "missing" else
                            f"was not produced by the last run of phase '{e.upstream_phase}' (it was skipped)")
@@ -371,16 +382,16 @@ def _skip_record(instance, queryer, key: dg.AssetKey):
 
 
 def _skip_below_skipped(graph, statuses: dict[str, PhaseStatus]) -> dict[str, PhaseStatus]:
-    """A phase downstream of a fresh phase that produced nothing (its condition was false, an
-    optional output was not made) cannot run: it is 'skipped' until that phase runs again."""
+    """A phase reading an output that a fresh upstream phase did not produce (its condition was
+    false, the branch not taken) cannot run: it is 'skipped' until that output is made."""
     out = dict(statuses)
     for name in graph.order:
         if not out[name].to_run:
             continue
-        for up in graph.phases[name].upstream_phases:
-            u = out[up]
-            if u.state == "skipped" or (u.state == "fresh" and u.produced_nothing):
-                out[name] = PhaseStatus(name, "skipped", f"upstream phase '{up}' produced nothing")
+        for e in graph.phases[name].upstream:
+            u = out[e.upstream_phase]
+            if u.state == "skipped" or (u.state == "fresh" and e.upstream_output in u.skipped_outputs):
+                out[name] = PhaseStatus(name, "skipped", f"upstream phase '{e.upstream_phase}' produced nothing")
                 break
     return out
 

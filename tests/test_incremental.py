@@ -222,6 +222,46 @@ def test_a_phase_whose_condition_was_false_is_up_to_date_and_so_is_its_downstrea
     # nothing changed: bt was evaluated (skipped), bt2 waits for it; neither runs again
     code, out, err = admf(capsys, "run", str(wf))
     assert code == 0, err
-    assert "inc_gated: 8 assets up to date (2 not made: bt2 wait for a phase upstream that produced nothing)" in out
+    assert "inc_gated: 8 assets up to date (4 not made: a false condition or a branch not taken in bt; bt2 waits for it)" in out
     code, out, err = admf(capsys, "run", str(wf), "--phase", "bt2")
     assert code == 2 and "which was not produced by the last run of phase 'bt' (it was skipped)" in err
+
+
+def test_a_branch_not_taken_is_up_to_date_while_the_decision_is(env, capsys):
+    """A conditional phase without ``if_false`` whose condition was false materializes only its
+    branch_decision: its other outputs count as up to date (not "never materialized") until the
+    config or the inputs change, and the phase reading them waits."""
+    root, instance = env
+    wf = root / "branch.yaml"
+    write(wf, "inc_branch")
+    extra = """\
+  - name: sel
+    type: conditional
+    condition: "${opt.best_parameters.sharpe_ratio} > 100"
+    if_true: {type: optimization, config: {optimization: {parameters: {fast_period: [5], slow_period: [30]}}}}
+    outputs: [best_parameters, branch_decision]
+  - name: bt2
+    type: backtest
+    inputs: [sel.best_parameters]
+"""
+    wf.write_text(wf.read_text().replace("reporting:", extra + "reporting:"))
+
+    def made(name: str) -> int:
+        key = dg.AssetKey(["inc_branch", *name.split("/")])
+        return len(instance.fetch_materializations(key, limit=100).records)
+
+    code, out, err = admf(capsys, "run", str(wf))
+    assert code == 0, err
+    assert (made("sel/branch_decision"), made("sel/best_parameters"), made("bt2/validation_results")) == (1, 0, 0)
+    code, out, err = admf(capsys, "run", str(wf))
+    assert code == 0, err
+    assert "inc_branch: 10 assets up to date (3 not made: a false condition or a branch not taken in sel; bt2 waits for it)" in out
+    assert made("sel/branch_decision") == 1
+    # a config edit of the conditional phase decides again (bt2, never made, is tried with it
+    # and skipped by Dagster when the branch is again not taken); opt is not recomputed
+    wf.write_text(wf.read_text().replace("> 100", "> 200"))
+    code, out, err = admf(capsys, "run", str(wf))
+    assert code == 0, err
+    assert "running 2 of 5 phases of inc_branch: sel (config changed), bt2 (never materialized)" in out
+    assert (made("sel/branch_decision"), made("opt/best_parameters"), made("bt2/validation_results")) == (2, 1, 0)
+    assert "inc_branch: 10 assets up to date" in admf(capsys, "run", str(wf))[1]
