@@ -204,6 +204,58 @@ def cmd_ui(args) -> int:
     return subprocess.call(cmd, cwd=str(root), env={**os.environ, "DAGSTER_HOME": str(home)})
 
 
+def cmd_optuna(args) -> int:
+    """optuna-dashboard on a workflow's Optuna studies (the parameter searches' trials)."""
+    import importlib.util
+    import shutil
+
+    from admf_assets import settings
+    from admf_assets.engine.studies import describe_storage, journal_dir, open_storage, workflow_journals
+
+    storage = args.storage or os.environ.get("ADMF_OPTUNA_STORAGE")
+    if not storage:
+        root = settings.storage_root()
+        wf = args.workflow
+        if not journal_dir(root, wf).is_dir():  # a workflow name or file: its id names the folder
+            from admf_assets.workflow.errors import WorkflowError
+            from admf_assets.workflow.loader import load_workflow
+
+            try:
+                wf = load_workflow(args.workflow).graph.workflow_id
+            except WorkflowError as exc:
+                print(str(exc), file=sys.stderr)
+                return 2
+        files = workflow_journals(root, wf, args.phase)
+        if not files:
+            what = f"phase '{args.phase}' of workflow '{wf}'" if args.phase else f"workflow '{wf}'"
+            return _fail(f"no Optuna studies recorded for {what} yet ({journal_dir(root, wf)}); run it first")
+        if len(files) > 1:
+            print("journal files (most recent first; the first is opened, pass --storage for another):")
+            for f in files:
+                print(f"  {f}")
+        storage = str(files[0])
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        summaries = optuna.get_all_study_summaries(open_storage(storage), include_best_trial=False)
+    except Exception as exc:  # a bad URL, an unreadable file: one line
+        return _fail(f"cannot open Optuna storage {describe_storage(storage)}: {exc}")
+    print(f"Optuna storage: {describe_storage(storage)}")
+    for st in summaries:
+        print(f"  {st.study_name}: {st.n_trials} trials")
+    exe = Path(sys.executable).with_name("optuna-dashboard")
+    dashboard = str(exe) if exe.exists() else shutil.which("optuna-dashboard")
+    cmd = [dashboard or "optuna-dashboard", storage, "--host", args.host, "--port", str(args.port)]
+    if args.print_command:
+        print(" ".join(cmd))
+        return 0
+    if dashboard is None or importlib.util.find_spec("optuna_dashboard") is None:
+        return _fail("optuna-dashboard is not installed: pip install -e '.[dashboard]'")
+    print(f"optuna-dashboard on http://{args.host}:{args.port}")
+    return subprocess.call(cmd)
+
+
 def cmd_db(args) -> int:
     from admf_assets import settings
     from resources.storage import TableStore
@@ -275,6 +327,17 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--host", default="127.0.0.1")
     u.add_argument("--port", type=int, default=3000)
     u.set_defaults(func=cmd_ui)
+
+    o = sub.add_parser("optuna", help="open optuna-dashboard on a workflow's Optuna studies (its searches' trials)")
+    o.add_argument("workflow", help="a workflow name, id or YAML file")
+    o.add_argument("--phase", help="a search phase of the workflow (default: the most recently run)")
+    o.add_argument("--storage", help="an Optuna storage URL or journal file (default: the workflow's latest journal "
+                                     "under the storage root, or $ADMF_OPTUNA_STORAGE)")
+    o.add_argument("--host", default="127.0.0.1")
+    o.add_argument("--port", type=int, default=8080)
+    o.add_argument("--print", dest="print_command", action="store_true",
+                   help="list the studies and print the dashboard command instead of starting it")
+    o.set_defaults(func=cmd_optuna)
 
     d = sub.add_parser("db", help="(re)create the DuckDB views over every stored table; optional query")
     d.add_argument("sql", nargs="?", help="a query to run read-only, e.g. 'SELECT count(*) FROM market.clean_bars'")

@@ -5,6 +5,8 @@
 * ``ADMF_WORKFLOWS_DIR``: where workflow names are looked up (``admf run NAME``) and what the
   code location compiles; default ``./workflows`` when the current directory has one, else
   the project's own ``workflows/``.  Templates: ``workflows/templates/``.
+* ``ADMF_UI_URL``: the Dagster webserver the HTML report links its run to (default
+  ``http://127.0.0.1:3000``).
 * ``ADMF_STORAGE``: root of the stored phase outputs; default ``$DAGSTER_HOME/admf_storage``.
   Under it: ``tables/`` (Parquet per asset / per partition), ``research.duckdb`` (views over
   every table, open it with the ``duckdb`` CLI or Python), ``reports/`` (HTML reports).
@@ -85,6 +87,15 @@ def workflows_dir() -> Path:
         return Path(env).expanduser()
     here = Path("workflows")
     return here if here.is_dir() else PROJECT_WORKFLOWS
+
+
+DEFAULT_UI_URL = "http://127.0.0.1:3000"
+
+
+def ui_url() -> str:
+    """``$ADMF_UI_URL`` (the Dagster webserver the report links runs to), default
+    ``http://127.0.0.1:3000`` (``admf ui``'s address)."""
+    return (os.environ.get("ADMF_UI_URL") or DEFAULT_UI_URL).rstrip("/")
 
 
 def display_path(path: Path) -> str:

@@ -43,3 +43,29 @@ def test_backfill_rejects_a_reversed_range(tmp_path):
     p = _admf("backfill", "--start", "2024-02-01", "--end", "2024-01-01", home=tmp_path / "h")
     assert p.returncode == 2
     assert p.stderr.strip() == "admf: error: --end 2024-01-01 is before --start 2024-02-01"
+
+
+def test_optuna_lists_a_workflows_studies_and_the_dashboard_command(tmp_path):
+    """`admf optuna WF` finds the workflow's journal under the storage root and opens optuna-dashboard on it
+    (``--print``: list the studies and print the command instead)."""
+    import optuna
+
+    from admf_assets.engine.studies import journal_path, open_storage
+
+    home = tmp_path / "h"
+    path = journal_path(home / "admf_storage", "basic_research", "parameter_optimization", "abc", "momentum")
+    study = optuna.create_study(study_name="basic_research/parameter_optimization/momentum@abc",
+                                storage=open_storage(path))
+    study.add_trial(optuna.trial.create_trial(params={"x": 1.0}, distributions={
+        "x": optuna.distributions.FloatDistribution(0, 2)}, value=0.5))
+    p = _admf("optuna", "basic_research", "--print", home=home)
+    assert p.returncode == 0, p.stderr
+    assert f"Optuna storage: {path}" in p.stdout
+    assert "basic_research/parameter_optimization/momentum@abc: 1 trials" in p.stdout
+    assert p.stdout.strip().splitlines()[-1].endswith(f"optuna-dashboard {path} --host 127.0.0.1 --port 8080")
+    p = _admf("optuna", "no_such_workflow", home=home)
+    assert p.returncode == 2 and "Traceback" not in p.stderr and "no_such_workflow" in p.stderr
+    p = _admf("optuna", "basic_research", "--print", "--phase", "other", home=home)
+    assert p.returncode == 2 and "no Optuna studies recorded for phase 'other' of workflow 'basic_research'" in p.stderr
+    p = _admf("optuna", "basic_research", "--print", home=tmp_path / "empty")
+    assert p.returncode == 2 and "no Optuna studies recorded for workflow 'basic_research' yet" in p.stderr

@@ -1,6 +1,8 @@
 """The basic research workflow end to end in a temporary DAGSTER_HOME, through the CLI's runner."""
 
+import base64
 import json
+import math
 from pathlib import Path
 
 import dagster as dg
@@ -95,3 +97,32 @@ def test_basic_research_end_to_end(home):
     html = Path(out.report_path).read_text()
     assert "Basic Research Pipeline" in html and "<svg" in html and "Out-of-sample" in html
     assert (Path(out.report_path).parent / "latest.html").read_text() == html
+
+    # ... leading with its verdict (none: no validation phase), then the phases; linked to its run
+    assert html.index("<h2>Executive summary</h2>") < html.index("<h2>parameter_optimization</h2>")
+    assert '<p class="headline">Not validated</p>' in html
+    assert f'href="http://127.0.0.1:3000/runs/{out.run_id}"' in html
+    assert "<dt>market data source</dt><dd>synthetic</dd>" in html
+
+    # the key charts are images in the asset metadata; floats rounded; no NaN; time and memory per phase
+    with dg.DagsterInstance.get() as instance:
+        def meta(*key):
+            return instance.get_latest_materialization_event(dg.AssetKey(["basic_research", *key])) \
+                .asset_materialization.metadata
+
+        for key, name in ((("validation", "validation_results"), "equity_and_drawdown"),
+                          (("parameter_optimization", "optimization_history"), "heatmap"),
+                          (("data", "bars"), "prices"),
+                          (("performance_analysis", "performance_metrics"), "best_equity_and_drawdown")):
+            md = meta(*key)[name]
+            assert isinstance(md, dg.MarkdownMetadataValue), key
+            assert md.value.startswith("![") and "](data:image/png;base64," in md.value, key
+            png = base64.b64decode(md.value.split("base64,", 1)[1].rstrip(")"))
+            assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) < 100_000, key
+        md = meta("validation", "validation_results")
+        assert md["compute_seconds"].value > 0 and md["peak_rss_mb"].value > 50 and "rss_increase_mb" in md
+        for k, v in md.items():
+            if isinstance(v, dg.FloatMetadataValue):
+                assert math.isfinite(v.value) and float(f"{v.value:.6g}") == v.value, k
+        assert "metric/n_trades" in md
+        assert "nan" not in {str(v.value) for v in meta("performance_analysis", "performance_metrics").values()}

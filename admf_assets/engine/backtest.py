@@ -20,7 +20,9 @@ Timing and accounting conventions (one place, used by run_grid, replay and searc
 * Sizing ``vol_target`` scales the strategy's position by
   ``min(target_vol / realized_vol, max_leverage)`` where realized_vol is the
   annualized std (ddof=1) of the symbol's last ``vol_lookback`` returns up to and
-  including bar t (flat until that estimate exists).
+  including bar t (flat until that estimate exists). ``position_size`` then scales
+  every position by a constant fraction (1 = the whole sleeve). Both, like the exit
+  rules, may be one value per combination (a search over trading settings).
 * Path-dependent exits (stop_loss, take_profit, trailing_stop, max_holding) are
   evaluated at each close on the strategy's direction before sizing; after such an
   exit the sleeve stays flat until the strategy's signal changes. They are a loop
@@ -69,6 +71,7 @@ class BacktestConfig:
     trailing_stop: Any = None
     max_holding: Any = None  # bars
     max_leverage: float = 1.0  # cap of the vol-target scale
+    position_size: Any = 1.0  # fraction of the sleeve held; scalar or one value per combination
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -81,9 +84,12 @@ class BacktestConfig:
                 raise ValueError(f"BacktestConfig.{name} must be a finite number >= 0, got {v!r}")
         if not (self.periods_per_year and self.periods_per_year > 0):
             raise ValueError(f"BacktestConfig.periods_per_year must be > 0, got {self.periods_per_year!r}")
+        for name in ("target_vol", "position_size"):
+            arr = np.asarray(getattr(self, name), dtype=np.float64)
+            if arr.size == 0 or not np.all(np.isfinite(arr) & (arr > 0)):
+                raise ValueError(f"BacktestConfig.{name} must be > 0 (scalar or one value per combination), "
+                                 f"got {getattr(self, name)!r}")
         if self.sizing == "vol_target":
-            if not (self.target_vol and self.target_vol > 0):
-                raise ValueError(f"BacktestConfig.target_vol must be > 0, got {self.target_vol!r}")
             if int(self.vol_lookback) < 2:
                 raise ValueError(f"BacktestConfig.vol_lookback must be >= 2, got {self.vol_lookback!r}")
             if not (self.max_leverage and self.max_leverage > 0):
@@ -242,17 +248,37 @@ def apply_exit_rules(pos_scb: np.ndarray, price_sb: np.ndarray, config: Backtest
     return out.transpose(1, 2, 0)
 
 
-def _vol_scale(ret_sb: np.ndarray, config: BacktestConfig) -> np.ndarray:
-    """(symbols x bars) position scale for vol targeting (0 during warm-up)."""
+def _combo_values(value, combo_slice: slice | None, n_combos: int, name: str) -> np.ndarray | None:
+    """A per-combination setting for one chunk: None when it is one scalar for all."""
+    arr = np.asarray(value, dtype=np.float64).reshape(-1)
+    if arr.size == 1:
+        return None
+    if combo_slice is not None:
+        arr = arr[combo_slice]
+    return _per_combo(arr, n_combos, name)
+
+
+def _annual_vol(ret_sb: np.ndarray, config: BacktestConfig) -> np.ndarray:
+    """(symbols x bars) annualized std (ddof=1) of the last ``vol_lookback`` returns."""
     L = int(config.vol_lookback)
     vol = pd.DataFrame(ret_sb.T).rolling(L, min_periods=L).std(ddof=1).to_numpy().T
-    vol = vol * np.sqrt(config.periods_per_year)
+    return vol * np.sqrt(config.periods_per_year)
+
+
+def _vol_scale(ret_sb: np.ndarray, config: BacktestConfig, target: np.ndarray | None = None,
+               vol: np.ndarray | None = None) -> np.ndarray:
+    """Position scale for vol targeting (0 during warm-up): (symbols x bars) for the config's
+    scalar ``target_vol``, or (symbols x combos x bars) for one ``target`` per combination."""
+    L = int(config.vol_lookback)
+    vol = _annual_vol(ret_sb, config) if vol is None else vol
+    if target is not None:
+        vol = vol[:, None, :]
     with np.errstate(divide="ignore", invalid="ignore"):
-        scale = config.target_vol / vol
+        scale = (config.target_vol if target is None else target[None, :, None]) / vol
     scale = np.where(vol == 0, config.max_leverage, scale)
     scale = np.minimum(scale, config.max_leverage)
     # a volatility estimate needs L returns; bar 0's return is a placeholder 0
-    scale[:, : min(L, scale.shape[1])] = np.nan
+    scale[..., : min(L, scale.shape[-1])] = np.nan
     return np.nan_to_num(scale, nan=0.0)
 
 
@@ -318,13 +344,14 @@ def _symbol_groups(symbols: Sequence[int], n_combos: int, n_bars: int) -> list[l
 
 def _backtest_core(pos_scb: np.ndarray, ret_sb: np.ndarray, config: BacktestConfig, w: np.ndarray,
                    combine: bool = True, combo_slice: slice | None = None, vol_scale: np.ndarray | None = None,
-                   out: np.ndarray | None = None):
+                   out: np.ndarray | None = None, vol: np.ndarray | None = None):
     """Core on (symbols x combos x bars) positions and (symbols x bars) returns.
 
     Returns (returns, effective positions): returns is (combos x bars) when
     ``combine`` else (symbols x combos x bars) -- written into ``out`` when given
     (any strides); effective positions (S x C x T) are the positions actually held
-    (after exit rules and sizing).
+    (after exit rules and sizing). ``vol``: the annualized volatility (symbols x bars), reused
+    when the target volatility is one value per combination.
     """
     S, C, T = pos_scb.shape
     pos = pos_scb
@@ -332,8 +359,17 @@ def _backtest_core(pos_scb: np.ndarray, ret_sb: np.ndarray, config: BacktestConf
         price = np.cumprod(1.0 + ret_sb, axis=1)
         pos = apply_exit_rules(pos, price, config, combo_slice)
     if config.sizing == "vol_target":
-        scale = vol_scale if vol_scale is not None else _vol_scale(ret_sb, config)
-        pos = pos * scale[:, None, :]
+        target = _combo_values(config.target_vol, combo_slice, C, "target_vol")
+        if target is None:
+            scale = vol_scale if vol_scale is not None else _vol_scale(ret_sb, config)
+            pos = pos * scale[:, None, :]
+        else:
+            pos = pos * _vol_scale(ret_sb, config, target, vol)
+    size = _combo_values(config.position_size, combo_slice, C, "position_size")
+    if size is not None:
+        pos = pos * size[None, :, None]
+    elif float(np.asarray(config.position_size).reshape(-1)[0]) != 1.0:  # one size for every combination
+        pos = pos * float(np.asarray(config.position_size).reshape(-1)[0])
     rate = config.cost_rate
     if combine:
         acc = np.empty((C, T), dtype=np.float64) if out is None else out
@@ -467,7 +503,8 @@ def _close_frame(close) -> pd.DataFrame:
 
 
 def run_grid(close, strategy: str, params, config: BacktestConfig = BacktestConfig(), keep_positions: bool = False,
-             chunk_size: int | None = None, per_symbol: bool = False, metrics=None) -> GridResult:
+             chunk_size: int | None = None, per_symbol: bool = False, metrics=None,
+             indicators: Indicators | None = None, checked: bool = False) -> GridResult:
     """Backtest every parameter combination of ``strategy`` on ``close`` at once.
 
     close: DataFrame (DatetimeIndex x symbols). params: DataFrame (one row per
@@ -483,21 +520,34 @@ def run_grid(close, strategy: str, params, config: BacktestConfig = BacktestConf
     ``keep_positions`` keeps the held positions (bars x symbols x combos) in the
     smallest exact dtype. ``metrics``: names of the metric columns to compute
     (default all of ``METRIC_COLUMNS``); skipping drawdowns/trade statistics is faster.
+    ``indicators``: an ``Indicators`` over the same closes, kept by a caller that calls
+    ``run_grid`` many times (a search's batches) so each window is computed once.
+    Trading settings of ``config`` given as arrays (``target_vol``, ``position_size``,
+    exit rules) hold one value per row of ``params``. ``checked=True``: the caller has
+    already tested the rows against the strategy's constraint (a search's batches).
     """
     which = _check_which(metrics)
     mcols = list(METRIC_COLUMNS) if which is None else which
     want_pos = any(k in mcols for k in POSITION_METRICS)
     close = _close_frame(close)
     spec = get_strategy(strategy)
-    p = normalize_params(spec, params)
+    p = normalize_params(spec, params, check=not checked)
     values = close.to_numpy(dtype=np.float64)
-    ind = Indicators(values)
+    if indicators is not None and (indicators.n_bars, indicators.n_symbols) != values.shape:
+        raise ValueError(f"indicators cover {indicators.n_bars} bars x {indicators.n_symbols} symbols, "
+                         f"close is {values.shape[0]} x {values.shape[1]}")
+    ind = indicators if indicators is not None else Indicators(values)
     ret_sb = np.ascontiguousarray(asset_returns_from_close(values).T)
     S, T = ret_sb.shape
     C = len(p)
     symbols = list(close.columns)
     w = resolve_weights(symbols, S, config.weights)
-    vol_scale = _vol_scale(ret_sb, config) if config.sizing == "vol_target" else None
+    vol_scale = vol = None
+    if config.sizing == "vol_target":
+        if np.size(config.target_vol) > 1:
+            vol = _annual_vol(ret_sb, config)
+        else:
+            vol_scale = _vol_scale(ret_sb, config)
     step = _chunk_size(S, T, chunk_size)
     ncols = C * S if per_symbol else C
     out = np.empty((ncols, T), dtype=np.float64)  # (columns x bars)
@@ -512,11 +562,13 @@ def run_grid(close, strategy: str, params, config: BacktestConfig = BacktestConf
         if per_symbol:
             # rows of ``out`` are ordered combo-major: (combo, symbol)
             dest = out[start * S : stop * S].reshape(stop - start, S, T).transpose(1, 0, 2)
-            _, eff = _backtest_core(pos, ret_sb, config, w, False, slice(start, stop), vol_scale, out=dest)
+            _, eff = _backtest_core(pos, ret_sb, config, w, False, slice(start, stop), vol_scale, out=dest,
+                                    vol=vol)
             m = _metrics_of_block_rows(out[start * S : stop * S], ppy, which)
             ps = _per_sleeve_stats(eff, ppy) if want_pos else {}
         else:
-            _, eff = _backtest_core(pos, ret_sb, config, w, True, slice(start, stop), vol_scale, out=out[start:stop])
+            _, eff = _backtest_core(pos, ret_sb, config, w, True, slice(start, stop), vol_scale,
+                                    out=out[start:stop], vol=vol)
             m = _metrics_of_block_rows(out[start:stop], ppy, which)
             ps = _position_stats_scb(eff, w, ppy) if want_pos else {}
         m.update(ps)

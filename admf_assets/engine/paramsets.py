@@ -3,7 +3,9 @@
 A parameter-set table has one row per set with (at least) a ``strategy`` column and a
 ``params`` column holding the set's parameters as JSON (``{"fast_period": 10, ...}``);
 search results (``best_parameters``, ``top_parameter_sets``, ``optimization_history``)
-are such tables.
+are such tables.  A search over trading settings adds a ``trading`` column, the set's
+settings as JSON (``{"stop_loss": 0.04}``; ``{}`` when none was searched), which the
+phases that evaluate a set apply over their own (``trading_overrides``).
 
 >>> import pandas as pd
 >>> t = pd.DataFrame({"strategy": ["momentum"], "params": ['{"fast_period": 5, "slow_period": 20}']})
@@ -19,9 +21,11 @@ import pandas as pd
 
 from .backtest import BacktestConfig, run_grid
 
-__all__ = ["PARAMS_COLUMN", "params_json", "parameter_set", "parameter_sets", "set_labels", "evaluate_sets"]
+__all__ = ["PARAMS_COLUMN", "TRADING_COLUMN", "params_json", "parameter_set", "parameter_sets", "set_labels",
+           "evaluate_sets", "trading_overrides", "with_trading"]
 
 PARAMS_COLUMN = "params"
+TRADING_COLUMN = "trading"
 
 
 def params_json(params: dict) -> str:
@@ -33,6 +37,25 @@ def parameter_set(row: pd.Series) -> tuple[str, dict]:
     if PARAMS_COLUMN not in row.index or "strategy" not in row.index:
         raise ValueError("a parameter-set table needs 'strategy' and 'params' columns (is it a search output?)")
     return str(row["strategy"]), json.loads(row[PARAMS_COLUMN])
+
+
+def trading_overrides(row: pd.Series) -> dict:
+    """The trading settings a search chose for the set in ``row`` (``{}`` when none)."""
+    value = row.get(TRADING_COLUMN) if hasattr(row, "get") else None
+    if value is None or (isinstance(value, float) and value != value):
+        return {}
+    return dict(json.loads(value))
+
+
+def with_trading(config: BacktestConfig, overrides: dict) -> BacktestConfig:
+    """``config`` with a set's searched trading settings (a searched ``target_vol`` implies
+    ``sizing='vol_target'``)."""
+    if not overrides:
+        return config
+    from dataclasses import replace
+
+    extra = {"sizing": "vol_target"} if "target_vol" in overrides else {}
+    return replace(config, **overrides, **extra)
 
 
 def parameter_sets(table: pd.DataFrame) -> list[tuple[str, dict]]:

@@ -5,9 +5,14 @@ atomically; ``build_research_report`` assembles the standard sections of a resea
 workflow (best parameters, search results, in-sample vs out-of-sample, equity and
 underwater charts, drawdowns, correlations) from engine outputs.
 
+``executive_summary_section`` words the verdicts and insights the kinds contribute; a
+section may belong to a phase ``group`` (the report kind groups each phase's sections).
+Cards and metric rows are labelled from :mod:`admf_assets.engine.labels` (words and units,
+not field names).
+
 Escaping: every value from the context is autoescaped by Jinja2. The only field inserted
 as trusted markup is a section's ``chart_svg``, which must come from
-:mod:`admf_assets.engine.charts` (those functions escape all text they embed).
+:mod:`admf_assets.engine.charts` (matplotlib's SVG writer escapes the text it embeds).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from . import charts
 from .analysis import correlation_summary, drawdown_analysis, equity_curve, underwater
+from .labels import card_label, describe, plain_number, show
 
 __all__ = [
     "render_report",
@@ -37,6 +43,7 @@ __all__ = [
     "search_sections",
     "performance_sections",
     "correlation_sections",
+    "executive_summary_section",
     "format_value",
     "TEMPLATE_DIR",
     "MAX_TABLE_ROWS",
@@ -136,16 +143,7 @@ def format_value(v, key=None, fmt: str | None = None) -> str:
             return f"{x:.2%}"
         if _is_count_key(key) and x.is_integer():
             return f"{int(x):,}"
-        a = abs(x)
-        if a == 0:
-            return "0"
-        if a >= 1e6:
-            return f"{x:,.0f}"
-        if a >= 1000:
-            return f"{x:,.2f}"
-        if a >= 1e-3:
-            return f"{x:.4f}"
-        return f"{x:.3e}"
+        return plain_number(x)
     if isinstance(v, pd.Timestamp | _dt.datetime):
         ts = pd.Timestamp(v)
         if ts.hour == ts.minute == ts.second == ts.microsecond == 0 and ts.nanosecond == 0:
@@ -163,12 +161,14 @@ def format_value(v, key=None, fmt: str | None = None) -> str:
     return str(v)
 
 
-def _table_view(df: pd.DataFrame, max_rows: int, formats: Mapping | None = None) -> dict:
+def _table_view(df: pd.DataFrame, max_rows: int, formats: Mapping | None = None, label_rows: bool = False) -> dict:
     """DataFrame -> {columns: [{name, numeric}], rows: [[str]], truncated, shown, total}.
 
     A non-default index is shown as leading column(s). Floats are formatted per column
     (percent names, columns of whole numbers as integers); when the column name is not a
-    known metric, the row label is tried (for metric-per-row tables)."""
+    known metric, the row label is tried (for metric-per-row tables).  ``label_rows``: the
+    index holds field names (a metric per row): they are shown as words with units and
+    each row's values formatted by its field's rule (:mod:`admf_assets.engine.labels`)."""
     formats = dict(formats or {})
     total = len(df)
     df = df.head(max_rows) if max_rows is not None and max_rows >= 0 else df
@@ -198,13 +198,22 @@ def _table_view(df: pd.DataFrame, max_rows: int, formats: Mapping | None = None)
         fmt = formats.get(col)
         cells = []
         for i, v in enumerate(s.tolist()):
+            if label_rows and j < n_index_cols and row_keys[i] is not None:
+                cells.append(card_label(row_keys[i]))
+                continue
+            if label_rows and j >= n_index_cols and fmt is None and row_keys[i] is not None:
+                shown = show(row_keys[i], v)
+                if shown is not None:
+                    cells.append(shown)
+                    continue
             if whole and fmt is None and not _is_missing(v) and not _is_percent_key(col):
                 cells.append(f"{int(v):,}")
                 continue
             known = _is_percent_key(col) or _is_count_key(col) or j < n_index_cols
             key = col if known else row_keys[i]
             cells.append(format_value(v, key, fmt))
-        columns.append({"name": str(col), "numeric": is_num and j >= n_index_cols})
+        columns.append({"name": str(col), "numeric": is_num and j >= n_index_cols,
+                        "head": label_rows and j < n_index_cols})
         rows_by_col.append(cells)
     rows = [list(r) for r in zip(*rows_by_col)] if rows_by_col else [[] for _ in range(len(df))]
     return {"columns": columns, "rows": rows, "truncated": total > len(rows), "shown": len(rows), "total": total}
@@ -214,6 +223,23 @@ def _slug(i: int, title: str) -> str:
     base = "".join(ch if ch.isalnum() else "-" for ch in str(title).lower()).strip("-")
     base = "-".join(p for p in base.split("-") if p)[:40]
     return f"s{i + 1}-{base}" if base else f"s{i + 1}"
+
+
+_CALLOUT_STATUS = ("valid", "invalid", "unvalidated", "info", "warning")
+_SEVERITIES = ("info", "warning", "good")
+
+
+def _card(key, value, fmt: str | None) -> dict:
+    if isinstance(value, str):
+        txt = value
+    else:
+        txt = show(key, value) if fmt is None else None
+        if txt is None and (isinstance(value, float | np.floating) and fmt is None and not _is_percent_key(key)
+                            and float(value).is_integer() and abs(value) < 1e15):
+            txt = f"{int(value):,}"  # e.g. a grid parameter stored as 50.0
+        if txt is None:
+            txt = format_value(value, key, fmt)
+    return {"label": card_label(key), "value": txt, "doc": describe(key).doc}
 
 
 def _section_view(i: int, sec: Mapping) -> dict:
@@ -226,21 +252,7 @@ def _section_view(i: int, sec: Mapping) -> dict:
     if not isinstance(metrics, Mapping):
         raise TypeError(f"report section {title!r}: 'metrics' must be a dict")
     fmts = sec.get("formats") or {}
-    metric_items = []
-    for k, v in metrics.items():
-        if isinstance(v, str):
-            txt = v
-        elif (
-            isinstance(v, float | np.floating)
-            and fmts.get(k) is None
-            and not _is_percent_key(k)
-            and float(v).is_integer()
-            and abs(v) < 1e15
-        ):
-            txt = f"{int(v):,}"  # e.g. a grid parameter stored as 50.0
-        else:
-            txt = format_value(v, k, fmts.get(k))
-        metric_items.append((str(k), txt))
+    metric_items = [_card(k, v, fmts.get(k)) for k, v in metrics.items() if not _is_missing(v)]  # NaN: no card
     table = sec.get("table")
     tv = None
     if table is not None:
@@ -248,14 +260,31 @@ def _section_view(i: int, sec: Mapping) -> dict:
             table = table.to_frame()
         if not isinstance(table, pd.DataFrame):
             raise TypeError(f"report section {title!r}: 'table' must be a pandas DataFrame")
-        tv = _table_view(table, int(sec.get("max_rows", MAX_TABLE_ROWS)), fmts)
+        tv = _table_view(table, int(sec.get("max_rows", MAX_TABLE_ROWS)), fmts, bool(sec.get("label_rows")))
     svg = sec.get("chart_svg")
     if svg is None:
         chart_list = []
-    elif isinstance(svg, str):
-        chart_list = [svg]
+    elif isinstance(svg, str | charts.Chart):
+        chart_list = [str(svg)]
     else:
         chart_list = [str(x) for x in svg if x]
+    callout = sec.get("callout")
+    if callout is not None:
+        status = str(callout.get("status", "info"))
+        callout = {"status": status if status in _CALLOUT_STATUS else "info",
+                   "headline": str(callout.get("headline", "")),
+                   "paragraphs": [p.strip() for p in str(callout.get("text") or "").split("\n\n") if p.strip()]}
+    bullets = []
+    for b in sec.get("bullets") or []:
+        if isinstance(b, Mapping):
+            sev = str(b.get("severity", "info"))
+            bullets.append({"label": str(b.get("label") or ""), "text": str(b.get("text") or ""),
+                            "severity": sev if sev in _SEVERITIES else "info"})
+        else:
+            bullets.append({"label": "", "text": str(b), "severity": "info"})
+    group = sec.get("group")
+    if group is not None and not isinstance(group, Mapping):
+        group = {"title": str(group)}
     return {
         "title": str(title),
         "anchor": _slug(i, title),
@@ -263,10 +292,62 @@ def _section_view(i: int, sec: Mapping) -> dict:
         "metrics": metric_items,
         "table": tv,
         "charts": chart_list,
+        "callout": callout,
+        "bullets": bullets,
+        "group": dict(group) if group is not None else None,
     }
 
 
+def _blocks(sections: list[dict]) -> list[dict]:
+    """Consecutive sections of one group -> one block {group, anchor, sections}; ungrouped
+    sections are blocks of their own (group None)."""
+    blocks: list[dict] = []
+    for sec in sections:
+        g = sec["group"]
+        key = (g.get("id") or g.get("title")) if g else None
+        if g is not None and blocks and blocks[-1]["key"] == key:
+            blocks[-1]["sections"].append(sec)
+            continue
+        anchor = f"g{len(blocks) + 1}-" + _slug(0, g.get("title", ""))[3:] if g else sec["anchor"]
+        blocks.append({"key": key, "group": ({"title": str(g.get("title", "")),
+                                              "subtitle": str(g.get("subtitle") or ""),
+                                              "facts": [(str(k), format_value(v, k))
+                                                        for k, v in (g.get("facts") or {}).items() if v is not None]}
+                                             if g else None),
+                       "anchor": anchor, "sections": [sec]})
+    return blocks
+
+
 _WORKFLOW_ORDER = ("name", "id", "description")
+
+
+_LINEAGE_COLUMNS = {  # key -> header, in display order
+    "phase": "phase",
+    "asset": "asset",
+    "materialized_at": "materialized at",
+    "run_id": "run",
+    "code_version": "code version",
+    "data_version": "data version",
+    "partitions": "partitions",
+}
+_EXECUTION_COLUMNS = {
+    "phase": "phase",
+    "kind": "kind",
+    "seconds": "wall time (s)",
+    "cpu_seconds": "CPU time (s)",
+    "peak_rss_mb": "peak memory (MB RSS)",
+    "rss_increase_mb": "memory added (MB)",
+    "measured": "measured",
+}
+
+
+def _rows(items, columns: Mapping[str, str]) -> tuple[list[str], list[list[str]]]:
+    items = [dict(x) for x in items or []]
+    keys = [k for k in columns if any(k in x for x in items)]
+    head = [columns[k] for k in keys]
+    rows = [[format_value(x.get(k, ""), k) if not isinstance(x.get(k), float | np.floating)
+             else (f"{x[k]:,.2f}" if math.isfinite(x[k]) else MISSING) for k in keys] for x in items]
+    return head, rows
 
 
 def render_report(context: dict) -> str:
@@ -275,9 +356,15 @@ def render_report(context: dict) -> str:
     Keys (only ``title`` is required): ``title``; ``workflow`` {name, description, id,
     ...}; ``generated_at``; ``data`` {symbols, start, end, train/test split dates, n_bars,
     ...}; ``sections``: list of {title, text?, metrics?: dict, table?: DataFrame,
-    max_rows? (default 50), formats?: {column: "{:.2f}"}, chart_svg?: str or list of str
-    (trusted SVG from charts.py, the only unescaped field)}; ``warnings``: list of str;
-    ``lineage``: list of {phase, asset, materialized_at}.
+    max_rows? (default 50), formats?: {column: "{:.2f}"}, label_rows?: bool (the index
+    names a field per row), chart_svg?: str or list of str (trusted SVG from charts.py, the
+    only unescaped field), callout?: {status: valid|invalid|unvalidated|info|warning,
+    headline, text}, bullets?: [str | {label, text, severity: info|warning|good}], group?:
+    {id, title, subtitle, facts: dict} (consecutive sections of one group share a heading)};
+    ``warnings``: list of str; ``lineage``: list of {phase, asset, materialized_at, run_id,
+    code_version, data_version, partitions}; ``execution``: list of {phase, kind, seconds,
+    cpu_seconds, peak_rss_mb, rss_increase_mb, measured}; ``run``: {id, url};
+    ``environment``: {name: value} (versions, market data source and range).
     """
     if not isinstance(context, Mapping):
         raise TypeError(f"report context must be a dict, got {type(context).__name__}")
@@ -292,24 +379,24 @@ def render_report(context: dict) -> str:
     data_items = [(str(k).replace("_", " "), format_value(v, k)) for k, v in data.items() if v is not None]
     sections = [_section_view(i, s) for i, s in enumerate(context.get("sections") or [])]
     warnings = [str(w) for w in (context.get("warnings") or [])]
-    lineage = []
-    for item in context.get("lineage") or []:
-        item = dict(item)
-        lineage.append(
-            {
-                "phase": format_value(item.get("phase", "")),
-                "asset": format_value(item.get("asset", "")),
-                "materialized_at": format_value(item.get("materialized_at")),
-            }
-        )
+    lin_head, lin_rows = _rows(context.get("lineage"), _LINEAGE_COLUMNS)
+    exe_head, exe_rows = _rows(context.get("execution"), _EXECUTION_COLUMNS)
+    run = dict(context.get("run") or {})
+    url = str(run.get("url") or "")
+    run_view = {"id": str(run.get("id") or ""), "url": url if url.startswith(("http://", "https://")) else ""}
+    env = [(str(k), format_value(v, k)) for k, v in (context.get("environment") or {}).items() if v is not None]
     gen = context.get("generated_at")
     view = {
         "title": str(title),
         "workflow": {"description": str(description) if description else "", "fields": wf_fields},
         "data": data_items,
+        "blocks": _blocks(sections),
         "sections": sections,
         "warnings": warnings,
-        "lineage": lineage,
+        "lineage": {"head": lin_head, "rows": lin_rows},
+        "execution": {"head": exe_head, "rows": exe_rows},
+        "run": run_view,
+        "environment": env,
         "generated_at": format_value(gen) if gen is not None else "",
     }
     return _env().get_template(TEMPLATE_NAME).render(**view)
@@ -485,16 +572,34 @@ def search_sections(best_params: Mapping | None, search_top: pd.DataFrame | None
 
 def performance_sections(oos_metrics: Mapping | None, in_sample_returns: pd.Series | None,
                          oos_returns: pd.Series | None, drawdowns: pd.DataFrame | None = None,
-                         periods_per_year: int = 252, max_rows: int = 20) -> list[dict]:
+                         periods_per_year: int = 252, max_rows: int = 20, *, cost_note: str | None = None,
+                         oos_start=None) -> list[dict]:
     """Out-of-sample metrics (as reported by the backtest); in-sample vs out-of-sample metrics
     (``compute_metrics`` on each series, side by side); equity curve (in-sample, then
-    out-of-sample continuing from the in-sample end value); underwater curve of the combined
-    series; drawdown episodes (``drawdowns``, or ``drawdown_analysis`` of the combined series)."""
+    out-of-sample continuing from the in-sample end value, the out-of-sample period
+    shaded); underwater curve of the combined series; drawdown episodes (``drawdowns``, or
+    ``drawdown_analysis`` of the combined series).
+
+    ``cost_note`` says which cost model both series were computed with.  ``oos_start``:
+    the close at which the out-of-sample equity is the starting value (the first test
+    close; the first out-of-sample return is earned from it to the next close): the curve
+    starts there and the metric cards name it, so the dates agree with the data split."""
     sections: list[dict] = []
-    if oos_metrics:
-        sections.append({"title": "Out-of-sample metrics", "metrics": dict(oos_metrics)})
     is_r = in_sample_returns.astype(float) if in_sample_returns is not None and len(in_sample_returns) else None
     oos_r = oos_returns.astype(float) if oos_returns is not None and len(oos_returns) else None
+    start = pd.Timestamp(oos_start) if oos_start is not None else None
+    if oos_metrics:
+        cards = dict(oos_metrics)
+        note = None
+        if start is not None:
+            cards = {"period_start": start, **cards}
+            first = cards.get("start", oos_r.index[0] if oos_r is not None else None)
+            note = (f"Equity is the starting value at the close of {format_value(start)} (the first test close); "
+                    f"the first return counted is the close-to-close return to {format_value(first)}.")
+        sec = {"title": "Out-of-sample metrics", "metrics": cards}
+        if note or cost_note:
+            sec["text"] = " ".join(x for x in (note, cost_note) if x)
+        sections.append(sec)
     if is_r is not None or oos_r is not None:
         table = _metrics_frame({"in_sample": is_r, "out_of_sample": oos_r}, periods_per_year)
         if not table.empty:
@@ -502,8 +607,10 @@ def performance_sections(oos_metrics: Mapping | None, in_sample_returns: pd.Seri
                 {
                     "title": "In-sample vs out-of-sample",
                     "text": "Metrics computed on each period's bar returns "
-                    f"({periods_per_year} bars per year, no risk-free rate).",
+                    f"({periods_per_year} bars per year, no risk-free rate)."
+                    + (f" {cost_note}" if cost_note else ""),
                     "table": table,
+                    "label_rows": True,
                 }
             )
         curves: dict[str, pd.Series] = {}
@@ -511,19 +618,25 @@ def performance_sections(oos_metrics: Mapping | None, in_sample_returns: pd.Seri
             curves["in-sample"] = equity_curve(is_r)
         if oos_r is not None:
             oos_eq = equity_curve(oos_r)
-            if is_r is not None:
-                start = float(curves["in-sample"].iloc[-1])
-                oos_eq = oos_eq * start
+            base = float(curves["in-sample"].iloc[-1]) if is_r is not None else 1.0
+            oos_eq = oos_eq * base
+            if start is not None and start < oos_eq.index[0]:
+                oos_eq = pd.concat([pd.Series([base], index=pd.DatetimeIndex([start])), oos_eq])
+            elif is_r is not None:
                 # join the two segments visually at the last in-sample bar
                 joined = pd.concat([curves["in-sample"].iloc[-1:], oos_eq])
                 if not joined.index.has_duplicates:
                     oos_eq = joined
             curves["out-of-sample"] = oos_eq
         combined = _combined(is_r, oos_r)
+        shade = None
+        if oos_r is not None and is_r is not None:
+            shade = curves["out-of-sample"].index[0]
         sections.append(
             {
                 "title": "Equity curve",
-                "chart_svg": charts.line_chart_svg(curves, "Equity (growth of 1.0)", baseline=1.0),
+                "chart_svg": charts.line_chart_svg(curves, "Equity (growth of 1.0)", baseline=1.0, shade_from=shade,
+                                                   shade_label="out of sample" if shade is not None else None),
             }
         )
         uw = underwater(combined)
@@ -561,6 +674,75 @@ def correlation_sections(correlations: pd.DataFrame | None) -> list[dict]:
     if correlations.shape[0] <= 30 and correlations.shape[0] == correlations.shape[1]:
         sec["chart_svg"] = charts.heatmap_svg(correlations, "Pearson correlation", vmin=-1.0, vmax=1.0)
     return [sec]
+
+
+_TOPIC_ORDER = ("verdict", "performance", "decay", "overfitting", "robustness", "parameters", "regimes", "risk")
+_TOPIC_LABELS = {"decay": "In-sample vs out-of-sample", "overfitting": "Overfitting", "robustness": "Robustness",
+                 "parameters": "Parameters", "regimes": "Regime dependence", "risk": "Risk",
+                 "performance": "Performance", "verdict": "Verdict"}
+
+
+def _get(obj, name, default=None):
+    return obj.get(name, default) if isinstance(obj, Mapping) else getattr(obj, name, default)
+
+
+def executive_summary_section(verdicts: list, insights: list, title: str = "Executive summary") -> dict:
+    """The report's first section: the verdict, headline numbers and insights.
+
+    ``verdicts``: {valid: bool | None, reason, phase, criteria: [{name, value, threshold,
+    passed}]} from the phases that judge (a validation phase); ``insights``: {topic, text,
+    key?, value?, label?, severity: info|warning|good, phase} from every phase (an insight
+    with a ``key`` and a ``value`` is also a headline card, formatted by the key's rule in
+    :mod:`labels` and called ``label`` or the key's label).  Mappings or objects with these
+    attributes.
+
+    No verdict -> "Not validated" (nothing tested whether the result is luck); any
+    verdict not valid -> "Not valid" with each failing criterion; else "Valid".
+    """
+    judged = [v for v in verdicts or [] if _get(v, "valid") is not None]
+    if not judged:
+        callout = {"status": "unvalidated", "headline": "Not validated",
+                   "text": "No validation phase ran: the numbers below come from one search and one backtest, "
+                           "and nothing here tests whether they could be luck. Add a `validation` phase "
+                           "(Monte Carlo, bootstrap, deflated Sharpe ratio, probability of backtest "
+                           "overfitting) to get a verdict."}
+    else:
+        failed = [v for v in judged if not _get(v, "valid")]
+        parts = []
+        for v in judged:
+            phase = _get(v, "phase") or ""
+            reason = str(_get(v, "reason") or "")
+            parts.append(f"{phase}: {reason}" if phase else reason)
+        callout = {"status": "invalid" if failed else "valid", "headline": "Not valid" if failed else "Valid",
+                   "text": "\n\n".join(p for p in parts if p)}
+    rows = []
+    for v in judged:
+        for c in _get(v, "criteria") or ():
+            rows.append({"phase": _get(v, "phase") or "", "criterion": str(_get(c, "name", "")),
+                         "value": _get(c, "value"), "threshold": str(_get(c, "threshold", "")),
+                         "result": "pass" if _get(c, "passed") else "FAIL"})
+    cards: dict = {}
+    bullets = []
+    order = {t: i for i, t in enumerate(_TOPIC_ORDER)}
+    ranked = sorted(enumerate(insights or []), key=lambda x: (order.get(str(_get(x[1], "topic")), len(order)), x[0]))
+    for _, ins in ranked:
+        key, value = _get(ins, "key"), _get(ins, "value")
+        if key is not None and value is not None and not _is_missing(value):
+            label = _get(ins, "label") or card_label(key)
+            if label in cards:
+                label = f"{label}, {_get(ins, 'phase')}"
+            cards[label] = show(key, value) or format_value(value, key)
+        text = _get(ins, "text")
+        if text:
+            topic = str(_get(ins, "topic") or "")
+            bullets.append({"label": _TOPIC_LABELS.get(topic, topic.replace("_", " ").capitalize()),
+                            "text": str(text), "severity": str(_get(ins, "severity") or "info")})
+    sec: dict = {"title": title, "callout": callout, "metrics": cards, "bullets": bullets}
+    if rows:
+        table = pd.DataFrame(rows)
+        sec["table"] = table
+        sec["formats"] = {"value": "{:.4g}"}
+    return sec
 
 
 def build_research_report(

@@ -33,6 +33,17 @@ Built-in strategies (all decided at the close of bar t):
   previous ``lookback`` bars, exit when it is below the lowest close of the previous
   ``exit_lookback`` bars (0 = same as ``lookback``); long_short mirrors this (short
   below the prior ``lookback`` low, cover above the prior ``exit_lookback`` high).
+* ``pairs_trading``: the spread of two symbols (``pair`` numbers the pairs of the
+  close columns in order: 0 = (col 0, col 1), 1 = (col 0, col 2), ...). Over the last
+  ``lookback`` bars up to t, an OLS fit ``log A = alpha + beta log B`` gives the hedge
+  ratio beta and the residual's std (ddof 2); ``z = residual_t / std``. Long the spread
+  (long A, short beta of B) when ``z < -entry_z`` until ``z >= -exit_z``; short it when
+  ``z > entry_z`` until ``z <= exit_z``. The hedge ratio is the one of the entry bar,
+  held while the trade lasts; legs are ``s / max(1, |beta|)`` and ``-s beta / max(1, |beta|)``
+  (the other symbols are flat). A pair trade has two directions in every ``mode``.
+
+``register_strategy(..., space={...})`` gives a strategy a default search space: the
+ranges a sampler-driven search explores when the workflow names no parameters.
 """
 from __future__ import annotations
 
@@ -44,7 +55,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from .indicators import Indicators, latch
+from .indicators import Indicators, _rolling_pandas, latch
 
 MODES = ("long_only", "long_short")
 
@@ -67,6 +78,10 @@ class StrategySpec:
     constraint: Callable[[pd.DataFrame], Any] | None = None
     param_aliases: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    #: default search space (engine form: ``{name: {low, high} | [choices]}``), may be empty
+    space: dict[str, Any] = field(default_factory=dict)
+    #: trades long and short in every mode (a pair trade); ``long_only`` does not clamp it
+    long_short_only: bool = False
 
     @property
     def param_names(self) -> list[str]:
@@ -91,13 +106,17 @@ def register_strategy(
     param_aliases: Mapping[str, str] | None = None,
     description: str | None = None,
     replace: bool = False,
+    space: Mapping[str, Any] | None = None,
+    long_short_only: bool = False,
 ):
     """Decorator registering ``func(ind, params, mode) -> (bars x symbols x combos)``.
 
     params: parameter names and their defaults (an int default makes the parameter
     integer-valued). constraint: vectorized validity test, called with the params
     DataFrame, returning a boolean per row; invalid rows are dropped by
-    ``expand_grid`` and rejected by ``generate_positions``.
+    ``expand_grid`` and rejected by ``generate_positions``. space: the default search
+    space (``{name: {"low": a, "high": b}}`` or a list of choices). long_short_only: the
+    strategy's positions keep both signs in ``long_only`` mode (a pair trade).
     """
     key = name.lower()
     aliases = tuple(a.lower() for a in ((aliases,) if isinstance(aliases, str) else aliases))
@@ -115,7 +134,12 @@ def register_strategy(
             constraint=constraint,
             param_aliases=dict(param_aliases or {}),
             description=description or ((func.__doc__ or "").strip().splitlines() or [""])[0],
+            space=dict(space or {}),
+            long_short_only=bool(long_short_only),
         )
+        unknown = [k for k in spec.space if k not in spec.params]
+        if unknown:
+            raise ValueError(f"strategy {key!r}: default space names unknown parameters {unknown}")
         STRATEGIES[key] = spec
         for a in aliases:
             _ALIASES[a] = key
@@ -346,12 +370,12 @@ def raw_positions(strategy, close, params: pd.DataFrame, mode: str = "long_only"
         out = np.nan_to_num(out, nan=0.0)
         if np.any(np.abs(out) > 1.0):
             raise ValueError(f"strategy {spec.name!r} returned positions outside [-1, 1]")
-        if mode == "long_only":
+        if mode == "long_only" and not spec.long_short_only:
             out = np.maximum(out, 0.0)
     elif out.dtype.kind in "iu":
         if out.size and (out.max() > 1 or out.min() < -1):
             raise ValueError(f"strategy {spec.name!r} returned positions outside [-1, 1]")
-        if mode == "long_only" and out.size and out.min() < 0:
+        if mode == "long_only" and not spec.long_short_only and out.size and out.min() < 0:
             out = np.maximum(out, 0).astype(out.dtype)
     else:
         raise ValueError(f"strategy {spec.name!r} returned dtype {out.dtype}; expected bool, int or float")
@@ -380,6 +404,8 @@ def _momentum_constraint(p: pd.DataFrame):
     aliases=("ma_crossover", "sma_crossover"),
     constraint=_momentum_constraint,
     param_aliases={"fast": "fast_period", "slow": "slow_period", "threshold": "signal_threshold"},
+    space={"fast_period": {"low": 3, "high": 50}, "slow_period": {"low": 10, "high": 200},
+           "signal_threshold": {"low": 0.0, "high": 0.05}},
 )
 def momentum(ind: Indicators, params: pd.DataFrame, mode: str) -> np.ndarray:
     """Moving-average crossover with a relative-gap threshold."""
@@ -423,6 +449,8 @@ def _mean_reversion_constraint(p: pd.DataFrame):
     aliases=("zscore_reversion",),
     constraint=_mean_reversion_constraint,
     param_aliases={"lookback_period": "lookback", "entry_threshold": "entry_z", "exit_threshold": "exit_z"},
+    space={"lookback": {"low": 5, "high": 100}, "entry_z": {"low": 0.5, "high": 3.0},
+           "exit_z": {"low": 0.0, "high": 0.5}},
 )
 def mean_reversion(ind: Indicators, params: pd.DataFrame, mode: str) -> np.ndarray:
     """Z-score mean reversion with entry/exit bands (stateful, via latches)."""
@@ -454,6 +482,7 @@ def _breakout_constraint(p: pd.DataFrame):
     aliases=("donchian", "channel_breakout"),
     constraint=_breakout_constraint,
     param_aliases={"lookback_period": "lookback", "channel_period": "lookback", "exit_period": "exit_lookback"},
+    space={"lookback": {"low": 5, "high": 100}, "exit_lookback": {"low": 0, "high": 50}},
 )
 def breakout(ind: Indicators, params: pd.DataFrame, mode: str) -> np.ndarray:
     """Donchian channel breakout of the previous bars, with an optional exit channel."""
@@ -474,6 +503,88 @@ def breakout(ind: Indicators, params: pd.DataFrame, mode: str) -> np.ndarray:
     return out.transpose(2, 0, 1)
 
 
+def _pairs_constraint(p: pd.DataFrame):
+    return (p["lookback"] >= 3) & (p["entry_z"] > 0) & (p["entry_z"] > p["exit_z"].abs()) & (p["pair"] >= 0)
+
+
+def symbol_pairs(n_symbols: int) -> list[tuple[int, int]]:
+    """The pairs ``pairs_trading`` numbers: column (i, j) with i < j, in lexicographic order."""
+    return list(itertools.combinations(range(int(n_symbols)), 2))
+
+
+def _pair_fit(ind: Indicators, a: int, b: int, lookback: int) -> np.ndarray:
+    """(2 x bars): rolling-OLS z-score of the residual of log A on log B, and the hedge ratio
+    beta, each from the ``lookback`` bars up to and including t (NaN until the window fills)."""
+
+    def make():
+        logs = np.log(ind._close_sb[[a, b]])
+        y, x = logs[0] - logs[0, 0], logs[1] - logs[1, 0]  # shifted by a past constant: same fit, better numerics
+        m = _rolling_pandas(np.stack([x, y, x * x, x * y, y * y]), lookback, "mean")
+        mx, my, mxx, mxy, myy = m
+        with np.errstate(invalid="ignore", divide="ignore"):
+            vx, cxy, vy = mxx - mx * mx, mxy - mx * my, myy - my * my
+            beta = cxy / vx
+            resid = y - (my + beta * (x - mx))
+            s2 = (vy - beta * cxy) * lookback / (lookback - 2)  # residual variance, ddof 2
+            z = resid / np.sqrt(s2)
+        bad = ~np.isfinite(z) | ~(s2 > 1e-14 * np.maximum(vy, 1e-300))  # no dispersion left: no signal
+        z[bad] = np.nan
+        beta[~np.isfinite(beta)] = np.nan
+        return np.stack([z, beta])
+
+    return ind.cached(("pair_fit", int(a), int(b), int(lookback)), make)
+
+
+@register_strategy(
+    "pairs_trading",
+    params={"lookback": 60, "entry_z": 2.0, "exit_z": 0.5, "pair": 0},
+    aliases=("pairs", "pair_trading", "stat_arb"),
+    constraint=_pairs_constraint,
+    param_aliases={"lookback_period": "lookback", "hedge_lookback": "lookback", "entry_threshold": "entry_z",
+                   "exit_threshold": "exit_z", "pair_index": "pair"},
+    space={"lookback": {"low": 20, "high": 120}, "entry_z": {"low": 1.0, "high": 3.0},
+           "exit_z": {"low": 0.0, "high": 0.9}},
+    long_short_only=True,
+)
+def pairs_trading(ind: Indicators, params: pd.DataFrame, mode: str) -> np.ndarray:
+    """Two-symbol spread with a rolling hedge ratio, z-score entry and exit bands."""
+    pairs = symbol_pairs(ind.n_symbols)
+    pair = params["pair"].to_numpy(np.int64)
+    if not pairs:
+        raise ValueError("strategy 'pairs_trading' needs at least 2 symbols")
+    if pair.size and pair.max() >= len(pairs):
+        raise ValueError(f"strategy 'pairs_trading': pair {int(pair.max())} does not exist; {ind.n_symbols} symbols "
+                         f"make {len(pairs)} pair(s), numbered 0..{len(pairs) - 1}")
+    look = params["lookback"].to_numpy(np.int64)
+    entry = params["entry_z"].to_numpy(np.float64)
+    exit_ = params["exit_z"].to_numpy(np.float64)
+    T, C = ind.n_bars, len(params)
+    out = np.zeros((T, ind.n_symbols, C), dtype=np.float64)
+    t_idx = np.arange(T)[:, None]
+    key = pair * (int(look.max()) + 1) + look
+    for k in np.unique(key):  # one fit per distinct (pair, lookback), every combination using it at once
+        cols = np.flatnonzero(key == k)
+        a, b = pairs[int(pair[cols[0]])]
+        z, beta = _pair_fit(ind, a, b, int(look[cols[0]]))
+        zz = z[:, None]
+        undefined = np.isnan(zz)
+        e, x = entry[cols][None, :], exit_[cols][None, :]
+        enter_long, enter_short = zz < -e, zz > e
+        exit_long = (zz >= -x) | undefined | enter_short
+        exit_short = (zz <= x) | undefined | enter_long
+        side = latch(enter_long, exit_long, axis=0).view(np.int8) - latch(enter_short, exit_short, axis=0).view(np.int8)
+        prev = np.vstack([np.zeros((1, len(cols)), np.int8), side[:-1]])
+        entered = np.where((side != 0) & (side != prev), t_idx, -1)
+        np.maximum.accumulate(entered, axis=0, out=entered)  # bar of the current trade's entry
+        hedge = np.where(entered >= 0, beta[np.maximum(entered, 0)], np.nan)  # held from the entry bar
+        scale = np.maximum(1.0, np.abs(hedge))
+        held = (side != 0) & np.isfinite(hedge)
+        sgn = side.astype(np.float64)
+        out[:, a, cols] = np.where(held, sgn / scale, 0.0)
+        out[:, b, cols] = np.where(held, -sgn * hedge / scale, 0.0)
+    return out
+
+
 __all__ = [
     "MODES",
     "STRATEGIES",
@@ -486,5 +597,6 @@ __all__ = [
     "raw_positions",
     "register_strategy",
     "strategy_names",
+    "symbol_pairs",
     "valid_mask",
 ]

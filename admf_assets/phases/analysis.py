@@ -10,18 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pydantic import Field, StrictInt, StrictStr, model_validator
 
 from admf_assets.engine import analysis as an
+from admf_assets.engine import charts
 from admf_assets.engine import report as rep
 from admf_assets.engine import risk
-from admf_assets.engine.charts import sparkline
 from admf_assets.engine.metrics import METRIC_COLUMNS, compute_metrics
 from admf_assets.engine.paramsets import PARAMS_COLUMN, evaluate_sets, parameter_sets
 from admf_assets.phases.common import BARS, DataSplitName, TradingSettings, canonical_list, close_matrix
-from admf_assets.phases.kind import ConfigEnv, Consumes, Output, PhaseContext, PhaseError, PhaseKind, PhaseResult, \
-    PhaseView
+from admf_assets.phases.kind import ConfigEnv, Consumes, Image, Insight, Output, PhaseContext, PhaseError, PhaseKind, \
+    PhaseResult, PhaseView
 from admf_assets.suggest import suggest
 
 #: canonical analyzer -> (aliases, the output it fills)
@@ -152,7 +153,10 @@ class Analysis(PhaseKind):
         perf = perf.reset_index(drop=True)
         outputs["performance_metrics"] = perf
         meta["performance_metrics"] = {"split": cfg.data_split, "sets": len(perf),
-                                       "best_equity_curve": sparkline(an.equity_curve(best_r)),
+                                       "best_equity_and_drawdown": Image(charts.equity_drawdown(
+                                           {f"best set, {cfg.data_split}": an.equity_curve(best_r)},
+                                           an.underwater(best_r), f"Best set, {cfg.data_split} period"),
+                                           alt="equity and drawdown of the best set"),
                                        "preview": perf.drop(columns=PARAMS_COLUMN).head(10)}
         metrics: dict[str, Any] = {k: float(perf.iloc[0][k]) for k in METRIC_COLUMNS}  # of the best set
         if ctx.wants("drawdowns"):
@@ -221,16 +225,63 @@ class Analysis(PhaseKind):
 
     def sections(self, view: PhaseView) -> list[dict]:
         out = []
+        titles = {"market_conditions": "Market conditions", "recommended_strategy_types": "Recommended strategy types",
+                  "performance_metrics": "Performance of the analysed sets", "drawdowns": "Drawdowns of the best set",
+                  "regime_breakdown": "Performance by volatility regime",
+                  "risk_assessment": "Monte Carlo and value at risk of the best set"}
+        split = view.config.data_split
         for name in ("market_conditions", "recommended_strategy_types", "performance_metrics", "drawdowns",
                      "regime_breakdown", "risk_assessment"):
             df = view.outputs.get(name)
             if df is not None and len(df):
-                out.append({"title": f"{view.phase}: {name}", "table": df.drop(columns=[PARAMS_COLUMN],
-                                                                                 errors="ignore"),
-                            "detail": True})
+                sec = {"title": titles[name], "text": f"On the {split} split, with this phase's trading settings.",
+                       "table": df.drop(columns=[PARAMS_COLUMN], errors="ignore"), "detail": True}
+                if name == "regime_breakdown" and "sharpe_ratio" in df.columns:
+                    sec["chart_svg"] = charts.bar_chart_svg(df.set_index("regime")["sharpe_ratio"],
+                                                            "Sharpe ratio by regime", height=220)
+                out.append(sec)
         corr = view.outputs.get("correlations")
         if corr is not None and "label" in corr.columns:
             out += rep.correlation_sections(corr.set_index("label"))
+        return out
+
+    def insights(self, view: PhaseView) -> list[Insight]:
+        out: list[Insight] = []
+        corr = view.outputs.get("correlations")
+        if corr is not None and "label" in corr.columns and len(corr) > 1:
+            summ = an.correlation_summary(corr.set_index("label"))
+            mean = float(summ["mean_offdiag"])
+            if np.isfinite(mean):
+                one_bet = mean >= 0.8
+                out.append(Insight("robustness", f"The {summ['n_series']} analysed parameter sets have a mean return "
+                                                 f"correlation of {mean:.2f} (lowest pair {summ['min_offdiag']:.2f})"
+                                                 + (": they are close to one bet, not a diversified choice."
+                                                    if one_bet else "."),
+                                   value=mean, key="mean_correlation", severity="warning" if one_bet else "info"))
+        rb = view.outputs.get("regime_breakdown")
+        if rb is not None and len(rb) > 1 and "sharpe_ratio" in rb.columns:
+            parts = [f"{r.sharpe_ratio:.2f} in {r.regime} bars ({r.fraction:.0%} of the time)"
+                     for r in rb.itertuples()]
+            sr = rb["sharpe_ratio"].to_numpy(dtype=float)
+            flips = bool(np.nanmax(sr) > 0 > np.nanmin(sr))
+            out.append(Insight("regimes", "In-sample Sharpe ratio of the best set: " + "; ".join(parts)
+                                          + (": it earns in one regime and loses in another." if flips else "."),
+                               severity="warning" if flips else "info"))
+        ra = view.outputs.get("risk_assessment")
+        if ra is not None and len(ra):
+            mc = ra[(ra["source"] == "monte_carlo") & (ra["metric"] == "total_return")]
+            if len(mc) and np.isfinite(mc["prob_loss"].iloc[0]):
+                p = float(mc["prob_loss"].iloc[0])
+                out.append(Insight("risk", f"Block-bootstrap Monte Carlo of the best set's in-sample returns: "
+                                           f"{p:.0%} of the simulated paths lose money; 5th percentile of the total "
+                                           f"return {mc['p05'].iloc[0]:.2%}.", value=p, key="probability_of_loss",
+                                   severity="warning" if p > 0.2 else "info"))
+        dd = view.outputs.get("drawdowns")
+        if dd is not None and len(dd):
+            worst = dd.iloc[0]
+            out.append(Insight("risk", f"Worst in-sample drawdown of the best set: {worst['depth']:.2%} "
+                                       f"(peak {pd.Timestamp(worst['peak_date']).date()}, "
+                                       f"{int(worst['duration_bars'])} bars under water)."))
         return out
 
 

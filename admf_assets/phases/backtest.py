@@ -14,17 +14,19 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, StrictBool, StrictStr, field_validator
 
+from admf_assets.engine import charts
 from admf_assets.engine import report as rep
 from admf_assets.engine import riskbudget
 from admf_assets.engine.analysis import equity_curve, underwater
 from admf_assets.engine.backtest import run_backtest
-from admf_assets.engine.charts import sparkline
+from admf_assets.engine.insights import relative_change
 from admf_assets.engine.metrics import METRIC_COLUMNS, compute_metrics
-from admf_assets.engine.paramsets import PARAMS_COLUMN, evaluate_sets, parameter_set, params_json
+from admf_assets.engine.paramsets import (PARAMS_COLUMN, evaluate_sets, parameter_set, params_json,
+                                         trading_overrides, with_trading)
 from admf_assets.phases.common import (BARS, DataSplitName, TradingSettings, check_strategy_params, close_matrix,
                                        is_scalar, known_strategy, split_mask, trading_config)
-from admf_assets.phases.kind import ConfigEnv, Consumes, Output, PhaseContext, PhaseError, PhaseKind, PhaseResult, \
-    PhaseView
+from admf_assets.phases.kind import ConfigEnv, Consumes, Image, Insight, Output, PhaseContext, PhaseError, PhaseKind, \
+    PhaseResult, PhaseView
 
 DEFAULT_STRATEGY = "momentum"
 
@@ -77,6 +79,7 @@ class Backtest(PhaseKind):
     def run(self, ctx: PhaseContext) -> PhaseResult:
         cfg: Config = ctx.config
         bars = ctx.need("bars")
+        searched: dict = {}  # trading settings the search chose for the set (a searched stop loss, ...)
         if cfg.parameters:
             strategy, params = cfg.strategy or DEFAULT_STRATEGY, dict(cfg.parameters)
         else:
@@ -85,9 +88,10 @@ class Backtest(PhaseKind):
                 raise PhaseError("input best_parameters is empty")
             try:
                 strategy, params = parameter_set(best.iloc[0])
+                searched = trading_overrides(best.iloc[0])
             except ValueError as exc:
                 raise PhaseError(f"input best_parameters: {exc}") from None
-        config = cfg.trading()
+        config = with_trading(cfg.trading(), searched)
         close = close_matrix(bars)  # all history: indicators warm up before the split
         mask = split_mask(bars, close.index, cfg.data_split)
         scale, scale_meta = self._exposure(ctx, cfg, close.index[mask])
@@ -96,14 +100,16 @@ class Backtest(PhaseKind):
         except ValueError as exc:
             raise PhaseError(f"field 'config': {exc}") from None
         r = res.returns.iloc[:, 0][mask]
-        gross_cfg = riskbudget.with_exposure(cfg.trading(costs=False), close.columns, scale)
+        gross_cfg = riskbudget.with_exposure(with_trading(cfg.trading(costs=False), searched), close.columns, scale)
         gross = run_backtest(close, strategy, params, gross_cfg).returns.iloc[:, 0][mask]
         pos = res.positions[mask] if res.positions is not None else None
         m = compute_metrics(r.to_frame("strategy"), periods_per_year=config.periods_per_year, positions=pos).iloc[0]
         metrics = {k: (v.item() if hasattr(v, "item") else v) for k, v in m.items()}
         metrics["n_days"] = int(mask.sum())
         metrics["total_costs"] = float((gross - r).sum())  # fraction of equity paid, summed over bars
-        period = f"{r.index[0].date()}..{r.index[-1].date()}"
+        start = _period_start(bars, cfg.data_split)
+        period = (f"{start.date()} close (equity 1.0) .. {r.index[-1].date()}, {len(r)} daily returns from "
+                  f"{r.index[0].date()}" if start is not None else f"{r.index[0].date()}..{r.index[-1].date()}")
         results = pd.DataFrame([{
             "strategy": strategy, PARAMS_COLUMN: params_json(params), "split": cfg.data_split,
             "start": r.index[0], "end": r.index[-1], "n_bars": int(mask.sum()),
@@ -122,14 +128,21 @@ class Backtest(PhaseKind):
         costs = cfg.include_transaction_costs
         common = {"split": cfg.data_split, "period": period, "strategy": strategy,
                   "parameters": params_json(params),
+                  **({"searched_trading": params_json(searched)} if searched else {}),
                   "costs": f"{config.cost_bps} bps + {config.slippage_bps} bps slippage" if costs else "none",
                   **scale_meta}
         summary = results.T.reset_index().rename(columns={"index": "field", 0: "value"}).astype(str)
+        eq = pd.Series(report["equity"].to_numpy(), index=pd.DatetimeIndex(report["date"]))
+        dd = pd.Series(report["drawdown"].to_numpy(), index=eq.index)
+        if start is not None and start < eq.index[0]:
+            eq = pd.concat([pd.Series([1.0], index=pd.DatetimeIndex([start])), eq])
+            dd = pd.concat([pd.Series([0.0], index=pd.DatetimeIndex([start])), dd])
+        chart = Image(charts.equity_drawdown({f"{cfg.data_split} ({strategy})": eq}, dd,
+                                             f"Equity and drawdown, {cfg.data_split} period"),
+                      alt="equity and drawdown")
         meta = {
-            "validation_results": {**common, "equity_curve": sparkline(report["equity"]), "preview": summary},
-            "performance_report": {**common, "rows": len(report),
-                                   "equity_curve": sparkline(report["equity"]),
-                                   "drawdown_curve": sparkline(report["drawdown"]),
+            "validation_results": {**common, "equity_and_drawdown": chart, "preview": summary},
+            "performance_report": {**common, "rows": len(report), "equity_and_drawdown": chart,
                                    "preview": report.head(10)},
         }
         return PhaseResult(outputs={"validation_results": results, "performance_report": report},
@@ -167,21 +180,110 @@ class Backtest(PhaseKind):
         vr = view.outputs.get("validation_results")
         oos_metrics = vr.drop(columns=[PARAMS_COLUMN], errors="ignore").iloc[0].to_dict() \
             if vr is not None and len(vr) else None
+        bars = view.inputs.get("bars")
+        start = _period_start(bars, view.config.data_split) if bars is not None else None
         if not view.config.generate_detailed_report:  # the metrics only, no curves or episodes
-            return rep.performance_sections(oos_metrics, None, None)
-        return rep.performance_sections(oos_metrics, self._in_sample(view), oos)
+            return rep.performance_sections(oos_metrics, None, None, oos_start=start)
+        is_r, note = self._in_sample(view)
+        return rep.performance_sections(oos_metrics, is_r, oos, cost_note=note, oos_start=start)
+
+    def insights(self, view: PhaseView) -> list[Insight]:
+        vr = view.outputs.get("validation_results")
+        if vr is None or not len(vr):
+            return []
+        m = vr.iloc[0]
+        cfg: Config = view.config
+        where = {"test": "Out of sample", "train": "In sample", "all": "Over all data"}[cfg.data_split]
+        costs = _cost_words(cfg)
+        start = _period_start(view.inputs.get("bars"), cfg.data_split)
+        span = (f"from the {start.date()} close to {pd.Timestamp(m['end']).date()}" if start is not None
+                else f"{pd.Timestamp(m['start']).date()} .. {pd.Timestamp(m['end']).date()}")
+        out = [
+            Insight("performance", f"{where} ({span}, {int(m['n_bars'])} daily returns) the tested set returned "
+                                   f"{m['total_return']:.2%} with a Sharpe ratio of {m['sharpe_ratio']:.2f} and a "
+                                   f"max drawdown of {m['max_drawdown']:.2%}, {costs}.",
+                    value=float(m["sharpe_ratio"]), key="sharpe_ratio", label=f"{where} Sharpe ratio"),
+            Insight("performance", "", value=float(m["total_return"]), key="total_return",
+                    label=f"{where} total return"),
+            Insight("performance", "", value=float(m["max_drawdown"]), key="max_drawdown",
+                    label=f"{where} max drawdown"),
+        ]
+        if cfg.include_transaction_costs:
+            out.append(Insight("performance", "", value=float(m["total_costs"]), key="total_costs",
+                               label=f"Costs paid ({where.lower()}, % of equity)"))
+        trades = m.get("n_trades")
+        if trades is not None and np.isfinite(trades) and trades < 10:
+            out.append(Insight("robustness", f"Only {int(trades)} trade(s) {where.lower()}: the numbers rest on "
+                                             f"very few decisions.", severity="warning"))
+        if cfg.data_split == "test":
+            is_r, _ = self._in_sample(view)
+            if is_r is not None and len(is_r):
+                ism = compute_metrics(is_r.to_frame("is"), periods_per_year=cfg.trading().periods_per_year).iloc[0]
+                a, b = float(ism["sharpe_ratio"]), float(m["sharpe_ratio"])
+                change = relative_change(a, b)
+                sev = "warning" if (b <= 0 < a) or (np.isfinite(change) and change < -0.5) else \
+                    ("good" if np.isfinite(change) and change >= -0.2 else "info")
+                words = f" ({change:+.0%})" if np.isfinite(change) else ""
+                out.append(Insight(
+                    "decay", f"Sharpe ratio {a:.2f} in sample against {b:.2f} out of sample{words}; annual return "
+                             f"{ism['annual_return']:.2%} against {m['annual_return']:.2%}; both {costs}.",
+                    value=change if np.isfinite(change) else None, key="sharpe_decay" if np.isfinite(change) else None,
+                    label="Sharpe ratio change out of sample", severity=sev))
+        return out
 
     @staticmethod
-    def _in_sample(view: PhaseView) -> pd.Series | None:
-        """The in-sample returns of the tested set as the search that chose it evaluated them
-        (its data split and trading settings)."""
-        bars, best = view.inputs.get("bars"), view.inputs.get("best_parameters")
-        search_cfg = view.input_configs.get("best_parameters")
-        if bars is None or best is None or not len(best) or search_cfg is None:
-            return None
+    def _in_sample(view: PhaseView) -> tuple[pd.Series | None, str | None]:
+        """The in-sample returns of the tested set on the search's data split (the train split
+        when there was no search), computed with THIS backtest's trading settings: the same
+        cost model, mode, sizing, exits and exposure scale as the out-of-sample numbers beside
+        them."""
+        bars = view.inputs.get("bars")
+        if bars is None or view.config.data_split != "test":
+            return None, None
+        best = view.inputs.get("best_parameters")
+        search_cfg = view.input_configs.get("best_parameters") or {}
+        if view.config.parameters:
+            sets = [(view.config.strategy or DEFAULT_STRATEGY, dict(view.config.parameters))]
+        elif best is not None and len(best):
+            sets = [parameter_set(best.iloc[0])]
+        else:
+            return None, None
         split = search_cfg.get("data_split", "train")
-        return evaluate_sets(close_matrix(bars, split), [parameter_set(best.iloc[0])], trading_config(search_cfg),
-                             labels=["in-sample"]).iloc[:, 0]
+        if split == "test":
+            return None, None
+        close = close_matrix(bars, split)
+        vr = view.outputs.get("validation_results")
+        scale = float(vr["exposure_scale"].iloc[0]) if vr is not None and "exposure_scale" in vr.columns else 1.0
+        searched = trading_overrides(best.iloc[0]) if not view.config.parameters and best is not None and len(best) \
+            else {}
+        trading = riskbudget.with_exposure(with_trading(view.config.trading(), searched), close.columns,
+                                           scale)  # as out of sample
+        r = evaluate_sets(close, sets, trading, labels=["in-sample"]).iloc[:, 0]
+        note = f"In sample and out of sample are both computed {_cost_words(view.config)}"
+        if search_cfg:
+            ranked = trading_config(search_cfg)
+            note += (" (the search ranked its trials with the same costs)." if ranked.cost_bps + ranked.slippage_bps
+                     == view.config.trading().cost_bps + view.config.trading().slippage_bps
+                     else " (the search ranked its trials before costs, so its own scores are higher).")
+        else:
+            note += "."
+        return r, note
+
+
+def _cost_words(cfg: Config) -> str:
+    t = cfg.trading()
+    if not cfg.include_transaction_costs or t.cost_bps + t.slippage_bps == 0:
+        return "before costs"
+    return f"after {t.cost_bps:g} bps commission + {t.slippage_bps:g} bps slippage per trade"
+
+
+def _period_start(bars: pd.DataFrame, split: str) -> pd.Timestamp | None:
+    """The close at which a test-split backtest's equity is its starting value: the first test
+    date (its return, from the last train close, belongs to neither period)."""
+    if split != "test" or bars is None or "split" not in bars.columns:
+        return None
+    test = bars.loc[bars["split"] == "test", "date"]
+    return pd.Timestamp(test.min()) if len(test) else None
 
 
 KIND = Backtest()

@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 from pydantic import StrictStr, field_validator, model_serializer
 
-from admf_assets.engine.charts import sparkline
+from admf_assets.engine import charts
 from admf_assets.engine.sample import SAMPLE_SYMBOLS
 from admf_assets.phases.common import MarketSourceName, SplitConfig, check_dates
-from admf_assets.phases.kind import ConfigEnv, Implicit, Output, PhaseContext, PhaseError, PhaseKind, \
+from admf_assets.phases.kind import ConfigEnv, Image, Implicit, Output, PhaseContext, PhaseError, PhaseKind, \
     PhaseResult, PhaseView, StrictModel
 
 COLUMNS = ["date", "symbol", "open", "high", "low", "close", "volume"]
@@ -126,8 +126,14 @@ class DataPreparation(PhaseKind):
             return {}
         dates = pd.DatetimeIndex(bars["date"].unique()).sort_values()
         test = pd.DatetimeIndex(bars.loc[bars["split"] == "test", "date"].unique()).sort_values()
-        return {"symbols": sorted(bars["symbol"].unique()), "start": dates[0].date(), "end": dates[-1].date(),
-                "test_start": test[0].date() if len(test) else None, "n_bars": len(dates)}
+        out = {"symbols": sorted(bars["symbol"].unique()), "start": dates[0].date(), "end": dates[-1].date(),
+               "n_bars": len(dates)}
+        if len(test):
+            train = dates[dates < test[0]]
+            out["train"] = f"{train[0].date()} .. {train[-1].date()} ({len(train)} bars)" if len(train) else None
+            out["test"] = (f"{test[0].date()} .. {test[-1].date()} ({len(test)} bars; equity starts at the "
+                           f"{test[0].date()} close, so {len(test) - 1} test returns)")
+        return out
 
     def sections(self, view: PhaseView) -> list[dict]:
         return []  # the data range is in the report header
@@ -159,7 +165,10 @@ def prepare_bars(bars: pd.DataFrame, symbols: list[str], split: SplitConfig) -> 
         "train_dates": n_train,
         "test_dates": len(dates) - n_train,
         "missing_fraction": missing_fraction,
-        **{f"close_{sym}": sparkline(full[sym]) for sym in list(full.columns)[:5]},
+        "prices": Image(charts.line_chart({s: full[s] / full[s].dropna().iloc[0] for s in list(full.columns)[:8]
+                                           if full[s].notna().any()},
+                                          "Close prices, normalised to 1.0 at the first bar", baseline=1.0,
+                                          shade_from=test_start, shade_label="test"), alt="normalised close prices"),
         "preview": bars.head(10),
     }
     return bars, meta, metrics

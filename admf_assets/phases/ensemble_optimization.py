@@ -37,7 +37,7 @@ from admf_assets.engine.metrics import METRIC_COLUMNS, compute_metrics
 from admf_assets.engine.paramsets import PARAMS_COLUMN, evaluate_sets
 from admf_assets.engine.search import OBJECTIVES, default_direction
 from admf_assets.phases.common import BARS, TradingSettings, close_matrix, is_number
-from admf_assets.phases.kind import ConfigEnv, Consumes, Output, PhaseContext, PhaseError, PhaseKind, PhaseResult, \
+from admf_assets.phases.kind import ConfigEnv, Consumes, Insight, Output, PhaseContext, PhaseError, PhaseKind, PhaseResult, \
     PhaseView, StrictModel
 from admf_assets.suggest import suggest
 
@@ -380,12 +380,34 @@ class EnsembleOptimization(PhaseKind):
                                     "weight_stability_analysis": stab, "ensemble_returns": daily},
                            metadata=meta, metrics=metrics)
 
+    def insights(self, view: PhaseView) -> list[Insight]:
+        out: list[Insight] = []
+        w = view.outputs.get("optimal_ensemble_weights")
+        if w is not None and len(w) and w["included"].any():
+            inc = w[w["included"]]
+            top = inc.loc[inc["weight"].idxmax()]
+            out.append(Insight("robustness", f"The ensemble holds {len(inc)} of {w['strategy_id'].nunique()} members; "
+                                             f"the largest weight is {top['weight']:.0%} ({top['strategy_id']})."))
+        perf = view.outputs.get("ensemble_performance_metrics")
+        if perf is not None and len(perf) and {"portfolio", "split", "sharpe_ratio"} <= set(perf.columns):
+            test = perf[perf["split"] == "test"].set_index("portfolio")["sharpe_ratio"]
+            if {"ensemble", "equal_weight"} <= set(test.index):
+                a, b = float(test["ensemble"]), float(test["equal_weight"])
+                out.append(Insight("decay", f"Out of sample the ensemble's Sharpe ratio is {a:.2f} against {b:.2f} "
+                                            f"for equal weights ({a - b:+.2f}).",
+                                   severity="warning" if a < b else "info"))
+        return out
+
     def sections(self, view: PhaseView) -> list[dict]:
         out = []
         w = view.outputs.get("optimal_ensemble_weights")
         if w is not None and len(w):
             inc = w[w["included"]].drop(columns=[PARAMS_COLUMN], errors="ignore")
-            out.append({"title": f"{view.phase}: ensemble weights", "table": inc, "max_rows": 40})
+            sec = {"title": f"{view.phase}: ensemble weights", "table": inc, "max_rows": 40}
+            if len(inc) and inc["regime"].nunique(dropna=False) <= 1:
+                sec["chart_svg"] = charts.bar_chart_svg(pd.Series(inc["weight"].to_numpy(), index=inc["strategy_id"]),
+                                                        "Ensemble weights", y_format="{:.0%}")
+            out.append(sec)
         perf = view.outputs.get("ensemble_performance_metrics")
         if perf is not None and len(perf):
             out.append({"title": f"{view.phase}: ensemble performance (train and test)", "table": perf})

@@ -28,11 +28,16 @@ What a kind declares:
 * ``bind(config)`` -- the kind as configured, for a kind whose outputs, inputs or metrics
   depend on its config (a conditional takes its branches'); ``may_skip(config)`` -- ``run``
   may leave outputs out (then they are optional and their dependents skip);
-* ``sections(view)`` / ``header(view)`` -- what it contributes to the HTML report.
+* ``sections(view)`` / ``header(view)`` -- what it contributes to the HTML report;
+* ``verdict(view)`` -- a :class:`Verdict` (is the strategy valid, and why) for kinds that
+  judge (validation); ``insights(view)`` -- :class:`Insight` s for the executive summary
+  (important parameters, overfitting and robustness warnings, regime dependence, decay
+  out of sample), each with the number behind it.
 
 Nothing here imports Dagster: metadata values are plain Python (numbers, strings,
-DataFrames shown as previews, :class:`Markdown`, :class:`FilePath`, :class:`Link`);
-the compiler turns them into Dagster metadata.
+DataFrames shown as previews, :class:`Markdown`, :class:`FilePath`, :class:`Link`,
+:class:`Image`); the compiler turns them into Dagster metadata (floats rounded to 6
+significant digits, NaN left out).
 """
 
 from __future__ import annotations
@@ -62,6 +67,10 @@ __all__ = [
     "Markdown",
     "FilePath",
     "Link",
+    "Image",
+    "Criterion",
+    "Verdict",
+    "Insight",
     "PhaseKind",
     "PlannedKind",
     "Registry",
@@ -132,7 +141,8 @@ class Consumes:
     field ``unless_config`` is set (then an explicit input would contradict it); ``needed``
     (a function of the effective config) narrows ``required`` to the configs that use the
     input (an analysis whose analyzers need no parameter sets); ``required_if``: a config
-    field that makes an optional input required when it is true.  ``auto``: when the YAML
+    field (dotted: ``optimization.group_by_regime``) that makes an optional input required when
+    it is true.  ``auto``: when the YAML
     names no provider, the single enabled phase producing it is connected (market bars from
     the data phase).  At most one upstream asset per canonical name.
     """
@@ -149,9 +159,15 @@ class Consumes:
         ``needed(config)`` false makes a required input optional."""
         if config is None:
             return self.required
-        if self.required_if is not None and getattr(config, self.required_if, None) is True:
+        if self.required_if is not None and _dotted(config, self.required_if) is True:
             return True
         return self.required and (self.needed is None or bool(self.needed(config)))
+
+
+def _dotted(obj: Any, path: str) -> Any:
+    for part in path.split("."):
+        obj = getattr(obj, part, None)
+    return obj
 
 
 @dataclass(frozen=True)
@@ -305,6 +321,71 @@ class Link:
     url: str
 
 
+@dataclass(frozen=True)
+class Image:
+    """A picture for the Dagster UI's metadata: PNG bytes, or a chart with a ``png()``
+    method (``engine.charts.Chart``), or a matplotlib ``Figure``.  The compiler shows it
+    as Markdown with an inline PNG (the UI renders ``data:`` images)."""
+
+    image: Any
+    alt: str = "chart"
+
+    def png(self) -> bytes:
+        img = self.image
+        if isinstance(img, (bytes, bytearray)):
+            return bytes(img)
+        if hasattr(img, "png"):
+            return img.png()
+        if hasattr(img, "savefig"):
+            import io
+
+            buf = io.BytesIO()
+            img.savefig(buf, format="png", dpi=80, metadata={"Software": None})
+            return buf.getvalue()
+        raise TypeError(f"kind.Image needs PNG bytes, a chart or a matplotlib figure, got {type(img).__name__}")
+
+
+# ------------------------------------------------------------------ judgements
+@dataclass(frozen=True)
+class Criterion:
+    """One acceptance criterion of a verdict: ``value`` against ``threshold`` (as text,
+    e.g. ``">= 0.95"``)."""
+
+    name: str
+    value: float | None
+    threshold: str
+    passed: bool
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A kind's judgement of the strategy: ``valid`` (None = not judged) and why."""
+
+    valid: bool | None
+    reason: str
+    criteria: tuple[Criterion, ...] = ()
+    phase: str = ""
+
+
+@dataclass(frozen=True)
+class Insight:
+    """One finding for the executive summary, worded with the number behind it.
+
+    ``topic``: performance | decay | overfitting | robustness | parameters | regimes |
+    risk (the summary's order) or any other word; ``severity``: info | warning | good;
+    ``key`` + ``value``: also a headline card (``key`` names the value's format in
+    ``engine.labels``, ``label`` overrides the card's wording)."""
+
+    topic: str
+    text: str
+    value: float | None = None
+    key: str | None = None
+    label: str | None = None
+    severity: Literal["info", "warning", "good"] = "info"
+    phase: str = ""
+
+
 # ------------------------------------------------------------------ the protocol
 class PhaseKind:
     """Base class of every phase kind (see the module docstring)."""
@@ -373,6 +454,14 @@ class PhaseKind:
             if value is not None and hasattr(value, "empty") and not value.empty:
                 out.append({"title": f"{view.phase}: {o.name}", "table": value, "detail": True})
         return out
+
+    def verdict(self, view: PhaseView) -> Verdict | None:
+        """Whether the strategy passes this phase's acceptance criteria (kinds that judge)."""
+        return None
+
+    def insights(self, view: PhaseView) -> list[Insight]:
+        """Findings for the report's executive summary, each with its number."""
+        return []
 
     # -------------------------------------------------------------- helpers
     @property

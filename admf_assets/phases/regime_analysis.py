@@ -32,8 +32,8 @@ from admf_assets.engine.analysis import regime_performance
 from admf_assets.engine.metrics import METRIC_COLUMNS, TRADING_DAYS
 from admf_assets.engine.paramsets import PARAMS_COLUMN, evaluate_sets, parameter_sets, set_labels
 from admf_assets.phases.common import BARS, DataSplitName, TradingSettings, canonical_list, close_matrix
-from admf_assets.phases.kind import ConfigEnv, Consumes, Output, PhaseContext, PhaseError, PhaseKind, PhaseResult, \
-    PhaseView, StrictModel
+from admf_assets.phases.kind import ConfigEnv, Consumes, Insight, Output, PhaseContext, PhaseError, PhaseKind, \
+    PhaseResult, PhaseView, StrictModel
 from admf_assets.suggest import suggest
 
 SET_OUTPUTS = ("top_parameter_sets", "best_parameters")
@@ -368,10 +368,18 @@ class RegimeAnalysis(PhaseKind):
             names = [c.removeprefix("probability_") for c in classes.columns if c.startswith("probability_")]
             series = {n: pd.Series(classes[f"probability_{n}"].to_numpy(), index=pd.DatetimeIndex(classes["date"]))
                       for n in names}
+            chart_list = []
+            bars = view.inputs.get("bars")
+            if bars is not None and len(bars):
+                close = close_matrix(bars)
+                market = (close / close.bfill().iloc[0]).mean(axis=1).rename("market (equal weight)")
+                labels = pd.Series(classes["regime"].to_numpy(), index=pd.DatetimeIndex(classes["date"]))
+                chart_list.append(charts.regime_price_svg(market, labels, "Market by regime (filtered labels)"))
+            chart_list.append(charts.line_chart_svg(series, "P(regime | data so far)"))
             out.append({"title": f"{view.phase}: regimes ({classes['method'].iloc[0]})",
                         "text": "Filtered (causal) probability of each regime: the label of a date uses data up to "
                                 "that date only; the model is fit on the train split.",
-                        "chart_svg": charts.line_chart_svg(series, "P(regime | data so far)")})
+                        "chart_svg": chart_list})
         for name in ("regime_model_selection", "regime_persistence", "regime_transition_probabilities",
                      "regime_specific_performance"):
             df = view.outputs.get(name)
@@ -380,6 +388,21 @@ class RegimeAnalysis(PhaseKind):
                                                                                errors="ignore"),
                             "max_rows": 40, "detail": name != "regime_model_selection"})
         return out
+
+
+    def insights(self, view: PhaseView) -> list[Insight]:
+        perf = view.outputs.get("regime_specific_performance")
+        if perf is None or not len(perf) or "sharpe_ratio" not in perf.columns:
+            return []
+        first = perf[perf["label"] == perf["label"].iloc[0]]
+        if len(first) < 2:
+            return []
+        sr = first["sharpe_ratio"].to_numpy(dtype=float)
+        parts = [f"{r.sharpe_ratio:.2f} in regime {r.regime} ({r.fraction:.0%} of the bars)" for r in first.itertuples()]
+        flips = bool(np.nanmax(sr) > 0 > np.nanmin(sr))
+        return [Insight("regimes", f"Sharpe ratio of {first['label'].iloc[0]} by detected regime: " + "; ".join(parts)
+                                   + (": it earns in one regime and loses in another." if flips else "."),
+                        severity="warning" if flips else "info")]
 
 
 KIND = RegimeAnalysis()

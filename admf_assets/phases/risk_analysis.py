@@ -35,7 +35,7 @@ from admf_assets.engine.paramsets import parameter_set, params_json
 from admf_assets.engine.util import py_scalar
 from admf_assets.phases.common import (BARS, TRADING_KEYS, DataSplitName, TradingSettings, close_matrix,
                                        split_mask, trading_config)
-from admf_assets.phases.kind import ConfigEnv, Consumes, Output, PhaseContext, PhaseError, PhaseKind, PhaseResult, \
+from admf_assets.phases.kind import ConfigEnv, Consumes, Insight, Output, PhaseContext, PhaseError, PhaseKind, PhaseResult, \
     PhaseView, StrictModel
 
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
@@ -323,6 +323,31 @@ class RiskAnalysis(PhaseKind):
         return r, cfg.weights, what, f"the {cfg.data_split} split" if cfg.data_split != "all" else "the data"
 
     # -------------------------------------------------------------- report
+    def insights(self, view: PhaseView) -> list[Insight]:
+        out: list[Insight] = []
+        var_tab = view.outputs.get("risk_metrics")
+        if var_tab is not None and len(var_tab):
+            strat = var_tab[(var_tab["series"] == "strategy") & np.isfinite(var_tab["var"].astype(float))]
+            hi = strat[strat["level"] == strat["level"].max()]
+            if len(hi):
+                worst = hi.loc[hi["var"].astype(float).idxmax()]
+                out.append(Insight("risk", f"One-day VaR at {worst['level']:.1%}: {worst['var']:.2%} of capital "
+                                           f"({worst['method']}, the most severe method; CVaR {worst['cvar']:.2%})."))
+        stress = view.outputs.get("stress_test_results")
+        if stress is not None and len(stress) and "excess_return" in stress.columns:
+            ok = stress[np.isfinite(stress["excess_return"].astype(float))]
+            if len(ok):
+                w = ok.loc[ok["strategy_return"].astype(float).idxmin()]
+                out.append(Insight("risk", f"Worst stress scenario: {w['scenario']}, strategy {w['strategy_return']:.2%} "
+                                           f"against buy and hold {w['buy_and_hold_return']:.2%}.",
+                                   severity="warning" if w["excess_return"] < 0 else "info"))
+        recs = view.outputs.get("risk_recommendations")
+        if recs is not None and len(recs) and np.isfinite(float(recs["scale"].iloc[-1])):
+            out.append(Insight("risk", f"Recommended exposure scale {float(recs['scale'].iloc[-1]):.2f} of capital "
+                                       f"({len(recs) - 1} risk budget(s) checked).",
+                               value=float(recs["scale"].iloc[-1]), key="exposure_scale", label="Recommended exposure"))
+        return out
+
     def sections(self, view: PhaseView) -> list[dict]:
         out: list[dict] = []
         var_tab = view.outputs.get("risk_metrics")

@@ -24,6 +24,7 @@ output, the assets outside the workflow a kind reads, ``run``.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
@@ -40,14 +41,16 @@ import pandas as pd
 
 import admf_assets
 from admf_assets import executors, settings, snapshots, timeouts
+from admf_assets.lineage import lineage_rows
 from admf_assets.phases import expressions
-from admf_assets.phases.kind import FilePath, Link, Markdown, PhaseError
+from admf_assets.phases.kind import FilePath, Image, Link, Markdown, PhaseError
 from admf_assets.versions import content_version
 
 from .context import phase_context
 from .errors import WorkflowError
 from .graph import PhaseNode, WorkflowGraph
 from .loader import load_workflow
+from .profile import PhaseProfile
 
 # data versions on outputs (Dagster's content-based versioning) are labelled beta
 warnings.filterwarnings("ignore", message=".*data_version.*", category=dg.BetaWarning)
@@ -57,6 +60,7 @@ _BACKOFF = {"exponential": dg.Backoff.EXPONENTIAL, "linear": dg.Backoff.LINEAR}
 _JITTER = {"full": dg.Jitter.FULL, "plus_minus": dg.Jitter.PLUS_MINUS}
 _IO_MANAGER = {"table": "io_manager", "array": "array_io_manager"}
 PREVIEW_ROWS = 20
+SIGNIFICANT_DIGITS = 6  #: metadata floats are rounded to this (stored tables keep every digit)
 
 
 @dataclass
@@ -114,8 +118,33 @@ def _check_name(metric: str, bound: str) -> str:
 
 
 # ------------------------------------------------------------------ metadata
+def round_sig(x: float, digits: int = SIGNIFICANT_DIGITS) -> float:
+    """``x`` rounded to ``digits`` significant digits (0.123456789 -> 0.123457)."""
+    return float(f"{x:.{digits}g}") if math.isfinite(x) and x != 0 else x
+
+
+def _json_safe(value: Any) -> Any:
+    """Floats rounded, NaN/inf as null/strings, numpy scalars as Python (for JSON metadata)."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        x = float(value)
+        return None if math.isnan(x) else (str(x) if math.isinf(x) else round_sig(x))
+    return json.loads(json.dumps(value, default=str))
+
+
 def to_metadata(value: Any) -> dg.MetadataValue | None:
-    """A kind's plain metadata value as Dagster metadata (DataFrames become previews)."""
+    """A kind's plain metadata value as Dagster metadata (DataFrames become previews).
+
+    Floats are rounded to :data:`SIGNIFICANT_DIGITS` significant digits (the stored tables
+    keep the exact values); NaN gives None (the entry is left out); +-inf is text;
+    :class:`Image` becomes Markdown with an inline PNG, which the UI draws."""
     if value is None:
         return None
     if isinstance(value, dg.MetadataValue):
@@ -125,11 +154,18 @@ def to_metadata(value: Any) -> dg.MetadataValue | None:
     if isinstance(value, (int, np.integer)):
         return dg.MetadataValue.int(int(value))
     if isinstance(value, (float, np.floating)):
-        return dg.MetadataValue.float(float(value)) if math.isfinite(value) else dg.MetadataValue.text(str(value))
+        x = float(value)
+        if math.isnan(x):
+            return None
+        return dg.MetadataValue.float(round_sig(x)) if math.isfinite(x) else dg.MetadataValue.text(str(x))
     if isinstance(value, pd.DataFrame):
         if value.empty:
             return dg.MetadataValue.md("_no rows_")
         return dg.MetadataValue.md(value.head(PREVIEW_ROWS).to_markdown(index=False, floatfmt=".4f"))
+    if isinstance(value, Image):
+        data = base64.b64encode(value.png()).decode("ascii")
+        alt = value.alt.replace("[", "(").replace("]", ")")
+        return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{data})")
     if isinstance(value, Markdown):
         return dg.MetadataValue.md(value.text)
     if isinstance(value, FilePath):
@@ -137,7 +173,7 @@ def to_metadata(value: Any) -> dg.MetadataValue | None:
     if isinstance(value, Link):
         return dg.MetadataValue.url(value.url)
     if isinstance(value, (dict, list, tuple)):
-        return dg.MetadataValue.json(json.loads(json.dumps(value, default=str)))
+        return dg.MetadataValue.json(_json_safe(value))
     return dg.MetadataValue.text(str(value))
 
 
@@ -148,6 +184,13 @@ def _metadata(values: dict) -> dict:
         if m is not None:
             out[k] = m
     return out
+
+
+def _undefined(metrics: dict) -> str | None:
+    """The metrics a phase could not define (NaN): named once instead of shown as 'nan'."""
+    names = [k for k, v in metrics.items() if isinstance(v, (float, np.floating)) and math.isnan(v)]
+    return (", ".join(names) + ": not defined for this phase's returns or positions (NaN), "
+            "so left out of the metric/ entries") if names else None
 
 
 # ------------------------------------------------------------------ assets
@@ -228,15 +271,15 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
                                                       metadata=_metadata({**gate, "skipped": True}),
                                                       tags=_skip_tags(version)))
             return
-    t0 = time.perf_counter()
     try:
-        result = _run_with_limits(context, graph, node, ctx, limit)
+        with PhaseProfile() as prof:
+            result = _run_with_limits(context, graph, node, ctx, limit)
     except PhaseError as exc:
         if node.on_failure == "continue_with_warning":
             context.log.warning(f"{where}: {exc} (on_failure: continue_with_warning; dependents skip)")
             return
         raise dg.Failure(description=f"{where}: {exc}", allow_retries=False) from None
-    seconds = time.perf_counter() - t0
+    measured = _metadata(prof.metadata())
     produced = [o for o in node.outputs if o.canonical in result.outputs]
     for o in node.outputs:
         if o.canonical not in result.outputs:
@@ -252,9 +295,12 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
             continue  # a subset run (only optional phases can be subset)
         value = result.outputs[o.canonical]
         meta = _metadata({**gate, **result.metadata.get(o.canonical, {})})
-        meta["compute_seconds"] = dg.MetadataValue.float(round(seconds, 4))
+        meta.update(measured)
         if o is produced[0]:
             meta.update({f"metric/{k}": v for k, v in _metadata(result.metrics).items()})
+            undefined = _undefined(result.metrics)
+            if undefined:
+                meta["metrics_undefined"] = dg.MetadataValue.text(undefined)
         yield dg.Output(value, output_name=_ident(_key(graph, node.name, o.name)), metadata=meta,
                         data_version=dg.DataVersion(content_version(value)))
     if node.outputs[0] not in produced:
@@ -321,18 +367,17 @@ def _gate(graph: WorkflowGraph, node: PhaseNode, values: dict, where: str) -> di
 
 
 def _lineage(context, graph: WorkflowGraph, node: PhaseNode) -> list[dict]:
-    """Latest materialization of every other asset of the workflow (for the report)."""
-    out = []
-    for name in graph.order:
-        if name == node.name:
-            continue
-        for o in graph.phases[name].outputs:
-            key = _key(graph, name, o.name)
-            ev = context.instance.get_latest_materialization_event(key)
-            out.append({"phase": name, "asset": key.to_user_string(),
-                        "materialized_at": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ev.timestamp)) if ev else "",
-                        "run_id": ev.run_id[:8] if ev else ""})
-    return out
+    """Latest materialization of every other asset of the workflow and of the shared assets
+    its phases read (for the report): time, run, code and data version, execution time and
+    peak memory of the phase (``lineage.lineage_rows``)."""
+    assets = [(name, _key(graph, name, o.name), False) for name in graph.order if name != node.name
+              for o in graph.phases[name].outputs]
+    readers: dict[tuple, list[str]] = {}
+    for n in graph.order:
+        for k in graph.phases[n].kind.reads_assets:
+            readers.setdefault(tuple(k), []).append(n)
+    assets += [(f"shared, read by {', '.join(names)}", dg.AssetKey(list(k)), True) for k, names in readers.items()]
+    return lineage_rows(context.instance, assets)
 
 
 # ------------------------------------------------------------------ workflows

@@ -559,6 +559,8 @@ def _add_edge(d: _Draft, edge: Edge, fld: str) -> None:
         if (e.upstream_phase, e.upstream_output) == (edge.upstream_phase, edge.upstream_output):
             return
     consumed = edge.canonical in d.kind.consumed_outputs() or d.kind.consumes_all
+    if edge.kind == "reference":  # read by the condition / the kind's own references, by 'phase.output'
+        consumed = False
     if consumed and d.config is not None and _unless(d, edge.canonical):
         consumed = False
     d.edges.append(Edge(edge.reference, edge.upstream_phase, edge.upstream_output,
@@ -652,7 +654,7 @@ def _check_consumption(name: str, d: _Draft, drafts: dict[str, _Draft], errs: Er
             if len(hits) > 1:
                 errs.add(f"ambiguous {canonical}: {', '.join(e.upstream_ref for e in hits)}; "
                          "keep exactly one in inputs / depends_on", phase=name, field="inputs")
-        wanted = rule.required_if is not None and getattr(d.config, rule.required_if, None) is True
+        wanted = not rule.required and rule.is_required(d.config)  # made required by config.<required_if>
         if rule.is_required(d.config) and not providers:
             available = [o.ref for dn, dd in drafts.items() if dn != name
                          for o in dd.outputs if o.canonical in rule.outputs]

@@ -209,11 +209,83 @@ def test_indicators_shared_across_grid():
     np.testing.assert_array_equal(a, generate_positions("momentum", close, grid))
 
 
+def ref_pairs(ca, cb, lookback, entry, exit_):
+    """Per bar: OLS of log A on log B over the window up to t, z of the residual at t (ddof 2),
+    the long/short state machine, and the hedge ratio frozen at the entry bar."""
+    n = len(ca)
+    ya, xb = np.log(ca), np.log(cb)
+    pos_a, pos_b = np.zeros(n), np.zeros(n)
+    state, hedge = 0, np.nan
+    for t in range(n):
+        z = beta = np.nan
+        if t + 1 >= lookback:
+            y, x = ya[t - lookback + 1 : t + 1], xb[t - lookback + 1 : t + 1]
+            beta, alpha = np.polyfit(x, y, 1)
+            resid = y - (alpha + beta * x)
+            s = np.sqrt((resid**2).sum() / (lookback - 2))
+            z = resid[-1] / s if s > 0 else np.nan
+        prev = state
+        if np.isnan(z):
+            state = 0
+        else:
+            if state == 1 and (z >= -exit_ or z > entry):
+                state = 0
+            elif state == -1 and (z <= exit_ or z < -entry):
+                state = 0
+            if state == 0 and z < -entry:
+                state = 1
+            elif state == 0 and z > entry:
+                state = -1
+        if state != 0 and state != prev:
+            hedge = beta
+        scale = max(1.0, abs(hedge)) if state else 1.0
+        pos_a[t], pos_b[t] = (state / scale, -state * hedge / scale) if state else (0.0, 0.0)
+    return pos_a, pos_b
+
+
+def test_pairs_trading_matches_python_loop():
+    rng = np.random.default_rng(5)
+    x = np.cumsum(rng.normal(0, 0.01, 400))
+    spread = np.zeros(400)
+    for t in range(1, 400):  # a mean-reverting spread: the pair is cointegrated
+        spread[t] = 0.9 * spread[t - 1] + rng.normal(0, 0.004)
+    close = 100 * np.exp(np.column_stack([1.3 * x + spread, x, np.cumsum(rng.normal(0, 0.01, 400))]))
+    grid = expand_grid("pairs_trading", {"lookback": [10, 30], "entry_z": [1.0, 2.0], "exit_z": [0.0, 0.5],
+                                         "pair": [0, 2]})
+    pos = generate_positions("pairs_trading", close, grid, mode="long_only")  # both legs in every mode
+    for j, r in grid.iterrows():
+        a, b = [(0, 1), (0, 2), (1, 2)][int(r.pair)]
+        ref_a, ref_b = ref_pairs(close[:, a], close[:, b], int(r.lookback), r.entry_z, r.exit_z)
+        np.testing.assert_allclose(pos[:, a, j], ref_a, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(pos[:, b, j], ref_b, rtol=1e-7, atol=1e-9)
+        other = ({0, 1, 2} - {a, b}).pop()
+        assert not pos[:, other, j].any()
+    assert (pos < 0).any() and np.abs(pos).max() <= 1.0
+    assert get_strategy("pairs").name == "pairs_trading" and get_strategy("pairs_trading").long_short_only
+    res = run_grid(pd.DataFrame(close, index=pd.bdate_range("2019-01-01", periods=400)), "pairs_trading",
+                   expand_grid("pairs_trading", {"lookback": [30], "entry_z": [1.5]}), BacktestConfig(cost_bps=2))
+    assert res.metrics["sharpe_ratio"].iloc[0] > 0.5  # it does trade the planted mean reversion
+    with pytest.raises(ValueError, match="pair 3 does not exist; 3 symbols make 3 pair"):
+        generate_positions("pairs_trading", close, expand_grid("pairs_trading", {"pair": [3]}))
+    with pytest.raises(ValueError, match="needs at least 2 symbols"):
+        generate_positions("pairs_trading", close[:, :1], expand_grid("pairs_trading", {}))
+
+
+def test_default_search_spaces_name_real_parameters():
+    for name in ("momentum", "mean_reversion", "breakout", "pairs_trading"):
+        spec = get_strategy(name)
+        assert spec.space and set(spec.space) <= set(spec.params), name
+    with pytest.raises(ValueError, match="default space names unknown parameters"):
+        register_strategy("test_bad_space_tmp", params={"a": 1}, space={"b": {"low": 1, "high": 2}})(lambda i, p, m: 0)
+    assert "test_bad_space_tmp" not in STRATEGIES
+
+
 # ------------------------------------------------------------- no look-ahead
 GRIDS = {
     "momentum": {"fast_period": [2, 5], "slow_period": [8, 20], "signal_threshold": [0.0, 0.003]},
     "mean_reversion": {"lookback": [5, 15], "entry_z": [0.8, 1.5], "exit_z": [0.0, 0.4]},
     "breakout": {"lookback": [3, 12], "exit_lookback": [0, 5]},
+    "pairs_trading": {"lookback": [5, 15], "entry_z": [0.8, 1.5], "exit_z": [0.0, 0.4]},
 }
 
 

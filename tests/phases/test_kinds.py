@@ -118,6 +118,24 @@ def test_report_sections_render(kind: PhaseKind, runs, kit):
     pytest.fail(f"no view of a {kind.name} phase")
 
 
+@pytest.mark.parametrize("kind", ALL, ids=IDS)
+def test_verdict_and_insights_hooks(kind: PhaseKind, runs, kit):
+    """The executive summary's hooks: a Verdict or None; Insights whose text carries a number."""
+    import re
+
+    from admf_assets.phases.kind import Insight, Verdict
+
+    graph, results = runs[kind.name]
+    view = next(v for v in kit.views(graph, results) if v.kind.name == kind.name)  # bound kinds too
+    verdict = view.kind.verdict(view)
+    assert verdict is None or isinstance(verdict, Verdict)
+    for ins in view.kind.insights(view):
+        assert isinstance(ins, Insight) and ins.topic
+        assert ins.text or (ins.key and ins.value is not None), ins
+        if ins.text:
+            assert re.search(r"[0-9]", ins.text), f"{kind.name}: an insight without its number: {ins.text}"
+
+
 def _esc(text: str) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 

@@ -114,8 +114,9 @@ def test_missing_required_config_key(write, base, errors_of):
 """, "        method: grid\n")
     p = write(text)
     assert _one(errors_of, p) == (
-        f"{p}: phase 'opt': field 'config.optimization.parameters': required for phase type 'parameter_search': "
-        "a mapping of parameter name -> values"
+        f"{p}: phase 'opt': field 'config.optimization.parameters': required for phase type 'parameter_search' "
+        "with method 'grid': a mapping of parameter name -> values (sampler methods use each strategy's default "
+        "search space)"
     )
 
 
@@ -201,17 +202,19 @@ def test_unknown_optimization_method(write, base, errors_of):
     p = write(base.replace("        parameters:\n", "        method: gird\n        parameters:\n", 1))
     assert _one(errors_of, p) == (
         f"{p}: phase 'opt': field 'config.optimization.method': unknown optimization method 'gird' "
-        "(did you mean 'grid'?) (available: grid, random)"
+        "(did you mean 'grid'?) (available: grid, random, bayesian, robust_optimization, return_maximization, "
+        "cmaes, nsga2, differential_evolution; aliases: tpe, genetic, cma_es, de)"
     )
 
 
-@pytest.mark.parametrize("method", ["bayesian", "tpe", "cmaes", "cma_es", "differential_evolution", "genetic"])
-def test_optimization_method_not_available_yet(write, base, errors_of, method):
-    p = write(base.replace("        parameters:\n", f"        method: {method}\n        parameters:\n", 1))
-    assert _one(errors_of, p) == (
-        f"{p}: phase 'opt': field 'config.optimization.method': optimization method '{method}' "
-        "is not available yet (available: grid, random)"
-    )
+@pytest.mark.parametrize("method, canonical", [("bayesian", "bayesian"), ("tpe", "bayesian"), ("cmaes", "cmaes"),
+                                               ("cma_es", "cmaes"), ("differential_evolution", "differential_evolution"),
+                                               ("genetic", "nsga2"), ("NSGA-II", "nsga2")])
+def test_sampler_methods_validate_with_their_canonical_name(write, base, method, canonical):
+    p = write(base.replace("        parameters:\n", f"        method: {method}\n        parameters:\n", 1)
+              .replace("fast_period: [5, 10]", "fast_period: [5, 15]"))
+    opt = load_workflow(str(p)).graph.phases["opt"].config["optimization"]
+    assert opt["method"] == canonical and opt["n_trials"] == 100  # the default budget of a sampler
 
 
 def test_random_search_needs_n_trials(write, base, errors_of):
@@ -222,12 +225,12 @@ def test_random_search_needs_n_trials(write, base, errors_of):
 
 
 def test_unknown_objective(write, base, errors_of):
-    p = write(base.replace("        parameters:\n", "        objective: sharpe\n        parameters:\n", 1))
+    p = write(base.replace("        parameters:\n", "        objective: sharp_ratio\n        parameters:\n", 1))
     line = _one(errors_of, p)
     assert line.startswith(
-        f"{p}: phase 'opt': field 'config.optimization.objective': unknown objective 'sharpe' "
+        f"{p}: phase 'opt': field 'config.optimization.objective': unknown objective 'sharp_ratio' "
         "(did you mean 'sharpe_ratio'?); known: sharpe_ratio, sortino_ratio, "
-    )
+    ), line
 
 
 def test_unknown_analyzer_suggests_canonical_name(write, base, errors_of):
