@@ -216,6 +216,8 @@ def run_workflow(workflow: Any, instance: dg.DagsterInstance, executor: str | No
     tags = {"admf/workflow": graph.workflow_id, **(tags or {})}
     if graph.path is not None:
         tags["admf/workflow_file"] = str(graph.path)
+    if graph.partition_keys and _selects_partitioned(graph, selection):  # every fold in this one run
+        tags.update({RANGE_START: graph.partition_keys[0], RANGE_END: graph.partition_keys[-1]})
     job = None
     if kind.startswith("in"):
         if defs is None:
@@ -229,8 +231,15 @@ def run_workflow(workflow: Any, instance: dg.DagsterInstance, executor: str | No
     return _outcome(run_id, success, events, failures, time.perf_counter() - t0)
 
 
+def _selects_partitioned(graph, selection: Sequence[dg.AssetKey] | None) -> bool:
+    """Whether the run materializes a partitioned output (walk-forward folds): all of them do
+    when ``selection`` is None."""
+    parted = {dg.AssetKey(list(graph.asset_key(o))) for o in graph.assets() if o.partitioned}
+    return bool(parted) and (selection is None or bool(parted & set(selection)))
+
+
 #: tags of a failed run that its re-execution keeps (the rest is Dagster's or per process)
-_KEPT_TAGS = ("admf/workflow", "admf/workflow_file", "dagster/max_runtime")
+_KEPT_TAGS = ("admf/workflow", "admf/workflow_file", "dagster/max_runtime", RANGE_START, RANGE_END)
 
 
 def reexecute(parent: dg.DagsterRun, instance: dg.DagsterInstance, executor: str | None = None,

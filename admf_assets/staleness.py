@@ -152,10 +152,7 @@ class Planner:
                 if skip is not None:  # Dagster sees no provenance in a skip: its code version and times
                     st, why = self._skip_status(queryer, key, skip)
                 else:
-                    status = resolver.get_status(key)
-                    st, why = (("missing", "never materialized") if status == StaleStatus.MISSING else
-                               ("stale", _reason(resolver.get_stale_causes(key), snaps)) if status == StaleStatus.STALE
-                               else ("fresh", ""))
+                    st, why = self._resolved(resolver, key, snaps)
                 if st != "fresh":
                     state, reason = st, why
                     break
@@ -163,6 +160,20 @@ class Planner:
             out[name] = PhaseStatus(name, state, reason, skipped_outputs=skipped)
         self._last = _explain_chained(self.graph, _skip_below_skipped(self.graph, out))
         return self._last
+
+    def _resolved(self, resolver, key: dg.AssetKey, snaps) -> tuple[str, str]:
+        """Dagster's status of an output; a partitioned one (walk-forward folds: static
+        partitions) is missing or stale when any of its partitions is (Dagster calls a
+        partitioned asset asked about without a partition fresh)."""
+        asset = self._asset_graph.get(key)
+        parts = asset.partitions_def.get_partition_keys() if asset.is_partitioned else [None]
+        for pk in parts:
+            status = resolver.get_status(key, pk)
+            if status == StaleStatus.MISSING:
+                return "missing", "never materialized" if pk is None else f"partition {pk} never materialized"
+            if status == StaleStatus.STALE:
+                return "stale", _reason(resolver.get_stale_causes(key, pk), snaps)
+        return "fresh", ""
 
     def _skip_status(self, queryer, key: dg.AssetKey, skip) -> tuple[str, str]:
         """An output its phase's last run did not produce (a false condition, the branch not

@@ -67,16 +67,23 @@ class ParquetTableIOManager(dg.UPathIOManager):
                 allow_retries=False,
             )
         keys = list(context.asset_partition_keys)
-        labels = pd.to_datetime(df[col]).dt.strftime("%Y-%m-%d")
+        if isinstance(context.asset_partitions_def, dg.TimeWindowPartitionsDefinition):
+            labels = pd.to_datetime(df[col]).dt.strftime("%Y-%m-%d")
+        else:  # static keys (walk-forward folds, ...): the column holds the key itself
+            labels = df[col].astype(str)
         outside = sorted(set(labels.unique()) - set(keys))
         if outside:
             raise dg.Failure(
-                description=f"{context.asset_key.to_user_string()}: {len(outside)} date(s) outside "
+                description=f"{context.asset_key.to_user_string()}: {len(outside)} row label(s) outside "
                 f"the partitions being materialized (first: {outside[0]}); nothing was written",
                 allow_retries=False,
             )
         key = list(context.asset_key.path)
         counts = self.store.write_partitions(key, df, labels.to_numpy(), keys, views=self.register_views)
+        if not isinstance(context.asset_partitions_def, dg.TimeWindowPartitionsDefinition):
+            # static keys (folds) that the definition no longer has would linger in the DuckDB view
+            current = set(context.asset_partitions_def.get_partition_keys())
+            self.store.drop_partitions(key, sorted(self.store.stored_partitions(key) - current))
         context.add_output_metadata({
             "run_rows": dg.MetadataValue.int(len(df)),
             "columns": dg.MetadataValue.int(len(df.columns)),

@@ -96,9 +96,17 @@ class TableStore:
             lo, hi = np.searchsorted(sorted_labels, pk, "left"), np.searchsorted(sorted_labels, pk, "right")
             write_parquet_atomic(table.slice(lo, hi - lo), self.partition_path(key, pk))
             counts[pk] = int(hi - lo)
+        marker = self.table_path(key) / PARTITIONED_MARKER
+        if partitions and not marker.exists():
+            marker.write_text("")  # the folder is one partitioned table (admf db rebuilds its view)
         if partitions and views:
             self.register_view(key, partitioned=True)
         return counts
+
+    def drop_partitions(self, key: Sequence[str], partitions: Iterable[str]) -> None:
+        """Delete stored partitions (keys a static partitions definition no longer has)."""
+        for pk in partitions:
+            self.partition_path(key, pk).unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ reads
     def read(self, key: Sequence[str], columns: list[str] | None = None) -> pd.DataFrame:
@@ -190,7 +198,7 @@ class TableStore:
             pq_files = [f for f in filenames if f.endswith(".parquet") and not f.startswith(".")]
             if not pq_files:
                 continue
-            if _is_partition_dir(pq_files) and not dirnames:
+            if (_is_partition_dir(pq_files) or PARTITIONED_MARKER in filenames) and not dirnames:
                 key = list(rel.parts)
                 self._marker(key).parent.mkdir(parents=True, exist_ok=True)
                 self._marker(key).with_suffix(".pending").write_text(self.view_sql(key, True))
@@ -207,21 +215,31 @@ class TableStore:
 
 
 _DATE_FILE = re.compile(r"^\d{4}-\d{2}-\d{2}\.parquet$")
+#: written into the folder of a partitioned table whose partition keys are not dates
+PARTITIONED_MARKER = ".partitioned"
 
 
 def _is_partition_dir(files: list[str]) -> bool:
     return all(_DATE_FILE.match(f) for f in files)
 
 
+_DATE_KEY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
 class MissingPartitionsError(LookupError):
     def __init__(self, key: Sequence[str], missing: list[str]):
         self.key = list(key)
         self.missing = sorted(missing)
-        super().__init__(
-            f"{'/'.join(key)}: {len(self.missing)} partition(s) not materialized: "
-            f"{summarize_dates(self.missing)}. Backfill them with: "
-            f"admf backfill --start {self.missing[0]} --end {self.missing[-1]}"
-        )
+        if all(_DATE_KEY.match(k) for k in self.missing):
+            super().__init__(
+                f"{'/'.join(key)}: {len(self.missing)} partition(s) not materialized: "
+                f"{summarize_dates(self.missing)}. Backfill them with: "
+                f"admf backfill --start {self.missing[0]} --end {self.missing[-1]}"
+            )
+        else:
+            shown = ", ".join(self.missing[:6]) + (f", ... ({len(self.missing) - 6} more)" if len(self.missing) > 6 else "")
+            super().__init__(f"{'/'.join(key)}: {len(self.missing)} partition(s) not materialized: {shown}; "
+                             f"materialize them first (admf run, or the asset's partitions in the UI)")
 
 
 def summarize_dates(keys: list[str], limit: int = 4) -> str:

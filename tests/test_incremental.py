@@ -265,3 +265,51 @@ def test_a_branch_not_taken_is_up_to_date_while_the_decision_is(env, capsys):
     assert "running 2 of 5 phases of inc_branch: sel (config changed), bt2 (never materialized)" in out
     assert (made("sel/branch_decision"), made("opt/best_parameters"), made("bt2/validation_results")) == (2, 1, 0)
     assert "inc_branch: 10 assets up to date" in admf(capsys, "run", str(wf))[1]
+
+
+def test_walk_forward_folds_are_up_to_date_per_partition(env, capsys):
+    """A workflow with walk_forward (its folds are static partitions): a second unchanged run
+    recomputes nothing; an edit of walk_forward's config recomputes every fold and the stitched
+    outputs, not the optimization upstream."""
+    root, instance = env
+    wf = root / "wfo.yaml"
+    wf.write_text(textwrap.dedent("""\
+        workflow: {name: Incremental folds, id: inc_wfo}
+        data: {symbols: [SPY], start_date: 2021-01-04, end_date: 2021-09-30}
+        phases:
+          - name: opt
+            type: optimization
+            config: {optimization: {parameters: {fast_period: [5, 10], slow_period: [20, 30]}}}
+          - name: wfo
+            type: walk_forward
+            inputs: [opt.best_parameters]
+            config: {walk_forward: {train_period_days: 60, test_period_days: 30}}
+        reporting: {enabled: false}
+        """))
+
+    def made(name: str, partition: bool = False):
+        recs = instance.fetch_materializations(dg.AssetKey(["inc_wfo", *name.split("/")]), limit=1000).records
+        return sorted(r.partition_key for r in recs) if partition else len(recs)
+
+    code, out, err = admf(capsys, "run", str(wf))
+    assert code == 0, err
+    folds = made("wfo/fold_results", partition=True)
+    assert len(folds) >= 3 and len(set(folds)) == len(folds)  # one materialization per fold
+    assert made("wfo/walk_forward_results") == 1
+    code, out, err = admf(capsys, "run", str(wf))
+    assert code == 0, err
+    assert f"inc_wfo: {len(load_graph(wf).assets())} assets up to date, nothing to run" in out
+    assert made("wfo/fold_results") == len(folds) and made("wfo/walk_forward_results") == 1
+    wf.write_text(wf.read_text().replace("test_period_days: 30}", "test_period_days: 30, gap_days: 2}"))
+    code, out, err = admf(capsys, "run", str(wf))
+    assert code == 0, err
+    assert "running 1 of 3 phases of inc_wfo: wfo (config changed)" in out
+    assert made("opt/best_parameters") == 1 and made("wfo/walk_forward_results") == 2
+    assert made("wfo/fold_results") == 2 * len(folds)
+    assert "assets up to date" in admf(capsys, "run", str(wf))[1]
+
+
+def load_graph(path):
+    from admf_assets.workflow.loader import load_workflow
+
+    return load_workflow(str(path)).graph

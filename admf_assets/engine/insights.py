@@ -8,11 +8,12 @@ kinds word them.
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
+
+from . import validation as _validation
 
 __all__ = [
     "EULER_GAMMA",
@@ -23,7 +24,7 @@ __all__ = [
     "relative_change",
 ]
 
-EULER_GAMMA = 0.5772156649015329
+EULER_GAMMA = _validation.EULER_GAMMA
 
 
 def _levels(s: pd.Series, max_levels: int = 25, bins: int = 5) -> pd.Series:
@@ -140,18 +141,16 @@ def neighbourhood(history: pd.DataFrame, params: Sequence[str], best: int, objec
 def expected_max_sharpe(n_trials: int, sharpe_std: float) -> float:
     """Expected maximum of ``n_trials`` Sharpe ratios drawn with standard deviation
     ``sharpe_std`` around a true Sharpe ratio of zero (Bailey & Lopez de Prado, "The
-    Deflated Sharpe Ratio", 2014, eq. for SR0):
-    ``std * ((1 - g) * Z(1 - 1/N) + g * Z(1 - 1/(N e)))``, ``g`` = Euler-Mascheroni.
+    Deflated Sharpe Ratio", 2014, eq. for SR0; :func:`admf_assets.engine.validation.expected_max_sharpe`);
+    0 for fewer than two trials or no dispersion.
 
     >>> round(expected_max_sharpe(1000, 1.0), 4)
     3.2551
     """
-    from scipy.stats import norm
-
     n = int(n_trials)
     if n < 2 or not np.isfinite(sharpe_std) or sharpe_std <= 0:
         return 0.0
-    return float(sharpe_std * ((1 - EULER_GAMMA) * norm.ppf(1 - 1 / n) + EULER_GAMMA * norm.ppf(1 - 1 / (n * math.e))))
+    return _validation.expected_max_sharpe(n, float(sharpe_std) ** 2)
 
 
 def relative_change(before: float, after: float) -> float:

@@ -20,19 +20,17 @@ KINDS.load(
     "admf_assets.phases.ensemble_optimization",
     "admf_assets.phases.conditional",
     "admf_assets.phases.backtest",
+    "admf_assets.phases.walk_forward",
+    "admf_assets.phases.validation",
     "admf_assets.phases.risk_analysis",
     "admf_assets.phases.report",
 )
 
-# designed (DESIGN.md) but not implemented yet
-KINDS.plan("walk_forward", "walk_forward_validation", "walk_forward_analysis", description="Walk-forward re-optimisation")
-KINDS.plan("validation", "statistical_validation", "comprehensive_validation",
-           description="Statistical validation (Monte Carlo, bootstrap, deflated Sharpe, PBO)")
 # named in the ADMF-PC seed documents; not part of this platform yet
 KINDS.plan("data_integration", description="Alternative data integration")
 KINDS.plan("data_processing", description="Generic data processing")
 KINDS.plan("transformation", description="Signal transformation")
-KINDS.plan("live_simulation", description="Paper / shadow trading")
+KINDS.plan("live_simulation", "paper_trading", description="Paper / shadow trading")
 KINDS.plan("live_trading", description="Live trading")
 
 __all__ = ["KINDS", "PhaseKind"]

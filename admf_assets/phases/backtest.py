@@ -24,7 +24,7 @@ from admf_assets.engine.metrics import METRIC_COLUMNS, compute_metrics
 from admf_assets.engine.paramsets import (PARAMS_COLUMN, evaluate_sets, parameter_set, params_json,
                                          trading_overrides, with_trading)
 from admf_assets.phases.common import (BARS, DataSplitName, TradingSettings, check_strategy_params, close_matrix,
-                                       is_scalar, known_strategy, split_mask, trading_config)
+                                       check_fixed_parameters, known_strategy, split_mask, trading_config)
 from admf_assets.phases.kind import ConfigEnv, Consumes, Image, Insight, Output, PhaseContext, PhaseError, PhaseKind, \
     PhaseResult, PhaseView
 
@@ -44,10 +44,7 @@ class Config(TradingSettings):
     @field_validator("parameters")
     @classmethod
     def _scalars(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
-        for key, value in (v or {}).items():
-            if not is_scalar(value):
-                raise ValueError(f"[{key}] a fixed parameter must be a number, string or boolean (got {value!r})")
-        return v
+        return check_fixed_parameters(v)
 
 
 class Backtest(PhaseKind):

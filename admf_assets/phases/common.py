@@ -34,7 +34,10 @@ __all__ = [
     "MarketSourceName",
     "SplitConfig",
     "check_dates",
+    "renamed_keys",
     "TradingSettings",
+    "inherited_trading",
+    "check_fixed_parameters",
     "StrategyEntry",
     "known_strategy",
     "check_strategy_params",
@@ -110,6 +113,20 @@ class SplitConfig(StrictModel):
         return self.engine().test_start_index(dates)
 
 
+def renamed_keys(v: Any, aliases: dict[str, str]) -> Any:
+    """A config mapping with its alias keys renamed to the canonical ones (for a
+    ``model_validator(mode="before")``); an alias given together with its key is an error."""
+    if not isinstance(v, dict) or not any(a in v for a in aliases):
+        return v
+    v = dict(v)
+    for alias, key in aliases.items():
+        if alias in v:
+            if key in v:
+                raise ValueError(f"[{alias}] give {key} or {alias}, not both")
+            v[key] = v.pop(alias)
+    return v
+
+
 def check_dates(start: date, end: date, split: SplitConfig) -> None:
     if start >= end:
         raise ValueError(f"start_date {start} must be before end_date {end}")
@@ -143,6 +160,21 @@ class TradingSettings(StrictModel):
 
 
 TRADING_KEYS = tuple(TradingSettings.model_fields)
+
+
+def inherited_trading(upstream: dict[str, Any], phase: TradingSettings) -> BacktestConfig:
+    """The trading settings of an upstream phase's effective config (a search's, whose trials a
+    phase re-evaluates) with the keys ``phase``'s YAML set explicitly on top."""
+    own = {k: getattr(phase, k) for k in phase.model_fields_set if k in TRADING_KEYS}
+    return trading_config({**{k: v for k, v in upstream.items() if k in TRADING_KEYS}, **own})
+
+
+def check_fixed_parameters(params: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A fixed parameter set (``parameters:`` of a backtest or validation): scalar values only."""
+    for key, value in (params or {}).items():
+        if not is_scalar(value):
+            raise ValueError(f"[{key}] a fixed parameter must be a number, string or boolean (got {value!r})")
+    return params
 
 
 def trading_config(settings: dict[str, Any], costs: bool | None = None) -> BacktestConfig:

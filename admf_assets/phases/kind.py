@@ -28,6 +28,10 @@ What a kind declares:
 * ``bind(config)`` -- the kind as configured, for a kind whose outputs, inputs or metrics
   depend on its config (a conditional takes its branches'); ``may_skip(config)`` -- ``run``
   may leave outputs out (then they are optional and their dependents skip);
+* ``partitions(config)`` / ``run_partition(ctx)`` -- a kind whose outputs marked
+  ``partitioned`` are computed per partition key (walk-forward folds: each fold re-runs
+  alone, the UI shows each one's status); ``run`` then gets them all in ``ctx.partitioned``;
+* ``default_criteria`` -- success criteria every phase of the kind gets (a verdict check);
 * ``sections(view)`` / ``header(view)`` -- what it contributes to the HTML report;
 * ``verdict(view)`` -- a :class:`Verdict` (is the strategy valid, and why) for kinds that
   judge (validation); ``insights(view)`` -- :class:`Insight` s for the executive summary
@@ -74,6 +78,8 @@ __all__ = [
     "PhaseKind",
     "PlannedKind",
     "Registry",
+    "run_partitions",
+    "run_phase",
 ]
 
 
@@ -117,6 +123,9 @@ class Output:
     default: bool = True
     storage: Literal["table", "array"] = "table"
     time_series: bool = False
+    #: one asset partition per key of the kind's ``partitions(config)`` (a walk-forward fold),
+    #: produced by ``run_partition``; the kind's other outputs are computed once from all of them
+    partitioned: bool = False
 
     def match(self, name: str) -> dict[str, Any] | None:
         """Parameters of ``name`` as a spelling of this output (``{}``), or None."""
@@ -144,7 +153,9 @@ class Consumes:
     field (dotted: ``optimization.group_by_regime``) that makes an optional input required when
     it is true.  ``auto``: when the YAML
     names no provider, the single enabled phase producing it is connected (market bars from
-    the data phase).  At most one upstream asset per canonical name.
+    the data phase).  ``together_with``: outputs that must be connected too whenever one of
+    ``outputs`` is (a search's best set together with all of its trials).  At most one
+    upstream asset per canonical name.
     """
 
     outputs: tuple[str, ...]
@@ -153,6 +164,7 @@ class Consumes:
     auto: bool = False
     needed: Callable[[Any], bool] | None = None
     required_if: str | None = None
+    together_with: tuple[str, ...] = ()
 
     def is_required(self, config: Any) -> bool:
         """Whether ``config`` needs a provider: ``required_if`` set to true makes it required,
@@ -273,6 +285,9 @@ class PhaseContext:
     log: Any = logging.getLogger("admf.phase")
     lineage: Callable[[], list[dict]] = list  #: latest materializations upstream (the report)
     views: Callable[[], list[PhaseView]] = list  #: the upstream phases as report views
+    partition_key: str | None = None  #: in ``run_partition``: the partition being computed
+    #: in ``run``: the phase's own partitioned outputs, every partition (canonical -> frame)
+    partitioned: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -408,6 +423,11 @@ class PhaseKind:
     reads_assets: ClassVar[tuple[tuple[str, ...], ...]] = ()
     #: phase-level YAML keys only this kind accepts
     phase_keys: ClassVar[tuple[str, ...]] = ()
+    #: success criteria every phase of this kind gets (the YAML's own override them), e.g.
+    #: ``{"is_valid": {"min": 1}}``: an asset check, blocking when the phase is critical
+    default_criteria: ClassVar[Mapping[str, Mapping[str, float]]] = MappingProxyType({})
+    #: the column of a partitioned output that holds the partition key (filled by the runner)
+    partition_column: ClassVar[str] = "partition"
 
     # -------------------------------------------------------------- validation
     def effective_config(self, config: Any, env: ConfigEnv) -> Any:
@@ -435,9 +455,20 @@ class PhaseKind:
         """The market-data source (ADMF_MARKET_SOURCE) the phase needs, if it declares one."""
         return None
 
+    def partitions(self, config: Any) -> tuple[str, ...] | None:
+        """The partition keys of the kind's ``partitioned`` outputs for an effective config,
+        known before any data is read (one asset partition each), or None."""
+        return None
+
     # -------------------------------------------------------------- running
     def run(self, ctx: PhaseContext) -> PhaseResult:  # pragma: no cover - abstract
+        """Every output that is not ``partitioned``; ``ctx.partitioned`` holds the partitioned
+        ones (all partitions) when the kind has any."""
         raise NotImplementedError(f"phase kind {self.name!r} has no run()")
+
+    def run_partition(self, ctx: PhaseContext) -> PhaseResult:  # pragma: no cover - abstract
+        """The ``partitioned`` outputs for one partition, ``ctx.partition_key``."""
+        raise NotImplementedError(f"phase kind {self.name!r} has no run_partition()")
 
     # -------------------------------------------------------------- report
     def header(self, view: PhaseView) -> dict[str, Any]:
@@ -508,6 +539,47 @@ class PhaseKind:
 
     def __repr__(self) -> str:
         return f"<phase kind {self.name}>"
+
+
+def run_partitions(kind: PhaseKind, ctx: PhaseContext, keys) -> PhaseResult:
+    """``run_partition`` for each key; each partitioned output is the keys' frames stacked,
+    with the key in the kind's ``partition_column``.  Metadata: the key's own for one key; for
+    several (one run materializing many partitions records the same metadata on each) the
+    keys and a preview of the stacked rows.  Metrics: the last key's."""
+    from dataclasses import replace
+
+    import pandas as pd
+
+    frames: dict[str, list] = {}
+    last = PhaseResult(outputs={})
+    for key in keys:
+        last = kind.run_partition(replace(ctx, partition_key=key))
+        for name, frame in last.outputs.items():
+            frame = frame.copy()
+            frame[kind.partition_column] = key
+            frames.setdefault(name, []).append(frame)
+    outputs = {name: pd.concat(parts, ignore_index=True) for name, parts in frames.items()}
+    keys = list(keys)
+    if len(keys) == 1:
+        meta = {name: {kind.partition_column: keys[0], **last.metadata.get(name, {})} for name in outputs}
+    else:
+        meta = {name: {"partitions": len(keys), "keys": f"{keys[0]}..{keys[-1]}", "rows": len(frame),
+                       "preview": frame} for name, frame in outputs.items()}
+    return PhaseResult(outputs=outputs, metadata=meta, metrics=dict(last.metrics))
+
+
+def run_phase(kind: PhaseKind, ctx: PhaseContext) -> PhaseResult:
+    """A whole phase without Dagster: every partition (when the kind has partitioned outputs),
+    then ``run`` with them; one result holding every output."""
+    keys = kind.partitions(ctx.config) if any(o.partitioned for o in kind.outputs) else None
+    if not keys:
+        return kind.run(ctx)
+    from dataclasses import replace
+
+    parts = run_partitions(kind, ctx, keys)
+    rest = kind.run(replace(ctx, partitioned=parts.outputs))
+    return PhaseResult(outputs={**parts.outputs, **rest.outputs}, metadata={**parts.metadata, **rest.metadata},
+                       metrics={**parts.metrics, **rest.metrics})
 
 
 class PlannedKind(PhaseKind):

@@ -17,6 +17,8 @@
 | kind + effective config      | ``code_version``, chained through the upstream phases' ones   |
 | output content               | ``DataVersion`` (a hash): identical results leave dependents fresh |
 | market data read             | an observable ``market_snapshot`` asset (see snapshots.py)    |
+| partitioned outputs          | a second multi-asset over ``StaticPartitionsDefinition(keys)`` |
+|                              | (one partition per fold; the whole-phase outputs read them all)|
 
 The compiler knows phase kinds only through their protocol (``node.kind``): storage of each
 output, the assets outside the workflow a kind reads, ``run``.
@@ -43,7 +45,7 @@ import admf_assets
 from admf_assets import executors, settings, snapshots, timeouts
 from admf_assets.lineage import lineage_rows
 from admf_assets.phases import expressions
-from admf_assets.phases.kind import FilePath, Image, Link, Markdown, PhaseError
+from admf_assets.phases.kind import FilePath, Image, Link, Markdown, PhaseError, run_partitions
 from admf_assets.versions import content_version
 
 from .context import phase_context
@@ -194,24 +196,28 @@ def _undefined(metrics: dict) -> str | None:
 
 
 # ------------------------------------------------------------------ assets
-def _phase_asset(graph: WorkflowGraph, node: PhaseNode, version: str, limit: float | None,
-                 snapshot: dg.AssetKey | None) -> dg.AssetsDefinition:
+def _out(graph: WorkflowGraph, node: PhaseNode, o, optional: bool, version: str, extra: dict | None = None) -> dg.AssetOut:
+    wf = graph.workflow_id
+    return dg.AssetOut(
+        key=_key(graph, node.name, o.name),
+        group_name=wf,
+        description=(o.description or o.canonical) + f" ({node.type} phase '{node.name}' of workflow {wf})",
+        is_required=not optional,
+        code_version=version,
+        io_manager_key=_IO_MANAGER[o.storage],
+        kinds={"pandas", "parquet"},
+        metadata={"phase": node.name, "phase_type": node.type,
+                  "effective_config": dg.MetadataValue.json(dict(node.config)), **(extra or {})},
+    )
+
+
+def _phase_assets(graph: WorkflowGraph, node: PhaseNode, version: str, limit: float | None,
+                  snapshot: dg.AssetKey | None) -> list[dg.AssetsDefinition]:
+    """The phase's multi-asset; a phase with partitioned outputs gets a second, partitioned one
+    for them (one partition per key, a backfill of several keys is one run), which the
+    whole-phase outputs read in full."""
     wf = graph.workflow_id
     optional = node.optional
-    outs = {}
-    for o in node.outputs:
-        key = _key(graph, node.name, o.name)
-        outs[_ident(key)] = dg.AssetOut(
-            key=key,
-            group_name=wf,
-            description=(o.description or o.canonical) + f" ({node.type} phase '{node.name}' of workflow {wf})",
-            is_required=not optional,
-            code_version=version,
-            io_manager_key=_IO_MANAGER[o.storage],
-            kinds={"pandas", "parquet"},
-            metadata={"phase": node.name, "phase_type": node.type,
-                      "effective_config": dg.MetadataValue.json(dict(node.config))},
-        )
     ins, deps = {}, set()
     for e in node.upstream:
         key = _key(graph, e.upstream_phase, e.upstream_output)
@@ -220,7 +226,15 @@ def _phase_asset(graph: WorkflowGraph, node: PhaseNode, version: str, limit: flo
     deps.update(dg.AssetKey(list(k)) for k in node.kind.reads_assets)
     if snapshot is not None:
         deps.add(snapshot)
-    primary = _key(graph, node.name, node.outputs[0].name)
+    deps = sorted(deps - {i.key for i in ins.values()}, key=str) or None
+    tags = {"admf/phase_type": node.type}
+    if node.timeout_seconds:
+        tags["admf/timeout_seconds"] = str(int(node.timeout_seconds))
+    common = dict(retry_policy=_retry_policy(node), pool=node.pool, op_tags=tags, required_resource_keys={"storage"},
+                  can_subset=optional)  # makes the check outputs optional too (Dagster ties them to subsetting)
+    parted = [o for o in node.outputs if o.partitioned]
+    whole = [o for o in node.outputs if not o.partitioned]
+    primary = _key(graph, node.name, (whole or node.outputs)[0].name)
     check_specs = []
     for metric, crit in node.success_criteria.items():
         for bound in ("min", "max"):
@@ -229,30 +243,48 @@ def _phase_asset(graph: WorkflowGraph, node: PhaseNode, version: str, limit: flo
                     _check_name(metric, bound), asset=primary, blocking=node.critical,
                     description=f"success criterion of phase '{node.name}': {crit.describe(metric)}",
                 ))
-    tags = {"admf/phase_type": node.type}
-    if node.timeout_seconds:
-        tags["admf/timeout_seconds"] = str(int(node.timeout_seconds))
+    out: list[dg.AssetsDefinition] = []
+    if parted:
+        extra = {"partition_expr": node.kind.partition_column}
 
-    @dg.multi_asset(
-        name=f"{wf}__{node.name}",
-        outs=outs,
-        ins=ins,
-        deps=sorted(deps - {i.key for i in ins.values()}, key=str) or None,
-        check_specs=check_specs or None,
-        can_subset=optional,  # makes the check outputs optional too (Dagster ties them to subsetting)
-        retry_policy=_retry_policy(node),
-        pool=node.pool,
-        op_tags=tags,
-        required_resource_keys={"storage"},
-        description=node.description or f"{node.type} phase '{node.name}' of workflow {graph.name}",
-    )
-    def _phase(context, **loaded):
-        yield from _execute(context, graph, node, loaded, primary, check_specs, limit, version)
+        @dg.multi_asset(
+            name=f"{wf}__{node.name}__partitions",
+            outs={_ident(_key(graph, node.name, o.name)): _out(graph, node, o, optional, version, extra)
+                  for o in parted},
+            ins=ins,
+            deps=deps,
+            partitions_def=dg.StaticPartitionsDefinition(list(node.partitions)),
+            backfill_policy=dg.BackfillPolicy.single_run(),
+            check_specs=(check_specs or None) if not whole else None,
+            description=f"{node.type} phase '{node.name}' of workflow {graph.name}: one partition per "
+                        f"{node.kind.partition_column} ({len(node.partitions)})",
+            **common,
+        )
+        def _partitions(context, **loaded):
+            yield from _execute(context, graph, node, loaded, primary, [] if whole else check_specs, parted,
+                                limit, version)
 
-    return _phase
+        out.append(_partitions)
+    if whole:
+        own = {_ident(_key(graph, node.name, o.name)): dg.AssetIn(_key(graph, node.name, o.name)) for o in parted}
+
+        @dg.multi_asset(
+            name=f"{wf}__{node.name}",
+            outs={_ident(_key(graph, node.name, o.name)): _out(graph, node, o, optional, version) for o in whole},
+            ins={**ins, **own},
+            deps=deps,
+            check_specs=check_specs or None,
+            description=node.description or f"{node.type} phase '{node.name}' of workflow {graph.name}",
+            **common,
+        )
+        def _phase(context, **loaded):
+            yield from _execute(context, graph, node, loaded, primary, check_specs, whole, limit, version)
+
+        out.append(_phase)
+    return out
 
 
-def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, primary, check_specs,
+def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, primary, check_specs, outputs,
              limit: float | None = None, version: str | None = None):
     values = {e.upstream_ref: loaded.get(_ident(_key(graph, e.upstream_phase, e.upstream_output)))
               for e in node.upstream}
@@ -266,22 +298,30 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
         if not gate["condition_value"]:
             context.log.info(f"{where}: skipped, its condition is false: {node.condition} "
                              f"({', '.join(f'{k[4:]} = {v}' for k, v in gate.items() if k.startswith('ref '))})")
-            for o in node.outputs:
+            for o in outputs:
                 context.log_event(dg.AssetObservation(asset_key=_key(graph, node.name, o.name),
                                                       metadata=_metadata({**gate, "skipped": True}),
                                                       tags=_skip_tags(version)))
             return
+    partitioned = outputs[0].partitioned
+    if not partitioned and any(o.partitioned for o in node.outputs):
+        from dataclasses import replace
+
+        ctx = replace(ctx, partitioned={o.canonical: loaded[_ident(_key(graph, node.name, o.name))]
+                                        for o in node.outputs if o.partitioned})
     try:
         with PhaseProfile() as prof:
-            result = _run_with_limits(context, graph, node, ctx, limit)
+            run = (lambda: run_partitions(node.kind, ctx, context.partition_keys)) if partitioned else \
+                (lambda: node.kind.run(ctx))
+            result = _run_with_limits(context, graph, node, run, limit)
     except PhaseError as exc:
         if node.on_failure == "continue_with_warning":
             context.log.warning(f"{where}: {exc} (on_failure: continue_with_warning; dependents skip)")
             return
         raise dg.Failure(description=f"{where}: {exc}", allow_retries=False) from None
     measured = _metadata(prof.metadata())
-    produced = [o for o in node.outputs if o.canonical in result.outputs]
-    for o in node.outputs:
+    produced = [o for o in outputs if o.canonical in result.outputs]
+    for o in outputs:
         if o.canonical not in result.outputs:
             if not node.optional:
                 raise dg.Failure(description=f"{where}: produced no '{o.name}'", allow_retries=False)
@@ -296,14 +336,14 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
         value = result.outputs[o.canonical]
         meta = _metadata({**gate, **result.metadata.get(o.canonical, {})})
         meta.update(measured)
-        if o is produced[0]:
+        if o is produced[0] and not partitioned:
             meta.update({f"metric/{k}": v for k, v in _metadata(result.metrics).items()})
             undefined = _undefined(result.metrics)
             if undefined:
                 meta["metrics_undefined"] = dg.MetadataValue.text(undefined)
         yield dg.Output(value, output_name=_ident(_key(graph, node.name, o.name)), metadata=meta,
                         data_version=dg.DataVersion(content_version(value)))
-    if node.outputs[0] not in produced:
+    if outputs[0] not in produced:
         return  # the checks' asset was not materialized
     for spec in check_specs:
         if node.optional and spec.key not in context.selected_asset_check_keys:
@@ -328,8 +368,8 @@ def _skip_tags(version: str | None) -> dict[str, str]:
     return {SKIP_CODE_VERSION_TAG: version} if version else {}
 
 
-def _run_with_limits(context, graph: WorkflowGraph, node: PhaseNode, ctx, limit: float | None):
-    """``node.kind.run(ctx)`` within the phase's timeout and what is left of the workflow's
+def _run_with_limits(context, graph: WorkflowGraph, node: PhaseNode, run, limit: float | None):
+    """``run()`` (the kind's run) within the phase's timeout and what is left of the workflow's
     total limit ``limit`` (counted from the run's start; see timeouts.py)."""
     where = graph.source or graph.workflow_id
     left = None
@@ -345,7 +385,7 @@ def _run_with_limits(context, graph: WorkflowGraph, node: PhaseNode, ctx, limit:
     seconds = min(s for s in (own, left) if s) if (own or left) else None
     try:
         with timeouts.time_limit(seconds):
-            return node.kind.run(ctx)
+            return run()
     except timeouts.PhaseTimeout:
         if own and seconds == own:
             raise dg.Failure(description=f"{where}: phase '{node.name}' exceeded its timeout of "
@@ -390,8 +430,9 @@ def compile_graph(graph: WorkflowGraph, executor: str | None = None) -> Compiled
     limit = timeouts.total_limit((_Limits(n, _retry_policy(n)) for n in graph.phases.values()),
                                  explicit=graph.timeout_seconds)
     snaps = {s.phase: s for s in snapshots.snapshots_of(graph)}
-    assets = [_phase_asset(graph, graph.phases[name], versions[name], limit,
-                           snaps[name].key if name in snaps else None) for name in graph.order]
+    assets = [a for name in graph.order
+              for a in _phase_assets(graph, graph.phases[name], versions[name], limit,
+                                     snaps[name].key if name in snaps else None)]
     tags = {"admf/workflow": graph.workflow_id}
     if limit:
         tags["dagster/max_runtime"] = str(math.ceil(limit))

@@ -61,6 +61,7 @@ class OutputAsset:
     params: Mapping[str, Any] = field(default_factory=dict)  #: e.g. {"n": 10} for top_10_...
     description: str = ""
     storage: str = "table"
+    partitioned: bool = False  #: one asset partition per key of the phase's ``partitions``
 
     @property
     def ref(self) -> str:
@@ -107,6 +108,7 @@ class PhaseNode:
     settings: Any = field(repr=False, compare=False, default=None)  #: the kind's typed effective config
     condition: str | None = None  #: ``enabled: "<expression>"``: run only when it is true
     optional: bool = False  #: its outputs may be left out (condition, may_skip, continue_with_warning)
+    partitions: tuple[str, ...] | None = None  #: keys of its partitioned outputs (e.g. walk-forward folds)
 
     @property
     def upstream_phases(self) -> tuple[str, ...]:
@@ -177,6 +179,12 @@ class WorkflowGraph:
 
     def downstream(self, phase: str) -> tuple[str, ...]:
         return tuple(n for n in self.order if phase in self.phases[n].upstream_phases)
+
+    @property
+    def partition_keys(self) -> tuple[str, ...] | None:
+        """The partition keys of the workflow's partitioned assets (one set per workflow: a
+        Dagster job has one partitions definition), or None."""
+        return next((n.partitions for n in self.phases.values() if n.partitions), None)
 
     def market_ranges(self) -> list[tuple[Any, Any]]:
         """(first, last) date of the shared market data each phase reads."""
@@ -460,6 +468,9 @@ def _nodes(spec: WorkflowSpec, drafts: dict[str, _Draft], order: list[str],
                 errs.add(f"unknown metric '{metric}' for phase type '{d.kind.name}'"
                          f"{suggest(metric, d.kind.metrics)}; known: {', '.join(d.kind.metrics)}",
                          phase=name, field=f"success_criteria.{metric}")
+        criteria = {m: Criterion.model_validate(dict(c)) for m, c in d.kind.default_criteria.items()}
+        criteria.update(p.success_criteria)
+        partitions = _partitions(name, d, nodes, errs)
         res = spec.infrastructure.phase_resources.get(name)
         retries = p.retries
         if retries is None and p.on_failure == "retry":
@@ -479,15 +490,40 @@ def _nodes(spec: WorkflowSpec, drafts: dict[str, _Draft], order: list[str],
             max_workers=p.max_workers or (res.max_workers if res else None),
             memory_limit_gb=res.memory_limit_gb if res else None,
             critical=p.critical,
-            success_criteria=MappingProxyType(dict(p.success_criteria)),
+            success_criteria=MappingProxyType(criteria),
             on_failure=p.on_failure,
             kind=d.kind,
             settings=d.config,
             condition=d.condition.text if d.condition is not None else None,
             optional=(p.on_failure == "continue_with_warning" or d.condition is not None
                       or d.kind.may_skip(d.config)),
+            partitions=partitions,
         )
     return nodes
+
+
+def _partitions(name: str, d: _Draft, nodes: dict[str, PhaseNode], errs: ErrorCollector) -> tuple[str, ...] | None:
+    """The phase's partition keys, when it declares partitioned outputs.  A workflow is one
+    Dagster job, and a job has one partitions definition: every partitioned phase of it must
+    have the same keys."""
+    if not any(o.partitioned for o in d.outputs):
+        return None
+    keys = tuple(d.kind.partitions(d.config) or ())
+    if not keys:
+        errs.add("this phase has no partitions for its per-partition outputs", phase=name, field="outputs")
+        return None
+    if d.spec.success_criteria and all(o.partitioned for o in d.outputs):
+        errs.add(f"success criteria are checked on a whole-phase output; add one to outputs "
+                 f"(e.g. '{next(o.name for o in d.kind.outputs if not o.partitioned)}')",
+                 phase=name, field="success_criteria")
+    for other in nodes.values():
+        if other.partitions and other.partitions != keys:
+            errs.add(f"its partitions ({keys[0]}..{keys[-1]}, {len(keys)}) differ from phase '{other.name}''s "
+                     f"({other.partitions[0]}..{other.partitions[-1]}, {len(other.partitions)}); one workflow "
+                     f"can hold one set of partitions: use the same windows or a separate workflow",
+                     phase=name, field="config")
+            break
+    return keys
 
 
 def _resolve_outputs(name: str, d: _Draft, errs: ErrorCollector) -> None:
@@ -538,7 +574,12 @@ def _resolve_outputs(name: str, d: _Draft, errs: ErrorCollector) -> None:
                          f"'{value}' in config.{list_field} (configured: {', '.join(map(str, configured_values))})",
                          phase=name, field=fld)
         d.outputs.append(OutputAsset(name, out_name, canonical, MappingProxyType(params), out.description,
-                                     out.storage))
+                                     out.storage, out.partitioned))
+    if declared is not None and names:  # the whole-phase outputs are computed from the partitioned ones:
+        for out in kind.outputs:        # those always exist (one asset partition each)
+            if out.partitioned and out.default and out.name not in seen:
+                d.outputs.append(OutputAsset(name, out.name, out.name, MappingProxyType({}), out.description,
+                                             out.storage, True))
     for out in kind.outputs:  # a count the YAML did not set takes its default
         if out.count_field is not None and out.count_field in type(cfg).model_fields and \
                 out.count_field not in updates and getattr(cfg, out.count_field) is None:
@@ -654,6 +695,13 @@ def _check_consumption(name: str, d: _Draft, drafts: dict[str, _Draft], errs: Er
             if len(hits) > 1:
                 errs.add(f"ambiguous {canonical}: {', '.join(e.upstream_ref for e in hits)}; "
                          "keep exactly one in inputs / depends_on", phase=name, field="inputs")
+        for need in rule.together_with if providers else ():
+            if not any(e.canonical == need and e.consumed for e in d.edges):
+                src = drafts.get(providers[0].upstream_phase)
+                same = [o.ref for o in src.outputs if o.canonical == need] if src is not None else []
+                hint = f"e.g. inputs: ['{same[0]}']" if same else f"phase '{providers[0].upstream_phase}' does not output it"
+                errs.add(f"phase type '{kind.name}' takes {providers[0].canonical} together with {need}: {hint}",
+                         phase=name, field="inputs")
         wanted = not rule.required and rule.is_required(d.config)  # made required by config.<required_if>
         if rule.is_required(d.config) and not providers:
             available = [o.ref for dn, dd in drafts.items() if dn != name

@@ -18,7 +18,7 @@ import pytest
 from admf_assets.engine import marketdata, synthetic
 from admf_assets.market import partition_keys_between
 from admf_assets.phases import KINDS
-from admf_assets.phases.kind import PhaseKind, PhaseResult, PhaseView
+from admf_assets.phases.kind import PhaseKind, PhaseResult, PhaseView, run_phase
 from admf_assets.workflow.context import phase_context, phase_views
 from admf_assets.workflow.graph import WorkflowGraph
 from admf_assets.workflow.loader import load_workflow_dict
@@ -101,7 +101,7 @@ def execute(graph: WorkflowGraph, store: TableStore, reports_dir: Path | None = 
     for name in graph.order:
         node = graph.phases[name]
         ctx = phase_context(graph, node, loaded, store=store, reports_dir=reports_dir or store.root / "reports")
-        res = node.kind.run(ctx)
+        res = run_phase(node.kind, ctx)
         results[name] = res
         for o in node.outputs:
             loaded[o.ref] = res.outputs[o.canonical]

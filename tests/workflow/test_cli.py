@@ -34,12 +34,12 @@ def test_workflow_names_are_looked_up_in_the_workflows_dir(capsys, monkeypatch):
 def test_invalid_file_prints_error_lines_and_exits_nonzero(write, capsys):
     good = write("data: {symbols: [SPY], start_date: 2020-01-01, end_date: 2023-12-31}\n"
                  "phases:\n  - {name: opt, type: optimization, config: {parameters: {fast_period: [5, 10]}}}\n", "good.yaml")
-    bad = write("phases:\n  - {name: wf, type: walk_forward}\n  - {name: x, type: optimisation}\n", "bad.yaml")
+    bad = write("phases:\n  - {name: wf, type: live_trading}\n  - {name: x, type: optimisation}\n", "bad.yaml")
     assert main([str(good), str(bad)]) == 1
     out, err = capsys.readouterr()
     assert out.splitlines() == [f"OK {good}: 3 phases, 5 assets"]
     assert err.splitlines() == [
-        f"{bad}: phase 'wf': field 'type': phase type 'walk_forward' is not available yet",
+        f"{bad}: phase 'wf': field 'type': phase type 'live_trading' is not available yet",
         f"{bad}: phase 'x': field 'type': unknown phase type 'optimisation' (did you mean 'optimization'?); "
         f"available: {AVAILABLE}",
     ]

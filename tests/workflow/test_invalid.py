@@ -27,19 +27,19 @@ def test_unknown_phase_type_suggests_closest(write, base, errors_of):
 
 
 def test_phase_type_not_available_yet(write, base, errors_of):
-    p = write(base + "  - {name: wf, type: walk_forward, depends_on: [opt]}\n")
-    assert _one(errors_of, p) == f"{p}: phase 'wf': field 'type': phase type 'walk_forward' is not available yet"
+    p = write(base + "  - {name: wf, type: live_simulation, depends_on: [opt]}\n")
+    assert _one(errors_of, p) == f"{p}: phase 'wf': field 'type': phase type 'live_simulation' is not available yet"
 
 
 def test_unavailable_type_alias_names_canonical_type(write, base, errors_of):
-    p = write(base + "  - {name: wfv, type: walk_forward_validation}\n")
+    p = write(base + "  - {name: pt, type: paper_trading}\n")
     assert _one(errors_of, p) == (
-        f"{p}: phase 'wfv': field 'type': phase type 'walk_forward_validation' (walk_forward) is not available yet"
+        f"{p}: phase 'pt': field 'type': phase type 'paper_trading' (live_simulation) is not available yet"
     )
 
 
 def test_disabled_phase_of_unavailable_type_is_accepted(write, base):
-    p = write(base + "  - {name: wf, type: walk_forward, enabled: false}\n")
+    p = write(base + "  - {name: wf, type: live_simulation, enabled: false}\n")
     spec = load_workflow(p)
     assert spec.graph.disabled == ("wf",)
     assert "wf" not in spec.graph.order

@@ -256,7 +256,8 @@ def test_every_kind_config_has_valid_defaults():
 
 def test_kind_lookups():
     assert KINDS.lookup("Grid_Search").name == "parameter_search"
-    assert KINDS.lookup("walk_forward_validation").available is False
+    assert KINDS.lookup("walk_forward_validation").name == "walk_forward"
+    assert KINDS.lookup("live_simulation").available is False
     assert KINDS.lookup("optimisation") is None
     pt = KINDS["parameter_search"]
     assert pt.resolve_output("top_25_parameter_sets") == ("top_parameter_sets", {"n": 25})

@@ -54,11 +54,12 @@ def test_overrides_deep_merge_and_phases_merge_by_name(write):
     assert g.phases["costs_check"].config["cost_bps"] == 20.0
 
 
-def test_regime_template_needs_phase_types_not_available_yet(write, errors_of):
-    p = write("template: regime_adaptive_grid_search_ensemble\n")
-    assert errors_of(p) == [
-        f"{p}: phase 'validation': field 'type': phase type 'validation' is not available yet",
-    ]
+def test_regime_template_validates_the_ensemble_out_of_sample(write):
+    g = load_workflow(write("template: regime_adaptive_grid_search_ensemble\n")).graph
+    assert g.order == ("data", "parameter_discovery", "regime_analysis", "signal_capture", "ensemble_optimization",
+                       "validation", "report")
+    consumed = {e.canonical for e in g.phases["validation"].upstream if e.consumed}
+    assert consumed == {"ensemble_returns", "bars"}
 
 
 def test_regime_template_runs_its_available_part_when_the_rest_is_disabled(write):
@@ -66,22 +67,25 @@ def test_regime_template_runs_its_available_part_when_the_rest_is_disabled(write
         template: regime_adaptive_grid_search_ensemble
         phases:
           - {name: regime_analysis, enabled: false}
+          - {name: signal_capture, enabled: false}
           - {name: ensemble_optimization, enabled: false}
           - {name: validation, enabled: false}
         """))
     g = spec.graph
     assert g.order == ("data", "parameter_discovery", "report")
-    assert g.disabled == ("regime_analysis", "ensemble_optimization", "validation")
+    assert g.disabled == ("regime_analysis", "signal_capture", "ensemble_optimization", "validation")
     assert [a.name for a in g.phases["parameter_discovery"].outputs] == [
         "best_parameters", "top_parameter_sets", "optimization_history"]
 
 
-def test_walk_forward_template_needs_phase_types_not_available_yet(write, errors_of):
-    p = write("template: walk_forward_validation\n")
-    assert errors_of(p) == [
-        f"{p}: phase 'walk_forward': field 'type': phase type 'walk_forward' is not available yet",
-        f"{p}: phase 'statistical_validation': field 'type': phase type 'validation' is not available yet",
-    ]
+def test_walk_forward_template_validates_the_stitched_out_of_sample_returns(write):
+    g = load_workflow(write("template: walk_forward_validation\n")).graph
+    assert g.order == ("data", "walk_forward", "statistical_validation", "report")
+    assert g.partition_keys[0] == "fold_01" and len(g.partition_keys) == 15  # 2018-2023, 504 / 126 / 63 days
+    consumed = {e.canonical for e in g.phases["statistical_validation"].upstream if e.consumed}
+    assert consumed == {"oos_equity", "bars"}
+    assert g.phases["statistical_validation"].config["validation_method"] == ["deflated_sharpe", "bootstrap",
+                                                                               "monte_carlo"]
 
 
 def test_unknown_template_suggests_closest(write, errors_of, tmp_path):
