@@ -117,8 +117,10 @@ def cmd_run(args) -> int:
                   f"({time.perf_counter() - t_start:.1f}s; --force recomputes everything)")
             return 0
     else:
-        what = f"phases {', '.join(selected)}" if selected is not None else "all phases (--force)"
-        print(f"running workflow {graph.workflow_id}: {what} ({len(graph.order)} phases, {len(graph.assets())} assets)")
+        n = len(graph.order)
+        what = (f"{len(selected)} of {n} phases (selected: {', '.join(selected)})" if selected is not None
+                else f"{n} of {n} phases (--force: all {len(graph.assets())} assets)")
+        print(f"running workflow {graph.workflow_id}: {what}")
         out = planner.run(selected, level, tags={"admf/selection": "phases" if selected is not None else "force"})
     total = time.perf_counter() - t_start
     if not out.success:

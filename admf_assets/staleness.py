@@ -192,14 +192,14 @@ class Planner:
         return "fresh", ""
 
     def up_to_date_line(self) -> str:
-        """``wf: 10 assets up to date`` (and which of them no run made: outputs a false condition
+        """``workflow wf: 10 assets up to date`` (and which of them no run made: outputs a false condition
         or a branch not taken left out, and the phases waiting for them), from the statuses last
         resolved."""
         statuses = self._last if self._last is not None else self.statuses()
         own = [p for p, s in statuses.items() if s.state == "fresh" and s.skipped_outputs]
         waiting = [p for p, s in statuses.items() if s.state == "skipped"]
         n = len(self.graph.assets())
-        line = f"{self.graph.workflow_id}: {n} assets up to date"
+        line = f"workflow {self.graph.workflow_id}: {n} assets up to date"
         if own or waiting:
             held = sum(len(statuses[p].skipped_outputs) for p in own) + \
                 sum(len(self.graph.phases[p].outputs) for p in waiting)
@@ -420,11 +420,19 @@ def _explain_chained(graph, statuses: dict[str, PhaseStatus]) -> dict[str, Phase
 
 
 def _wave_line(graph, stale: dict[str, PhaseStatus], wave: list[str], first: bool) -> str:
-    parts = ", ".join(f"{p} ({stale[p].reason})" for p in wave)
-    n = len(graph.order)
+    """``running workflow wf: 2 of 5 phases (config changed: bt; never materialized: bt2)``, the
+    header of each run ``admf run`` starts (later waves: ``2 more phases``)."""
     if first:
-        return f"running {len(wave)} of {n} phases of {graph.workflow_id}: {parts}"
-    return f"new data upstream: running {len(wave)} more phase(s): {parts}"
+        return f"running workflow {graph.workflow_id}: {len(wave)} of {len(graph.order)} phases ({_why(stale, wave)})"
+    return f"running workflow {graph.workflow_id}: {len(wave)} more phase{'s' * (len(wave) != 1)} ({_why(stale, wave)})"
+
+
+def _why(statuses: dict[str, PhaseStatus], phases: list[str]) -> str:
+    """The phases grouped by their reason: ``config changed: bt; never materialized: bt2``."""
+    by: dict[str, list[str]] = {}
+    for p in phases:
+        by.setdefault(statuses[p].reason or statuses[p].state, []).append(p)
+    return "; ".join(f"{reason}: {', '.join(ps)}" for reason, ps in by.items())
 
 
 def combine(outcomes: list):

@@ -74,7 +74,7 @@ def test_unchanged_second_run_recomputes_nothing_and_says_so(env, capsys):
     assert counts(instance, "inc_a") == dict.fromkeys(ASSETS, 1)
     code, out, err = admf(capsys, "run", wf)
     assert code == 0, err
-    assert "inc_a: 6 assets up to date, nothing to run" in out
+    assert "workflow inc_a: 6 assets up to date, nothing to run" in out
     assert counts(instance, "inc_a") == dict.fromkeys(ASSETS, 1)
     # --force recomputes everything
     before = counts(instance, "inc_a")
@@ -93,7 +93,7 @@ def test_config_edit_reruns_the_phase_and_its_downstream_only(env, capsys):
     code, out, err = admf(capsys, "run", wf)
     assert code == 0, err
     assert delta(before, counts(instance, "inc_b")) == {"bt/validation_results": 1, "bt/performance_report": 1}
-    assert "running 1 of 3 phases of inc_b: bt (config changed)" in out
+    assert "running workflow inc_b: 1 of 3 phases (config changed: bt)" in out
 
     # an upstream phase: Dagster's resolver (the UI's "Unsynced") marks it AND its downstream
     write(root / "b.yaml", "inc_b", fast="[5, 15]", cost=9.0)
@@ -183,8 +183,8 @@ def test_reingested_market_data_makes_exactly_the_workflows_reading_it_stale(env
     code, out, err = admf(capsys, "run", late)
     assert code == 0, err
     # the data phase first; its new bars then make the phases reading them stale (a second wave)
-    assert "running 1 of 3 phases of inc_late: data (market data changed)" in out
-    assert "new data upstream: running 2 more phase(s): opt (new data in data.bars), bt (new data in data.bars)" in out
+    assert "running workflow inc_late: 1 of 3 phases (market data changed: data)" in out
+    assert "running workflow inc_late: 2 more phases (new data in data.bars: opt, bt)" in out
     assert delta(before, counts(instance, "inc_late")) == dict.fromkeys(ASSETS, 1)
     assert "up to date" in admf(capsys, "run", early)[1]
     assert "up to date" in admf(capsys, "run", late)[1]
@@ -222,7 +222,7 @@ def test_a_phase_whose_condition_was_false_is_up_to_date_and_so_is_its_downstrea
     # nothing changed: bt was evaluated (skipped), bt2 waits for it; neither runs again
     code, out, err = admf(capsys, "run", str(wf))
     assert code == 0, err
-    assert "inc_gated: 8 assets up to date (4 not made: a false condition or a branch not taken in bt; bt2 waits for it)" in out
+    assert "workflow inc_gated: 8 assets up to date (4 not made: a false condition or a branch not taken in bt; bt2 waits for it)" in out
     code, out, err = admf(capsys, "run", str(wf), "--phase", "bt2")
     assert code == 2 and "which was not produced by the last run of phase 'bt' (it was skipped)" in err
 
@@ -255,16 +255,16 @@ def test_a_branch_not_taken_is_up_to_date_while_the_decision_is(env, capsys):
     assert (made("sel/branch_decision"), made("sel/best_parameters"), made("bt2/validation_results")) == (1, 0, 0)
     code, out, err = admf(capsys, "run", str(wf))
     assert code == 0, err
-    assert "inc_branch: 10 assets up to date (3 not made: a false condition or a branch not taken in sel; bt2 waits for it)" in out
+    assert "workflow inc_branch: 10 assets up to date (3 not made: a false condition or a branch not taken in sel; bt2 waits for it)" in out
     assert made("sel/branch_decision") == 1
     # a config edit of the conditional phase decides again (bt2, never made, is tried with it
     # and skipped by Dagster when the branch is again not taken); opt is not recomputed
     wf.write_text(wf.read_text().replace("> 100", "> 200"))
     code, out, err = admf(capsys, "run", str(wf))
     assert code == 0, err
-    assert "running 2 of 5 phases of inc_branch: sel (config changed), bt2 (never materialized)" in out
+    assert "running workflow inc_branch: 2 of 5 phases (config changed: sel; never materialized: bt2)" in out
     assert (made("sel/branch_decision"), made("opt/best_parameters"), made("bt2/validation_results")) == (2, 1, 0)
-    assert "inc_branch: 10 assets up to date" in admf(capsys, "run", str(wf))[1]
+    assert "workflow inc_branch: 10 assets up to date" in admf(capsys, "run", str(wf))[1]
 
 
 def test_walk_forward_folds_are_up_to_date_per_partition(env, capsys):
@@ -298,12 +298,12 @@ def test_walk_forward_folds_are_up_to_date_per_partition(env, capsys):
     assert made("wfo/walk_forward_results") == 1
     code, out, err = admf(capsys, "run", str(wf))
     assert code == 0, err
-    assert f"inc_wfo: {len(load_graph(wf).assets())} assets up to date, nothing to run" in out
+    assert f"workflow inc_wfo: {len(load_graph(wf).assets())} assets up to date, nothing to run" in out
     assert made("wfo/fold_results") == len(folds) and made("wfo/walk_forward_results") == 1
     wf.write_text(wf.read_text().replace("test_period_days: 30}", "test_period_days: 30, gap_days: 2}"))
     code, out, err = admf(capsys, "run", str(wf))
     assert code == 0, err
-    assert "running 1 of 3 phases of inc_wfo: wfo (config changed)" in out
+    assert "running workflow inc_wfo: 1 of 3 phases (config changed: wfo)" in out
     assert made("opt/best_parameters") == 1 and made("wfo/walk_forward_results") == 2
     assert made("wfo/fold_results") == 2 * len(folds)
     assert "assets up to date" in admf(capsys, "run", str(wf))[1]
