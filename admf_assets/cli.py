@@ -7,11 +7,15 @@ when it is not set, so what the command line runs shows up in ``admf ui``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
+import re
 import subprocess
 import sys
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 
@@ -36,10 +40,24 @@ def _fail(msg: str) -> int:
     return 2
 
 
+#: exit status of a workflow run that finished, but with failed optional phases
+#: (on_failure: continue_with_warning); 1 is a failed run, 2 bad input or usage
+EXIT_OPTIONAL_FAILED = 3
+
+
 def _failed(out, what: str) -> int:
-    """Print a failed run's messages (one line each) and return the exit code 1."""
+    """Print a failed run's messages (one line each) and return the exit code 1, or
+    EXIT_OPTIONAL_FAILED when only optional phases failed."""
     for line in out.failures or ["run failed; open it in the UI (admf ui) for the logs"]:
         print(f"  {line}", file=sys.stderr)
+    skipped = getattr(out, "skipped", None)
+    if skipped:
+        print(f"  skipped (they need a failed phase): {', '.join(skipped)}", file=sys.stderr)
+    if getattr(out, "status", "failed") == "optional_failed":
+        print(f"{what} {out.run_id} finished with failed optional phases (on_failure: continue_with_warning): "
+              f"failed {', '.join(out.failed)}; {out.materialized} assets materialized "
+              f"(exit status {EXIT_OPTIONAL_FAILED})", file=sys.stderr)
+        return EXIT_OPTIONAL_FAILED
     print(f"{what} {out.run_id} FAILED", file=sys.stderr)
     return 1
 
@@ -86,6 +104,12 @@ def cmd_run(args) -> int:
         return _fail("--resume re-executes the last failed run as it was; it takes no --phase, --from or --force")
     instance = _instance()
     from admf_assets import runner, settings, staleness
+
+    try:
+        runner.claim_workflow_id(graph)  # before anything is written: one id, one file
+    except WorkflowError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
 
     level = "INFO" if args.verbose else "WARNING"
     if args.resume:
@@ -187,23 +211,100 @@ def cmd_resume(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    return _validate(args.rest)
+
+
+def _validate(argv: list[str]) -> int:
     from admf_assets.workflow.validate import main as validate_main
 
-    return validate_main(args.rest)
+    return validate_main(argv)
+
+
+#: a run's console line below WARNING (``<time> - dagster - DEBUG - <job> - <run id> - ...``): kept
+#: out of ``admf ui``'s terminal unless --verbose (the UI shows every event of every run)
+_RUN_EVENT_LINE = re.compile(r"^\S+ \S+ [+-]\d{4} - dagster - (DEBUG|INFO) - \S+ - [0-9a-f]{8}-[0-9a-f]{4}-")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def cmd_ui(args) -> int:
+    """``dagster dev`` (webserver, daemon, code servers) in its own process group with a
+    temporary workspace file; SIGINT or SIGTERM to ``admf`` stops the whole group (gracefully,
+    then by force after ``--stop-timeout`` seconds) and removes the temporary files."""
+    import shutil
+    import signal
+    import tempfile
+    import threading
+
     from admf_assets import settings
 
     home = settings.ensure_dagster_home()
     root = Path(__file__).resolve().parent.parent
-    cmd = [sys.executable, "-m", "dagster", "dev", "-h", args.host, "-p", str(args.port)]
-    if (root / "workspace.yaml").exists():
-        cmd += ["-w", str(root / "workspace.yaml")]
+    tmp = Path(tempfile.mkdtemp(prefix="admf-ui-"))
+    workspace = tmp / "workspace.yaml"
+    workspace.write_text("load_from:\n  - python_module:\n      module_name: definitions\n"
+                         f"      working_directory: {json.dumps(str(root))}\n      location_name: admf\n")
+    cmd = [sys.executable, "-m", "dagster", "dev", "-h", args.host, "-p", str(args.port), "-w", str(workspace)]
+    print(f"Dagster UI on http://{args.host}:{args.port}  (DAGSTER_HOME={home}; workspace {workspace})", flush=True)
+    stopping = threading.Event()
+    proc = None
+
+    def stop(signum, frame):  # noqa: ARG001 - signal handler signature
+        stopping.set()
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # dagster dev's own graceful shutdown
+
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        proc = subprocess.Popen(cmd, cwd=str(root), env={**os.environ, "DAGSTER_HOME": str(home)},
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                                start_new_session=True)
+        if stopping.is_set():  # the signal came while it was starting
+            proc.send_signal(signal.SIGINT)
+        pump = threading.Thread(target=_pump, args=(proc.stdout, args.verbose), daemon=True)
+        pump.start()
+        while proc.poll() is None:
+            try:
+                proc.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                continue
+        code = proc.returncode
+        return 0 if stopping.is_set() else code
+    finally:
+        if proc is not None:
+            _stop_group(proc, args.stop_timeout)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _pump(stream, verbose: bool) -> None:
+    for line in stream:
+        if verbose or not _RUN_EVENT_LINE.match(_ANSI.sub("", line)):
+            sys.stderr.write(line)
+            sys.stderr.flush()
+
+
+def _stop_group(proc, timeout: float) -> None:
+    """Wait until dagster dev's process group (webserver, daemon, code servers) is gone; ask
+    what its leader left behind to stop, and kill what is left after ``timeout`` seconds."""
+    import signal
+
+    deadline = time.monotonic() + timeout
+    asked = False
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break  # the whole group is gone
+        if proc.poll() is not None and not asked:
+            asked = True
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        time.sleep(0.2)
     else:
-        cmd += ["-m", "definitions"]
-    print(f"Dagster UI on http://{args.host}:{args.port}  (DAGSTER_HOME={home})")
-    return subprocess.call(cmd, cwd=str(root), env={**os.environ, "DAGSTER_HOME": str(home)})
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def cmd_optuna(args) -> int:
@@ -259,25 +360,36 @@ def cmd_optuna(args) -> int:
 
 
 def cmd_db(args) -> int:
+    """Views refreshed, then the query (if any) on a read-only, sandboxed connection
+    (admf_assets/query.py); every refusal or SQL error is one line ``admf db: ...``, status 2."""
     from admf_assets import settings
+    from admf_assets.query import QueryError, connect_read_only, run_query
     from resources.storage import TableStore
 
     store = TableStore(settings.storage_root())
     try:
         names = store.rebuild_views()
     except RuntimeError as exc:
-        return _fail(str(exc))
-    print(f"DuckDB catalog: {store.duckdb_path}")
-    for n in names:
-        print(f"  {n}")
-    if args.sql:
-        import duckdb
-
-        con = duckdb.connect(str(store.duckdb_path), read_only=True)
+        if not args.sql:
+            return _fail(str(exc))
+        names = None  # another process holds the file: query the views as they are
+        print(f"admf db: note: views not refreshed ({exc})", file=sys.stderr)
+    if not args.sql:
+        print(f"DuckDB catalog: {store.duckdb_path}")
+        for n in names:
+            print(f"  {n}")
+        return 0
+    try:
+        con = connect_read_only(store.duckdb_path, store.tables)
         try:
-            print(con.sql(args.sql))
+            results = run_query(con, args.sql)
         finally:
             con.close()
+    except QueryError as exc:
+        print(f"admf db: {exc}", file=sys.stderr)
+        return 2
+    for text in results:
+        print(text)
     return 0
 
 
@@ -328,6 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
     u = sub.add_parser("ui", help="start the Dagster UI (webserver + daemon) on the admf instance")
     u.add_argument("--host", default="127.0.0.1")
     u.add_argument("--port", type=int, default=3000)
+    u.add_argument("--stop-timeout", type=float, default=30.0,
+                   help="seconds a graceful stop may take before the processes are killed")
+    u.add_argument("-v", "--verbose", action="store_true", help="show every run's Dagster event log too")
     u.set_defaults(func=cmd_ui)
 
     o = sub.add_parser("optuna", help="open optuna-dashboard on a workflow's Optuna studies (its searches' trials)")
@@ -342,7 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
     o.set_defaults(func=cmd_optuna)
 
     d = sub.add_parser("db", help="(re)create the DuckDB views over every stored table; optional query")
-    d.add_argument("sql", nargs="?", help="a query to run read-only, e.g. 'SELECT count(*) FROM market.clean_bars'")
+    d.add_argument("sql", nargs="?", help="a query to run read-only (queries only; no file outside the stored "
+                   "tables is readable), e.g. 'SELECT count(*) FROM market.clean_bars'")
     d.set_defaults(func=cmd_db)
 
     i = sub.add_parser("info", help="print where the instance, tables, DuckDB file and reports are")
@@ -353,14 +469,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from admf_assets.settings import SettingError
 
-    args = build_parser().parse_args(argv)
+    program = argv is None  # the `admf` program, not a caller in Python
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["validate"]:  # its own parser: `admf validate -v FILE` as well as `FILE -v`
+        func = partial(_validate, argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
+        func = partial(args.func, args)
     try:
-        code = args.func(args)
+        code = func()
     except SettingError as exc:  # a bad ADMF_* environment variable
         code = _fail(str(exc))
     except KeyboardInterrupt:
         code = 130
-    if argv is None:  # the `admf` program, not a caller in Python
+    if program:
         _exit_now(code)
     return code
 

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import dagster as dg
 
-from admf_assets import executors, market, runtime, snapshots
+from admf_assets import executors, market, progress, runtime, snapshots
 from admf_assets.workflow.compiler import CompiledWorkflow, compile_all
 
 
@@ -29,4 +29,5 @@ def build_defs(workflows: Sequence[CompiledWorkflow] | None = None, *, executor:
         sensors=[snapshots.snapshot_sensor([s for w in workflows for s in w.snapshots])],
         resources=runtime.resources(),
         executor=executors.dispatching_executor(default, by_group),
+        loggers=progress.LOGGERS,  # admf's terminal for CLI runs; UI runs keep Dagster's console
     )

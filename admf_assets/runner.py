@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import dagster as dg
 import pandas as pd
+
+from admf_assets import progress
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
@@ -88,14 +90,16 @@ def _kind(executor: str | None, default: str | None = None) -> str:
 
 def _launch(job: dg.JobDefinition | None, rebuild: tuple[str, tuple], instance: dg.DagsterInstance, tags: dict,
             kind: str, log_level: str, selection: Sequence[dg.AssetKey] | None = None,
-            parent: dg.DagsterRun | None = None) -> tuple[str, bool, list, list[str]]:
+            parent: dg.DagsterRun | None = None, steps: dict | None = None) -> tuple[str, bool, list, list[str]]:
     """Run ONE run in ``instance``: ``job`` in this process, or (multiprocess, or a re-execution
     of ``parent`` from failure) the job that ``RECONSTRUCTORS[rebuild[0]](*rebuild[1])`` builds.
-    ``selection``: the assets to materialize (default: the whole job)."""
+    ``selection``: the assets to materialize (default: the whole job).  The terminal shows admf's
+    progress lines (``steps``: labels, order, partitions; see :mod:`admf_assets.progress`), or
+    Dagster's whole event log when ``log_level`` is INFO or DEBUG (``--verbose``)."""
     from admf_assets import recovery
 
     tags = {"admf/launched_by": "admf-cli", **tags, **recovery.process_tags()}
-    run_config = {"loggers": {"console": {"config": {"log_level": log_level.upper()}}}}
+    run_config = {"loggers": progress.run_loggers(log_level.upper() in ("INFO", "DEBUG"), **(steps or {}))}
     if kind.startswith("in") and parent is None:
         if job is None:
             job = RECONSTRUCTORS[rebuild[0]](*rebuild[1])
@@ -119,7 +123,16 @@ def run_job(job_name: str, instance: dg.DagsterInstance, tags: dict | None = Non
     if job_name != "market_data":
         raise ValueError(f"unknown job {job_name!r}")
     kind = _kind(executor)
-    run_id, success, _, failures = _launch(None, ("market_job", (kind,)), instance, tags or {}, kind, log_level)
+    tags = tags or {}
+    partitions = 0
+    if RANGE_START in tags:
+        from admf_assets.market import partition_keys_between
+
+        partitions = len(partition_keys_between(tags[RANGE_START], tags[RANGE_END]))
+    steps = {"labels": {"market__raw_bars": "market/raw_bars", "market__clean_bars": "market/clean_bars",
+                        "clean_bars_quality": "market/clean_bars checks"},
+             "order": ["market__raw_bars", "market__clean_bars", "clean_bars_quality"], "partitions": partitions}
+    run_id, success, _, failures = _launch(None, ("market_job", (kind,)), instance, tags, kind, log_level, steps)
     return RunOutcome(run_id, success, failures)
 
 
@@ -138,7 +151,8 @@ def _failures(result) -> list[str]:
         elif ev.event_type_value == "ASSET_CHECK_EVALUATION":
             data = ev.event_specific_data
             if not data.passed:
-                out.append(f"check {data.check_name} on {data.asset_key.to_user_string()} failed")
+                why = f": {data.description}" if getattr(data, "description", None) else ""
+                out.append(f"check {data.check_name} on {data.asset_key.to_user_string()} failed{why}")
     return out
 
 
@@ -203,6 +217,16 @@ class WorkflowOutcome:
     compute_seconds: float
     run_seconds: float
     materialized: int
+    failed: list[str] = field(default_factory=list)  #: phases that failed, in graph order
+    skipped: list[str] = field(default_factory=list)  #: phases that never started (upstream failed)
+    optional_only: bool = False  #: every failed phase has on_failure: continue_with_warning
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``optional_failed`` (finished; only optional phases failed) or ``failed``."""
+        if self.success:
+            return "ok"
+        return "optional_failed" if self.optional_only else "failed"
 
 
 def run_workflow(workflow: Any, instance: dg.DagsterInstance, executor: str | None = None,
@@ -212,6 +236,7 @@ def run_workflow(workflow: Any, instance: dg.DagsterInstance, executor: str | No
     the assets to materialize (default: all of them); ``defs``: its ``workflow_defs`` when the
     caller built them already (for this executor)."""
     graph = _graph(workflow)
+    claim_workflow_id(graph)
     kind = _kind(executor, graph.executor)
     tags = {"admf/workflow": graph.workflow_id, **(tags or {})}
     if graph.path is not None:
@@ -225,10 +250,36 @@ def run_workflow(workflow: Any, instance: dg.DagsterInstance, executor: str | No
         job = defs.resolve_job_def(graph.workflow_id)
     elif graph.path is None:
         raise ValueError("a workflow given as text runs in process only (write it to a file for multiprocess)")
+    steps = _steps(graph, selection)
     t0 = time.perf_counter()
     run_id, success, events, failures = _launch(job, ("workflow_job", (str(graph.path), kind)), instance, tags,
-                                                kind, log_level, selection)
-    return _outcome(run_id, success, events, failures, time.perf_counter() - t0)
+                                                kind, log_level, selection, steps=steps)
+    return _outcome(graph, run_id, success, events, failures, time.perf_counter() - t0, steps)
+
+
+def _step_phases(graph) -> dict[str, tuple[str, str]]:
+    """Step key -> (phase, the name the terminal shows: the phase; its fold partitions' step
+    "P folds"), in graph order."""
+    out = {}
+    for name in graph.order:
+        if any(o.partitioned for o in graph.phases[name].outputs):
+            out[f"{graph.workflow_id}__{name}__partitions"] = (name, f"{name} folds")
+        if any(not o.partitioned for o in graph.phases[name].outputs):
+            out[f"{graph.workflow_id}__{name}"] = (name, name)
+    return out
+
+
+def _steps(graph, selection: Sequence[dg.AssetKey] | None = None, keys: Sequence[str] | None = None) -> dict:
+    """The progress lines' ``steps`` of a run of ``graph``: every step's label; in ``order`` the
+    steps the run plans (those materializing ``selection``, or the step ``keys`` given)."""
+    labels = {k: label for k, (_, label) in _step_phases(graph).items()}
+    if keys is None and selection is not None:
+        wanted = {(k.path[1], any(o.partitioned and o.name == k.path[-1] for o in graph.phases[k.path[1]].outputs))
+                  for k in selection if len(k.path) == 3 and k.path[1] in graph.phases}
+        keys = [f"{graph.workflow_id}__{p}__partitions" if parted else f"{graph.workflow_id}__{p}"
+                for p, parted in wanted]
+    order = [k for k in labels if keys is None or k in set(keys)]
+    return {"labels": labels, "order": order}
 
 
 def _selects_partitioned(graph, selection: Sequence[dg.AssetKey] | None) -> bool:
@@ -248,13 +299,14 @@ def reexecute(parent: dg.DagsterRun, instance: dg.DagsterInstance, executor: str
     run with ``parent`` as its parent, running only the steps that did not succeed.  The job is
     rebuilt from the code as it is now: the parent's workflow file (``workflow``: its graph, when
     the caller has loaded it), the market-data job, or the implicit asset job."""
-    kind = _kind(executor, getattr(_graph(workflow), "executor", None) if workflow is not None else None)
+    graph = _graph(workflow) if workflow is not None else None
+    kind = _kind(executor, getattr(graph, "executor", None))
     if parent.job_name == "market_data":
         rebuild = ("market_job", (kind,))
     elif parent.job_name == ASSET_JOB:
         rebuild = (ASSET_JOB, ())
     else:
-        path = _graph(workflow).path if workflow is not None else parent.tags.get("admf/workflow_file")
+        path = graph.path if graph is not None else parent.tags.get("admf/workflow_file")
         if path is None:
             raise ValueError(f"run {parent.run_id} has no workflow file to rebuild its job from")
         rebuild = ("workflow_job", (str(path), kind))
@@ -263,12 +315,19 @@ def reexecute(parent: dg.DagsterRun, instance: dg.DagsterInstance, executor: str
     tags.update({"dagster/parent_run_id": parent.run_id,
                  "dagster/root_run_id": parent.root_run_id or parent.run_id,
                  "dagster/is_resume_retry": "true"})
+    steps = None
+    if graph is not None:  # the progress lines count the steps that did not succeed
+        steps = _steps(graph, keys=list(dg.ReexecutionOptions.from_failure(parent.run_id, instance).step_selection))
     t0 = time.perf_counter()
-    run_id, success, events, failures = _launch(None, rebuild, instance, tags, kind, log_level, parent=parent)
-    return _outcome(run_id, success, events, failures, time.perf_counter() - t0)
+    run_id, success, events, failures = _launch(None, rebuild, instance, tags, kind, log_level, parent=parent,
+                                                steps=steps)
+    return _outcome(graph, run_id, success, events, failures, time.perf_counter() - t0, steps)
 
 
-def _outcome(run_id: str, success: bool, events: list, failures: list[str], run_seconds: float) -> WorkflowOutcome:
+def _outcome(graph, run_id: str, success: bool, events: list, failures: list[str], run_seconds: float,
+             steps: dict | None = None) -> WorkflowOutcome:
+    """The outcome of a run of ``graph`` (None: a run of no one workflow); ``steps``: those it
+    planned (default: every step of the workflow)."""
     report_path, n = None, 0
     for ev in events:
         if ev.event_type_value != "ASSET_MATERIALIZATION":
@@ -277,8 +336,33 @@ def _outcome(run_id: str, success: bool, events: list, failures: list[str], run_
         mat = ev.event_specific_data.materialization
         if "report_path" in mat.metadata:
             report_path = mat.metadata["report_path"].value
+    if graph is None:
+        return WorkflowOutcome(run_id, success, failures, report_path, _compute_seconds(events), run_seconds, n)
+    planned = (steps or _steps(graph))["order"]
+    phase_of = {k: p for k, (p, _) in _step_phases(graph).items()}
+    started = {ev.step_key for ev in events if ev.event_type_value == "STEP_START"}
+    failed_steps = {ev.step_key for ev in events if ev.event_type_value == "STEP_FAILURE"}
+    failed = list(dict.fromkeys(phase_of[k] for k in planned if k in failed_steps))
+    skipped = list(dict.fromkeys(phase_of[k] for k in planned if k not in started and phase_of[k] not in failed))
+    optional = bool(failed) and all(graph.phases[p].on_failure == "continue_with_warning" for p in failed) \
+        and not any(f.startswith("check ") and not _warn_only(graph, f) for f in failures)
     return WorkflowOutcome(run_id, success, failures, report_path, _compute_seconds(events),
-                           run_seconds, n)
+                           run_seconds, n, failed, skipped, optional)
+
+
+def _warn_only(graph, failure: str) -> bool:
+    """A failed check of a non-critical phase only warns (it did not stop anything)."""
+    parts = failure.split(" on ", 1)[-1].split("/")
+    return len(parts) > 1 and parts[1] in graph.phases and not graph.phases[parts[1]].critical
+
+
+def claim_workflow_id(graph) -> None:
+    """Record the graph's file as the owner of its workflow id in the storage root; a
+    WorkflowError (one line naming both files) when another file owns it."""
+    from admf_assets import settings
+    from admf_assets.workflow import ids
+
+    ids.claim(graph.workflow_id, graph.path, settings.storage_root(), graph.source)
 
 
 def _compute_seconds(events) -> float:

@@ -16,11 +16,9 @@ from __future__ import annotations
 import os
 
 import dagster as dg
-import pandas as pd
 
 from admf_assets import settings
-from admf_assets.engine import marketdata, sample, synthetic
-from admf_assets.settings import SettingError
+from admf_assets.engine import synthetic
 from resources import DuckDBParquetIOManager, MarketDataSource, StorageResource
 
 PRELOAD = ["pandas", "numpy", "pyarrow", "dagster", "admf_assets.engine.marketdata"]
@@ -51,32 +49,10 @@ def executor(kind: str | None = None, max_concurrent_: int | None = None) -> dg.
 
 
 #: the market calendar's first day unless the source or ADMF_MARKET_START says otherwise
-DEFAULT_MARKET_START = "2010-01-01"
-
-
-def market_source_kind() -> str:
-    """``ADMF_MARKET_SOURCE`` (default ``synthetic``), checked against the known sources."""
-    kind = os.environ.get("ADMF_MARKET_SOURCE", "").strip().lower() or "synthetic"
-    if kind not in marketdata.SOURCES:
-        raise SettingError(f"ADMF_MARKET_SOURCE={kind!r}: use one of {', '.join(marketdata.SOURCES)}")
-    return kind
-
-
-def market_start() -> str:
-    """The first day of the market calendar: ``ADMF_MARKET_START``, else 1999-01-01 for the
-    sample source (its data starts 1999-01-04), else 2010-01-01."""
-    env = os.environ.get("ADMF_MARKET_START", "").strip()
-    if not env:
-        return sample.SAMPLE_CALENDAR_START if market_source_kind() == "sample" else DEFAULT_MARKET_START
-    try:
-        day = pd.Timestamp(env)
-    except ValueError:
-        day = pd.NaT
-    if pd.isna(day) or day != day.normalize():
-        raise SettingError(f"ADMF_MARKET_START={env!r}: expected a date, YYYY-MM-DD")
-    if day > pd.Timestamp.today():
-        raise SettingError(f"ADMF_MARKET_START={env!r}: the calendar cannot start in the future")
-    return str(day.date())
+DEFAULT_MARKET_START = settings.DEFAULT_MARKET_START
+#: ADMF_MARKET_SOURCE and the calendar's first day (in settings: validation reads them without Dagster)
+market_source_kind = settings.market_source_kind
+market_start = settings.market_start
 
 
 def market_source() -> MarketDataSource:

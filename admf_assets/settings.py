@@ -10,6 +10,9 @@
 * ``ADMF_STORAGE``: root of the stored phase outputs; default ``$DAGSTER_HOME/admf_storage``.
   Under it: ``tables/`` (Parquet per asset / per partition), ``research.duckdb`` (views over
   every table, open it with the ``duckdb`` CLI or Python), ``reports/`` (HTML reports).
+* ``ADMF_MARKET_SOURCE`` (:func:`market_source_kind`), ``ADMF_MARKET_PATH``, ``ADMF_SYMBOLS``,
+  ``ADMF_MARKET_START`` (:func:`market_start`): the market-data source; the symbols it can
+  deliver (:func:`market_universe`) and its calendar are checked by ``admf validate``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import os
 from pathlib import Path
 
 DEFAULT_HOME = Path("~/.admf/dagster_home")
+
+
 class SettingError(ValueError):
     """An environment variable with a value admf cannot use; the message names it (one line)."""
 
@@ -104,3 +109,67 @@ def display_path(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
+
+
+#: the market calendar's first day unless the source or ADMF_MARKET_START says otherwise
+DEFAULT_MARKET_START = "2010-01-01"
+
+
+def market_source_kind() -> str:
+    """``ADMF_MARKET_SOURCE`` (default ``synthetic``), checked against the known sources."""
+    from admf_assets.engine import marketdata
+
+    kind = os.environ.get("ADMF_MARKET_SOURCE", "").strip().lower() or "synthetic"
+    if kind not in marketdata.SOURCES:
+        raise SettingError(f"ADMF_MARKET_SOURCE={kind!r}: use one of {', '.join(marketdata.SOURCES)}")
+    return kind
+
+
+def market_start(kind: str | None = None) -> str:
+    """The first day of the market calendar: ``ADMF_MARKET_START``, else 1999-01-01 for the
+    sample source (its data starts 1999-01-04), else 2010-01-01.  ``kind``: the source (default:
+    ``ADMF_MARKET_SOURCE``)."""
+    import pandas as pd
+
+    from admf_assets.engine import sample
+
+    env = os.environ.get("ADMF_MARKET_START", "").strip()
+    if not env:
+        kind = kind or market_source_kind()
+        return sample.SAMPLE_CALENDAR_START if kind == "sample" else DEFAULT_MARKET_START
+    try:
+        day = pd.Timestamp(env)
+    except ValueError:
+        day = pd.NaT
+    if pd.isna(day) or day != day.normalize():
+        raise SettingError(f"ADMF_MARKET_START={env!r}: expected a date, YYYY-MM-DD")
+    if day > pd.Timestamp.today():
+        raise SettingError(f"ADMF_MARKET_START={env!r}: the calendar cannot start in the future")
+    return str(day.date())
+
+
+def market_universe(kind: str | None = None) -> tuple[str, list[str]]:
+    """(a description of the source, the symbols it can deliver) for the source ``kind``
+    (default ``ADMF_MARKET_SOURCE``), narrowed by ``ADMF_SYMBOLS``; a ValueError when the
+    source is misconfigured (a files source without a readable directory)."""
+    from admf_assets.engine import marketdata, sample, synthetic
+
+    kind = kind or market_source_kind()
+    narrow = [s.strip().upper() for s in os.environ.get("ADMF_SYMBOLS", "").split(",") if s.strip()]
+    if kind == "files":
+        path = os.environ.get("ADMF_MARKET_PATH")
+        if not path:
+            raise ValueError("ADMF_MARKET_SOURCE=files needs ADMF_MARKET_PATH (a directory of <SYMBOL>.csv files)")
+        try:
+            files = sorted(marketdata.symbol_files(path))
+        except marketdata.MarketDataError as exc:
+            raise ValueError(f"ADMF_MARKET_PATH: {exc}") from None
+        if narrow:
+            files = [s for s in files if s in set(narrow)]
+        return f"the files in ADMF_MARKET_PATH={path}", files
+    if kind == "sample":
+        have = [s for s in sample.SAMPLE_SYMBOLS if not narrow or s in set(narrow)]
+        return "the sample source" + (" narrowed by ADMF_SYMBOLS" if narrow else ""), have
+    if narrow:
+        return "the synthetic source narrowed by ADMF_SYMBOLS", narrow
+    return "the synthetic source", list(synthetic.DEFAULT_SYMBOLS)

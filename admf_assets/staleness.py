@@ -443,4 +443,6 @@ def combine(outcomes: list):
     return runner.WorkflowOutcome(
         run_id=last.run_id, success=all(o.success for o in outcomes), failures=failures, report_path=report,
         compute_seconds=sum(o.compute_seconds for o in outcomes), run_seconds=sum(o.run_seconds for o in outcomes),
-        materialized=sum(o.materialized for o in outcomes))
+        materialized=sum(o.materialized for o in outcomes),
+        failed=[p for o in outcomes for p in o.failed], skipped=[p for o in outcomes for p in o.skipped],
+        optional_only=all(o.success or o.optional_only for o in outcomes) and not all(o.success for o in outcomes))

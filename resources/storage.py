@@ -180,7 +180,10 @@ class TableStore:
                     sql = p.read_text()
                 except FileNotFoundError:  # applied meanwhile by another process
                     continue
-                con.execute(sql)
+                try:
+                    con.execute(sql)
+                except duckdb.Error as exc:  # e.g. an unreadable Parquet file: one line, the rest still apply
+                    raise RuntimeError(f"view {p.stem}: {str(exc).splitlines()[0]}") from None
                 done = p.with_suffix(".sql")
                 done.write_text(sql)
                 p.unlink(missing_ok=True)

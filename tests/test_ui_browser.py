@@ -270,7 +270,7 @@ def test_a_month_of_market_data_backfilled_from_the_ui_is_one_run(ui, page):
 
 def test_an_asset_page_shows_its_metadata_and_plots(ui, page):
     visit(page, ui, f"/assets/{WID}/validation/validation_results")
-    for key in ("metric/sharpe_ratio", "equity_curve", "compute_seconds", "bytes_on_disk"):
+    for key in ("metric/sharpe_ratio", "equity_and_drawdown", "compute_seconds", "bytes_on_disk"):
         page.get_by_text(key, exact=True).first.wait_for()
     shoot(page, ui, "05_asset_metadata")
     page.get_by_role("button", name="Plots").click()

@@ -71,13 +71,22 @@ def set_labels(sets: list[tuple[str, dict]]) -> list[str]:
 
 
 def evaluate_sets(close: pd.DataFrame, sets: list[tuple[str, dict]], config: BacktestConfig,
-                  labels: list[str] | None = None) -> pd.DataFrame:
-    """Daily returns (dates x sets) of parameter sets, one vectorized ``run_grid`` per strategy."""
+                  labels: list[str] | None = None, *, workers: int = 1,
+                  memory_limit_bytes: float | None = None) -> pd.DataFrame:
+    """Daily returns (dates x sets) of parameter sets, one vectorized ``run_grid`` per strategy
+    (``workers`` threads; chunks sized to stay under ``memory_limit_bytes``, see ``estimate``)."""
+    from .estimate import chunk_combinations, distinct_windows
+
     labels = labels or set_labels(sets)
     cols: dict[int, pd.Series] = {}
     for strategy in dict.fromkeys(s for s, _ in sets):
         idx = [i for i, (s, _) in enumerate(sets) if s == strategy]
-        res = run_grid(close, strategy, pd.DataFrame([sets[i][1] for i in idx]), config)
+        params = pd.DataFrame([sets[i][1] for i in idx])
+        chunk = None
+        if memory_limit_bytes is not None:
+            chunk = chunk_combinations(memory_limit_bytes, len(params), close.shape[0], close.shape[1],
+                                       distinct_windows(params), workers=workers, keep_returns=True)
+        res = run_grid(close, strategy, params, config, chunk_size=chunk, workers=workers)
         for j, i in enumerate(idx):
             cols[i] = res.returns.iloc[:, j]
     out = pd.concat([cols[i] for i in range(len(sets))], axis=1)

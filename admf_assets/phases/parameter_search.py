@@ -35,7 +35,7 @@ import pandas as pd
 from pydantic import Field, StrictBool, StrictInt, StrictStr, model_validator
 
 import admf_assets
-from admf_assets.engine import charts
+from admf_assets.engine import charts, estimate
 from admf_assets.engine import insights as ei
 from admf_assets.engine import optimize as eo
 from admf_assets.engine import report as rep
@@ -47,13 +47,15 @@ from admf_assets.engine.strategies import normalize_params
 from admf_assets.engine.studies import describe_storage, journal_path, open_storage, study_name
 from admf_assets.engine.util import py_scalar
 from admf_assets.phases.common import (BARS, MAX_GRID_SIZE, DataSplitName, StrategyEntry, TradingSettings,
-                                       check_strategy_params, close_matrix, known_strategy, normalise_param,
-                                       space_from_config)
+                                       check_has_valid_combination, check_param_values, check_strategy_params,
+                                       close_matrix, data_shape, known_strategy, normalise_param, space_from_config)
 from admf_assets.phases.kind import ConfigEnv, Consumes, Image, Insight, Output, PhaseContext, PhaseError, PhaseKind, \
-    PhaseResult, PhaseView, StrictModel
+    PhaseResult, PhaseView, ResourceDemand, StrictModel
 from admf_assets.suggest import suggest
 
 DEFAULT_TOP_N = 10
+#: random draws that stand for a sampler's search space when validation looks for one valid set
+SPACE_PROBE_DRAWS = 10_000
 #: trials of a sampler-driven method when the YAML gives no budget
 DEFAULT_N_TRIALS = 100
 #: user-facing method -> the engine's sampler
@@ -239,12 +241,25 @@ class ParameterSearch(PhaseKind):
         params = self._parameters(opt, grid, env)
         updates["parameters"] = params or None
         updates["param_definitions"] = None
-        entries = self._strategies(cfg, grid, env)
+        shape = data_shape(env, cfg.data_split)
+        n_bars = shape[0] if shape else None
+        entries = self._strategies(cfg, grid, env, n_bars)
         targets = [_spec(s.type) for s in entries if s.optimization_target and _spec(s.type) is not None]
         trading = {k: v for k, v in (params or {}).items() if eo.trading_param(k)}
         if params:
-            check_strategy_params(targets, [k for k in params if not eo.trading_param(k)], "optimization.parameters",
-                                  env)
+            strategy_params = {k: v for k, v in params.items() if not eo.trading_param(k)}
+            check_strategy_params(targets, list(strategy_params), "optimization.parameters", env)
+            check_param_values(targets, strategy_params, "optimization.parameters", env, n_bars)
+        if not env.problems and engine_method is not None:
+            listed = engine_method in eo.LIST_METHODS
+            for i, s in enumerate(entries):  # what the run evaluates: the shared space, then the strategy's own
+                own = {k: v for k, v in {**(params or {}), **s.parameters}.items() if not eo.trading_param(k)}
+                if s.optimization_target and _spec(s.type) is not None and own:
+                    # a sampler's space: seeded random draws stand for what it can propose
+                    check_has_valid_combination(_spec(s.type), space_from_config(own), "optimization.parameters",
+                                                env, method=engine_method if listed else "random",
+                                                n_trials=updates.get("n_trials") if listed else SPACE_PROBE_DRAWS,
+                                                seed=opt.seed + i, strict=len(entries) == 1)
         if not params and grid and opt.parameters is None and opt.param_definitions is None:
             env.problem("optimization.parameters",
                         f"required for phase type '{self.name}' with method 'grid': a mapping of parameter name -> "
@@ -376,7 +391,7 @@ class ParameterSearch(PhaseKind):
         return params
 
     @staticmethod
-    def _strategies(cfg: Config, grid: bool, env: ConfigEnv) -> list[StrategyEntry]:
+    def _strategies(cfg: Config, grid: bool, env: ConfigEnv, n_bars: int | None = None) -> list[StrategyEntry]:
         out = []
         for i, s in enumerate(cfg.strategies):
             if not s.type.strip():
@@ -394,6 +409,8 @@ class ParameterSearch(PhaseKind):
                 norm = normalise_param(name, value, "grid" if grid else "random", env, f"strategies[{i}].parameters")
                 if norm is not None:
                     params[name] = norm
+            check_param_values([spec], {k: v for k, v in params.items() if not eo.trading_param(k)},
+                               f"strategies[{i}].parameters", env, n_bars)
             if spec.long_short_only and cfg.mode == "long_only":
                 env.warn(f"strategies[{i}].type", f"'{spec.name}' trades both legs (long and short) in every mode; "
                                                   "mode long_only applies to the other strategies")
@@ -420,6 +437,51 @@ class ParameterSearch(PhaseKind):
                 env.problem(field, "max_holding is a number of bars (an integer)")
             if key in cfg.model_fields_set and getattr(cfg, key) is not None:
                 env.warn(key, f"ignored: {key} is searched (optimization.parameters.{name})")
+
+    resource_keys = ("memory_limit_gb", "max_workers")
+
+    def demand(self, cfg: Config, env: ConfigEnv) -> ResourceDemand | None:
+        """Trials x bars x symbols of every strategy's search (and regime, when grouped), from
+        the data section; the grid's size from its values."""
+        shape = data_shape(env, cfg.data_split)
+        opt = cfg.optimization
+        if shape is None or opt.method not in ENGINE_METHOD:
+            return None
+        n_bars, n_symbols = shape
+        engine_method = ENGINE_METHOD[opt.method]
+        combos = drawn = windows = 0
+        n_params = 1
+        for strat in cfg.strategies:
+            if not strat.optimization_target:
+                continue
+            space = {**(opt.parameters or {}), **strat.parameters}  # both normalised by effective_config
+            if not space:
+                spec = _spec(strat.type)
+                space = dict(spec.space) if spec is not None else {}
+            n_params = max(n_params, len(space))
+            if engine_method == "grid":
+                combos += math.prod(len(d.get("values", [1])) for d in space.values())
+                windows = max(windows, sum(len(d["values"]) for d in space.values() if _whole(d)))
+                continue
+            n = int(opt.n_trials or 0)
+            if opt.group_by_regime and opt.n_trials_per_regime:
+                n = int(opt.n_trials_per_regime) * 4  # regimes are known at run time; a typical count
+            combos += n
+            drawn = max(drawn, n) if engine_method == "random" else drawn
+            windows = max(windows, sum(min(n, int(d["high"] - d["low"] + 1)) if _int_range(d)
+                                       else min(n, len(d["values"])) if _whole(d) else 0 for d in space.values()))
+        if not combos:
+            return None
+        est = estimate.search_estimate(combos, n_bars, n_symbols, n_params, distinct_windows=windows,
+                                       n_drawn=drawn or None)
+        if engine_method == "grid":
+            advice = ("use a sampler (method: bayesian or random with n_trials), or fewer values per parameter, or "
+                      "fewer symbols or a shorter date range")
+            what = f"the grid search ({combos:,} combinations x {n_bars:,} bars x {n_symbols:,} symbol(s))"
+            return ResourceDemand(est, what, "optimization", advice, "combinations")
+        advice = "use fewer n_trials, or fewer symbols or a shorter date range"
+        what = f"the {opt.method} search ({combos:,} trials x {n_bars:,} bars x {n_symbols:,} symbol(s))"
+        return ResourceDemand(est, what, "optimization", advice, "trials")
 
     # ================================================================== running
     def run(self, ctx: PhaseContext) -> PhaseResult:
@@ -488,7 +550,8 @@ class ParameterSearch(PhaseKind):
         trading = cfg.trading()
         seed = opt.seed + index
         try:
-            evaluator = eo.BacktestEvaluator(close, strategy, trading, decisions=regime.decisions)
+            evaluator = eo.BacktestEvaluator(close, strategy, trading, decisions=regime.decisions, workers=ctx.workers,
+                                             memory_limit_bytes=ctx.memory_limit_bytes)
             proposals, valid, n_drawn = None, None, None
             if method in eo.LIST_METHODS:
                 proposals, dims, fixed, n_drawn = eo.list_proposals(strategy, space, method, opt.n_trials, seed,
@@ -526,7 +589,7 @@ class ParameterSearch(PhaseKind):
                 "train_period": f"{close.index[0].date()}..{close.index[-1].date()}",
                 "symbols": list(map(str, close.columns))})
             progress = _Progress(ctx, f"{strategy}" + (f" [{regime.label}]" if opt.group_by_regime else ""),
-                                 objectives[0].name)
+                                 objectives[0].name, unit="combinations" if method == "grid" else "trials")
             res = eo.optimize(evaluator, dims, objectives, method=method, n_trials=n_trials, seed=seed,
                               constraints=constraints, fixed=fixed, valid=valid, proposals=proposals,
                               batch_size=opt.batch_size, population_size=population, study=study,
@@ -910,11 +973,12 @@ def _version(kind: PhaseKind, cfg: Config, strategy: str, space: dict, objective
 class _Progress:
     """Logs the search's progress at most every few seconds."""
 
-    def __init__(self, ctx: PhaseContext, what: str, objective: str, every: float = 5.0):
-        self.ctx, self.what, self.objective, self.every = ctx, what, objective, every
+    def __init__(self, ctx: PhaseContext, what: str, objective: str, every: float = 5.0, unit: str = "trials"):
+        self.ctx, self.what, self.objective, self.every, self.unit = ctx, what, objective, every, unit
         self.last = time.monotonic()
 
     def __call__(self, info: eo.BatchInfo) -> None:
+        self.ctx.progress(info.n_done, info.n_trials, f"{self.what} {self.unit}")  # the terminal's bar (throttled)
         now = time.monotonic()
         if now - self.last < self.every and info.n_done < info.n_trials:
             return
@@ -1145,6 +1209,17 @@ def _method_text(opt: OptimizationSettings, objectives) -> str:
                "tpe": "Optuna TPE", "cmaes": "CMA-ES (cmaes)", "nsga2": "Optuna NSGA-II",
                "differential_evolution": "scipy differential evolution"}[ENGINE_METHOD[opt.method]]
     return f"{opt.method}: {sampler} on {', '.join(o.name for o in objectives)}"
+
+
+def _whole(dim: dict) -> bool:
+    """A dimension of whole numbers (windows: each distinct value is one cached indicator)."""
+    values = dim.get("values")
+    return bool(values) and all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+
+
+def _int_range(dim: dict) -> bool:
+    return "low" in dim and all(isinstance(dim.get(k), int) and not isinstance(dim.get(k), bool)
+                                for k in ("low", "high"))
 
 
 def _drop_json(df):

@@ -11,7 +11,7 @@
 |                              | (default: when every phase has a timeout, their sum x attempts) |
 | pool / resource class        | asset ``pool`` (concurrency pools)                            |
 | success_criteria             | asset checks; blocking when the phase is ``critical``         |
-| on_failure: continue_with_warning | outputs optional: the failure is logged, dependents skip |
+| on_failure: continue_with_warning | the step fails, dependents skip, independent phases run |
 | enabled: "<condition>"       | outputs optional: false -> not run, an observation records why |
 | executor / max_concurrent    | the job's executor                                            |
 | kind + effective config      | ``code_version``, chained through the upstream phases' ones   |
@@ -45,9 +45,11 @@ import admf_assets
 from admf_assets import executors, settings, snapshots, timeouts
 from admf_assets.lineage import lineage_rows
 from admf_assets.phases import expressions
+from admf_assets.progress import Throttle, progress_message
 from admf_assets.phases.kind import FilePath, Image, Link, Markdown, PhaseError, run_partitions
 from admf_assets.versions import content_version
 
+from . import ids
 from .context import phase_context
 from .errors import WorkflowError
 from .graph import PhaseNode, WorkflowGraph
@@ -58,6 +60,8 @@ from .profile import PhaseProfile
 warnings.filterwarnings("ignore", message=".*data_version.*", category=dg.BetaWarning)
 
 RESERVED_IDS = {"market", "market_data"}
+#: metadata of a phase's failure: True when the phase is optional (on_failure: continue_with_warning)
+OPTIONAL_FAILURE = "admf/optional_phase"
 _BACKOFF = {"exponential": dg.Backoff.EXPONENTIAL, "linear": dg.Backoff.LINEAR}
 _JITTER = {"full": dg.Jitter.FULL, "plus_minus": dg.Jitter.PLUS_MINUS}
 _IO_MANAGER = {"table": "io_manager", "array": "array_io_manager"}
@@ -290,8 +294,14 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
               for e in node.upstream}
     ctx = phase_context(graph, node, values, store=context.resources.storage.store(),
                         reports_dir=settings.reports_dir(), run_id=context.run_id, log=context.log,
-                        lineage=lambda: _lineage(context, graph, node))
+                        lineage=lambda: _lineage(context, graph, node),
+                        progress=Throttle(lambda done, total, unit: context.log.info(
+                            progress_message(done, total, unit))))
     where = f"{graph.source or graph.workflow_id}: phase '{node.name}'"
+    try:  # runs launched from the UI too: never write over another file's workflow id
+        ids.claim(graph.workflow_id, graph.path, settings.storage_root(), graph.source)
+    except WorkflowError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
     gate: dict = {}
     if node.condition is not None:
         gate = _gate(graph, node, values, where)
@@ -315,10 +325,12 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
                 (lambda: node.kind.run(ctx))
             result = _run_with_limits(context, graph, node, run, limit)
     except PhaseError as exc:
-        if node.on_failure == "continue_with_warning":
-            context.log.warning(f"{where}: {exc} (on_failure: continue_with_warning; dependents skip)")
-            return
-        raise dg.Failure(description=f"{where}: {exc}", allow_retries=False) from None
+        # the step fails either way (the UI shows it red, its dependents are skipped); with
+        # continue_with_warning the phases that do not depend on it still run, and the run's
+        # outcome says "finished with failed optional phases" (admf exit status 3)
+        optional = node.on_failure == "continue_with_warning"
+        raise dg.Failure(description=f"{where}: {exc}", allow_retries=False,
+                         metadata={OPTIONAL_FAILURE: optional}) from None
     measured = _metadata(prof.metadata())
     produced = [o for o in outputs if o.canonical in result.outputs]
     for o in outputs:
@@ -351,12 +363,11 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
         metric, bound = spec.name.rsplit("_", 1)
         crit = node.success_criteria[metric]
         value = result.metrics.get(metric)
-        passed = value is not None and crit.passes(float(value))
+        passed, reason = crit.evaluate(bound, value, metric)  # this check's own bound only
         yield dg.AssetCheckResult(
-            asset_key=primary, check_name=spec.name, passed=bool(passed),
+            asset_key=primary, check_name=spec.name, passed=bool(passed), description=reason,
             severity=dg.AssetCheckSeverity.ERROR if node.critical else dg.AssetCheckSeverity.WARN,
-            metadata={"value": float(value) if value is not None else "not reported",
-                      "criterion": crit.describe(metric)},
+            metadata={"value": _check_value(value), "criterion": crit.describe(metric)},
         )
 
 
@@ -393,6 +404,16 @@ def _run_with_limits(context, graph: WorkflowGraph, node: PhaseNode, run, limit:
         raise dg.Failure(description=f"{where}: phase '{node.name}' was stopped: the run exceeded the "
                          f"workflow's total time limit of {timeouts.format_seconds(limit)} s",
                          allow_retries=False) from None
+
+
+def _check_value(value: Any) -> Any:
+    if value is None:
+        return "not reported"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return v if math.isfinite(v) else str(v)
 
 
 def _gate(graph: WorkflowGraph, node: PhaseNode, values: dict, where: str) -> dict:
@@ -470,11 +491,11 @@ def compile_all(directory: str | os.PathLike | None = None) -> list[CompiledWork
         return []
     out, seen = [], {}
     for path in sorted(d.glob("*.y*ml")):
-        compiled = compile_workflow(str(path))
+        compiled = compile_workflow(str(path), d)
         wid = compiled.graph.workflow_id
-        if wid in seen:
+        if wid.lower() in seen:  # ids are schema names: case does not tell them apart
             raise WorkflowError(file=str(path), field="workflow.id",
-                                message=f"workflow id '{wid}' is also used by {seen[wid]}")
-        seen[wid] = str(path)
+                                message=f"workflow id '{wid}' is also used by {seen[wid.lower()]}")
+        seen[wid.lower()] = str(path)
         out.append(compiled)
     return out

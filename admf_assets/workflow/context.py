@@ -44,8 +44,11 @@ def phase_views(graph: WorkflowGraph, node: PhaseNode, loaded: Mapping[str, Any]
 
 def phase_context(graph: WorkflowGraph, node: PhaseNode, loaded: Mapping[str, Any], *, store: Any = None,
                   reports_dir: Path | None = None, run_id: str = "", log: Any = None,
-                  lineage: Callable[[], list[dict]] = list) -> PhaseContext:
-    kwargs = {"log": log} if log is not None else {}
+                  lineage: Callable[[], list[dict]] = list,
+                  progress: Callable[[int, int, str], None] | None = None) -> PhaseContext:
+    kwargs: dict[str, Any] = {"log": log} if log is not None else {}
+    if progress is not None:
+        kwargs["progress"] = progress
     return PhaseContext(
         workflow=graph.info,
         phase=node.name,
@@ -58,5 +61,7 @@ def phase_context(graph: WorkflowGraph, node: PhaseNode, loaded: Mapping[str, An
         run_id=run_id,
         lineage=lineage,
         views=lambda: phase_views(graph, node, loaded),
+        max_workers=node.max_workers,
+        memory_limit_gb=node.memory_limit_gb,
         **kwargs,
     )
