@@ -132,7 +132,7 @@ def run_job(job_name: str, instance: dg.DagsterInstance, tags: dict | None = Non
     steps = {"labels": {"market__raw_bars": "market/raw_bars", "market__clean_bars": "market/clean_bars",
                         "clean_bars_quality": "market/clean_bars checks"},
              "order": ["market__raw_bars", "market__clean_bars", "clean_bars_quality"], "partitions": partitions}
-    run_id, success, _, failures = _launch(None, ("market_job", (kind,)), instance, tags, kind, log_level, steps)
+    run_id, success, _, failures = _launch(None, ("market_job", (kind,)), instance, tags, kind, log_level, steps=steps)
     return RunOutcome(run_id, success, failures)
 
 
