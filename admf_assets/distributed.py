@@ -54,6 +54,19 @@ def executor_def():
     )
 
 
+def executor_instance(retries_enabled: bool = True):
+    """The Celery executor itself (what ``executor_def()`` builds at run time), for the admf
+    executors that wrap it: the same broker, backend and settings."""
+    from dagster._core.execution.retries import RetryMode
+    from dagster_celery.executor import CeleryExecutor
+
+    warnings.filterwarnings("ignore", message="Task name 'execute_plan' is already registered")
+    _ensure_env()
+    return CeleryExecutor(retries=RetryMode.ENABLED if retries_enabled else RetryMode.DISABLED,
+                          broker=os.environ[BROKER_ENV], backend=os.environ[BACKEND_ENV],
+                          config_source=dict(SETTINGS))
+
+
 def make_app():
     """The Celery app of ``admf worker`` (the same broker, backend and settings as the executor)."""
     from dagster_celery.executor import CeleryExecutor

@@ -34,9 +34,16 @@ HEADER = "# Written by admf on first use; edit freely."
 _COMMON = """\
 telemetry:
   enabled: false
+nux:
+  enabled: false  # the UI's "Join the Dagster community" dialog
 run_monitoring:
   enabled: true
   free_slots_after_run_end_seconds: 300
+# Dagster's default launcher plus a health check of the run's process, so run monitoring marks
+# a run whose process died (kill -9) failed instead of leaving it STARTED.
+run_launcher:
+  module: admf_assets.recovery
+  class: RunLauncher
 concurrency:
   pools:
     default_limit: 2

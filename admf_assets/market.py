@@ -36,8 +36,8 @@ market_partitions = dg.DailyPartitionsDefinition(
 
 def partition_keys_between(start, end) -> list[str]:
     """The market-data partition keys (weekdays) with start <= date <= end."""
-    start, end = pd.Timestamp(start), pd.Timestamp(end)
-    return [k for k in market_partitions.get_partition_keys() if start <= pd.Timestamp(k) <= end]
+    lo, hi = pd.Timestamp(start).strftime("%Y-%m-%d"), pd.Timestamp(end).strftime("%Y-%m-%d")
+    return [k for k in market_partitions.get_partition_keys() if lo <= k <= hi]  # ISO dates sort as text
 
 
 def required_partitions(start, end) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import dagster as dg
 import pandas as pd
@@ -60,6 +60,24 @@ def workflow_job(path: str, executor: str | None = None, launch: str = "") -> dg
 
 #: module-level job builders the multiprocess executor can reconstruct in its workers
 RECONSTRUCTORS: dict[str, Callable[..., dg.JobDefinition]] = {"market_job": market_job, "workflow_job": workflow_job}
+#: the name under which ``_reconstructable`` returns Dagster's implicit asset job of the code location
+ASSET_JOB = "__ASSET_JOB"
+
+
+def _reconstructable(rebuild: tuple[str, tuple]):
+    """A reconstructable job: ``RECONSTRUCTORS[name](*args)``, or the code location's implicit
+    asset job (what the UI's asset graph runs), by its pointer to ``definitions.defs``."""
+    name, args = rebuild
+    if name == ASSET_JOB:
+        from pathlib import Path
+
+        from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+        root = str(Path(__file__).resolve().parent.parent)
+        repo = ReconstructableRepository.for_module("definitions", "defs", working_directory=root)
+        return repo.get_reconstructable_job(ASSET_JOB)
+    assert name in RECONSTRUCTORS
+    return dg.build_reconstructable_job("admf_assets.runner", name, reconstructable_args=args)
 
 
 def _graph(path_or_name: Any):
@@ -84,29 +102,37 @@ def _kind(executor: str | None, default: str | None = None) -> str:
 
 
 def _launch(job: dg.JobDefinition | None, rebuild: tuple[str, tuple], instance: dg.DagsterInstance, tags: dict,
-            kind: str, log_level: str, steps: dict | None = None) -> tuple[str, bool, list, list[str]]:
-    """Run ONE run in ``instance``: ``job`` in this process, or (multiprocess) the job that
-    ``RECONSTRUCTORS[rebuild[0]](*rebuild[1])`` builds in each step's worker.  The terminal shows
-    admf's progress lines (``steps``: labels, order, partitions; see :mod:`admf_assets.progress`),
-    or Dagster's whole event log when ``log_level`` is INFO or DEBUG (``--verbose``)."""
-    tags = {"admf/launched_by": "admf-cli", **tags}
+            kind: str, log_level: str, selection: Sequence[dg.AssetKey] | None = None,
+            parent: dg.DagsterRun | None = None, steps: dict | None = None) -> tuple[str, bool, list, list[str]]:
+    """Run ONE run in ``instance``: ``job`` in this process, or (multiprocess, or a re-execution
+    of ``parent`` from failure) the job that ``RECONSTRUCTORS[rebuild[0]](*rebuild[1])`` builds.
+    ``selection``: the assets to materialize (default: the whole job).  The terminal shows admf's
+    progress lines (``steps``: labels, order, partitions; see :mod:`admf_assets.progress`), or
+    Dagster's whole event log when ``log_level`` is INFO or DEBUG (``--verbose``)."""
+    from admf_assets import recovery
+
+    tags = {"admf/launched_by": "admf-cli", **tags, **recovery.process_tags()}
     run_config = {"loggers": progress.run_loggers(log_level.upper() in ("INFO", "DEBUG"), **(steps or {}))}
-    if kind.startswith("in"):
+    if kind.startswith("in") and parent is None:
         if job is None:
             job = RECONSTRUCTORS[rebuild[0]](*rebuild[1])
-        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False, run_config=run_config)
+        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False, run_config=run_config,
+                                        asset_selection=list(selection) if selection is not None else None)
         return result.run_id, result.success, list(result.all_events), _failures(result)
     from admf_assets import runtime, workers
 
-    name, args = rebuild
-    assert name in RECONSTRUCTORS
     runtime.check_executor(kind, instance)
-    recon = dg.build_reconstructable_job("admf_assets.runner", name, reconstructable_args=args)
-    with workers.preloading(name, args):  # the forkserver this run starts compiles the job once
+    recon = _reconstructable(rebuild)
+    options = None
+    if parent is not None:
+        options = dg.ReexecutionOptions.from_failure(parent.run_id, instance)
+        run_config = {**parent.run_config, **run_config}
+    with workers.preloading(*rebuild):  # the forkserver this run starts compiles the job once
         if kind.startswith("multi"):
             workers.start_forkserver()
-        with dg.execute_job(recon, instance=instance, tags=tags, raise_on_error=False,
-                            run_config=run_config) as result:
+        with dg.execute_job(recon, instance=instance, tags=tags, raise_on_error=False, run_config=run_config,
+                            reexecution_options=options,
+                            asset_selection=list(selection) if selection is not None else None) as result:
             return result.run_id, result.success, list(result.all_events), _failures(result)
 
 
@@ -128,7 +154,7 @@ def run_job(job_name: str, instance: dg.DagsterInstance, tags: dict | None = Non
                         "clean_bars_quality": "market/clean_bars checks"},
              "order": ["market__raw_bars", "market__clean_bars", "clean_bars_quality"], "partitions": partitions}
     rebuild = ("market_job", (kind, launch_settings()))
-    run_id, success, _, failures = _launch(None, rebuild, instance, tags, kind, log_level, steps)
+    run_id, success, _, failures = _launch(None, rebuild, instance, tags, kind, log_level, steps=steps)
     return RunOutcome(run_id, success, failures)
 
 
@@ -226,28 +252,109 @@ class WorkflowOutcome:
 
 
 def run_workflow(workflow: Any, instance: dg.DagsterInstance, executor: str | None = None,
-                 log_level: str = "WARNING") -> WorkflowOutcome:
-    """Run a workflow (its resolved graph, or a name / path to load) as ONE run."""
+                 log_level: str = "WARNING", selection: Sequence[dg.AssetKey] | None = None,
+                 tags: dict | None = None, defs: dg.Definitions | None = None) -> WorkflowOutcome:
+    """Run a workflow (its resolved graph, or a name / path to load) as ONE run; ``selection``:
+    the assets to materialize (default: all of them); ``defs``: its ``workflow_defs`` when the
+    caller built them already (for this executor)."""
     graph = _graph(workflow)
     claim_workflow_id(graph)
     kind = _kind(executor, graph.executor)
-    tags = {"admf/workflow": graph.workflow_id}
-    if graph.partition_keys:  # every partition (walk-forward folds) in this one run
+    tags = {"admf/workflow": graph.workflow_id, **(tags or {})}
+    if graph.path is not None:
+        tags["admf/workflow_file"] = str(graph.path)
+    if graph.partition_keys and _selects_partitioned(graph, selection):  # every fold in this one run
         tags.update({RANGE_START: graph.partition_keys[0], RANGE_END: graph.partition_keys[-1]})
     job = None
     if kind.startswith("in"):
-        defs, compiled = workflow_defs(graph, kind)
+        if defs is None:
+            defs, _ = workflow_defs(graph, kind)
         job = defs.resolve_job_def(graph.workflow_id)
     elif graph.path is None:
         raise ValueError(f"a workflow given as text runs in process only (write it to a file for {kind})")
     from admf_assets.workers import launch_settings
 
-    step_of = {f"{graph.workflow_id}__{name}": name for name in graph.order}
-    steps = {"labels": step_of, "order": list(step_of)}
+    steps = _steps(graph, selection)
     rebuild = ("workflow_job", (str(graph.path), kind, launch_settings(graph.path) if graph.path else ""))
     t0 = time.perf_counter()
-    run_id, success, events, failures = _launch(job, rebuild, instance, tags, kind, log_level, steps)
-    run_seconds = time.perf_counter() - t0
+    run_id, success, events, failures = _launch(job, rebuild, instance, tags, kind, log_level, selection,
+                                                steps=steps)
+    return _outcome(graph, run_id, success, events, failures, time.perf_counter() - t0, steps)
+
+
+def _step_phases(graph) -> dict[str, tuple[str, str]]:
+    """Step key -> (phase, the name the terminal shows: the phase; its fold partitions' step
+    "P folds"), in graph order."""
+    out = {}
+    for name in graph.order:
+        if any(o.partitioned for o in graph.phases[name].outputs):
+            out[f"{graph.workflow_id}__{name}__partitions"] = (name, f"{name} folds")
+        if any(not o.partitioned for o in graph.phases[name].outputs):
+            out[f"{graph.workflow_id}__{name}"] = (name, name)
+    return out
+
+
+def _steps(graph, selection: Sequence[dg.AssetKey] | None = None, keys: Sequence[str] | None = None) -> dict:
+    """The progress lines' ``steps`` of a run of ``graph``: every step's label; in ``order`` the
+    steps the run plans (those materializing ``selection``, or the step ``keys`` given)."""
+    labels = {k: label for k, (_, label) in _step_phases(graph).items()}
+    if keys is None and selection is not None:
+        wanted = {(k.path[1], any(o.partitioned and o.name == k.path[-1] for o in graph.phases[k.path[1]].outputs))
+                  for k in selection if len(k.path) == 3 and k.path[1] in graph.phases}
+        keys = [f"{graph.workflow_id}__{p}__partitions" if parted else f"{graph.workflow_id}__{p}"
+                for p, parted in wanted]
+    order = [k for k in labels if keys is None or k in set(keys)]
+    return {"labels": labels, "order": order}
+
+
+def _selects_partitioned(graph, selection: Sequence[dg.AssetKey] | None) -> bool:
+    """Whether the run materializes a partitioned output (walk-forward folds): all of them do
+    when ``selection`` is None."""
+    parted = {dg.AssetKey(list(graph.asset_key(o))) for o in graph.assets() if o.partitioned}
+    return bool(parted) and (selection is None or bool(parted & set(selection)))
+
+
+#: tags of a failed run that its re-execution keeps (the rest is Dagster's or per process)
+_KEPT_TAGS = ("admf/workflow", "admf/workflow_file", "dagster/max_runtime", RANGE_START, RANGE_END)
+
+
+def reexecute(parent: dg.DagsterRun, instance: dg.DagsterInstance, executor: str | None = None,
+              log_level: str = "WARNING", workflow: Any = None) -> WorkflowOutcome:
+    """Re-execute a failed run from failure (Dagster's ``ReexecutionOptions.from_failure``): a new
+    run with ``parent`` as its parent, running only the steps that did not succeed.  The job is
+    rebuilt from the code as it is now: the parent's workflow file (``workflow``: its graph, when
+    the caller has loaded it), the market-data job, or the implicit asset job."""
+    graph = _graph(workflow) if workflow is not None else None
+    kind = _kind(executor, getattr(graph, "executor", None))
+    from admf_assets.workers import launch_settings
+
+    if parent.job_name == "market_data":
+        rebuild = ("market_job", (kind, launch_settings()))
+    elif parent.job_name == ASSET_JOB:
+        rebuild = (ASSET_JOB, ())
+    else:
+        path = graph.path if graph is not None else parent.tags.get("admf/workflow_file")
+        if path is None:
+            raise ValueError(f"run {parent.run_id} has no workflow file to rebuild its job from")
+        rebuild = ("workflow_job", (str(path), kind, launch_settings(path)))
+    tags = {k: parent.tags[k] for k in _KEPT_TAGS if k in parent.tags}
+    # the tags the UI's own "Re-execute from failure" sets (run lists group re-executions by them)
+    tags.update({"dagster/parent_run_id": parent.run_id,
+                 "dagster/root_run_id": parent.root_run_id or parent.run_id,
+                 "dagster/is_resume_retry": "true"})
+    steps = None
+    if graph is not None:  # the progress lines count the steps that did not succeed
+        steps = _steps(graph, keys=list(dg.ReexecutionOptions.from_failure(parent.run_id, instance).step_selection))
+    t0 = time.perf_counter()
+    run_id, success, events, failures = _launch(None, rebuild, instance, tags, kind, log_level, parent=parent,
+                                                steps=steps)
+    return _outcome(graph, run_id, success, events, failures, time.perf_counter() - t0, steps)
+
+
+def _outcome(graph, run_id: str, success: bool, events: list, failures: list[str], run_seconds: float,
+             steps: dict | None = None) -> WorkflowOutcome:
+    """The outcome of a run of ``graph`` (None: a run of no one workflow); ``steps``: those it
+    planned (default: every step of the workflow)."""
     report_path, n = None, 0
     for ev in events:
         if ev.event_type_value != "ASSET_MATERIALIZATION":
@@ -256,10 +363,14 @@ def run_workflow(workflow: Any, instance: dg.DagsterInstance, executor: str | No
         mat = ev.event_specific_data.materialization
         if "report_path" in mat.metadata:
             report_path = mat.metadata["report_path"].value
+    if graph is None:
+        return WorkflowOutcome(run_id, success, failures, report_path, _compute_seconds(events), run_seconds, n)
+    planned = (steps or _steps(graph))["order"]
+    phase_of = {k: p for k, (p, _) in _step_phases(graph).items()}
     started = {ev.step_key for ev in events if ev.event_type_value == "STEP_START"}
     failed_steps = {ev.step_key for ev in events if ev.event_type_value == "STEP_FAILURE"}
-    failed = [step_of[k] for k in step_of if k in failed_steps]
-    skipped = [step_of[k] for k in step_of if k not in started]
+    failed = list(dict.fromkeys(phase_of[k] for k in planned if k in failed_steps))
+    skipped = list(dict.fromkeys(phase_of[k] for k in planned if k not in started and phase_of[k] not in failed))
     optional = bool(failed) and all(graph.phases[p].on_failure == "continue_with_warning" for p in failed) \
         and not any(f.startswith("check ") and not _warn_only(graph, f) for f in failures)
     return WorkflowOutcome(run_id, success, failures, report_path, _compute_seconds(events),

@@ -26,23 +26,37 @@ from resources import DuckDBParquetIOManager, MarketDataSource, StorageResource
 EXECUTORS = ("in_process", "multiprocess", "celery")
 
 
-def executor(kind: str | None = None, max_concurrent: int | None = None) -> dg.ExecutorDefinition:
+def executor_kind(kind: str | None = None) -> str:
+    """``in_process``, ``multiprocess`` or ``celery``: ``kind``, else ``ADMF_EXECUTOR``, else in_process."""
     kind = (kind or os.environ.get("ADMF_EXECUTOR") or "in_process").lower()
     if kind in ("in_process", "inprocess", "in-process"):
-        return dg.in_process_executor
+        return "in_process"
     if kind in ("multiprocess", "multi_process", "multiprocessing"):
-        from admf_assets.workers import PRELOAD
-
-        n = max_concurrent or int(os.environ.get("ADMF_MAX_CONCURRENT", "2"))
-        return dg.multiprocess_executor.configured(
-            {"max_concurrent": n, "start_method": {"forkserver": {"preload_modules": PRELOAD}}},
-            name="multiprocess_forkserver",
-        )
+        return "multiprocess"
     if kind == "celery":
+        return "celery"
+    raise ValueError(f"ADMF_EXECUTOR={kind!r}: use one of {', '.join(EXECUTORS)}")
+
+
+def max_concurrent(n: int | None = None) -> int:
+    return n or int(os.environ.get("ADMF_MAX_CONCURRENT", "2"))
+
+
+def executor(kind: str | None = None, max_concurrent_: int | None = None) -> dg.ExecutorDefinition:
+    chosen = executor_kind(kind)
+    if chosen == "in_process":
+        return dg.in_process_executor
+    if chosen == "celery":
         from admf_assets import distributed
 
         return distributed.executor_def()
-    raise ValueError(f"ADMF_EXECUTOR={kind!r}: use one of {', '.join(EXECUTORS)}")
+    from admf_assets.workers import PRELOAD
+
+    return dg.multiprocess_executor.configured(
+        {"max_concurrent": max_concurrent(max_concurrent_),
+         "start_method": {"forkserver": {"preload_modules": PRELOAD}}},
+        name="multiprocess_forkserver",
+    )
 
 
 def check_executor(kind: str, instance: dg.DagsterInstance) -> None:

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from .analysis import drawdown_analysis, underwater
-from .util import LazyModule
 
-stats = LazyModule("scipy.stats")  # imported on first use (about 1 s): not by every process
-norm = LazyModule("scipy.stats", "norm")  # that only loads the phase kinds
+from .analysis import drawdown_analysis, underwater
+from .util import LazyImport
+
+stats = LazyImport("scipy.stats")  # imported on first use (see LazyImport)
+norm = LazyImport("scipy.stats", "norm")
 
 __all__ = ["var_cvar", "var_report", "kupiec_pof", "garch_fit", "GarchFit", "standardized_tail", "cornish_fisher_z",
            "tail_risk", "hill_tail_index", "drawdown_table", "stress_windows", "stress_test", "VAR_METHODS",

@@ -20,6 +20,9 @@ import numpy as np
 import pandas as pd
 
 from .backtest import BacktestConfig, resolve_weights
+from .util import LazyImport
+
+brentq = LazyImport("scipy.optimize", "brentq")  # imported on first use (see LazyImport)
 
 __all__ = ["max_drawdown_at", "scale_for_drawdown", "recommend_exposure", "exposure_scale", "with_exposure",
            "RECOMMENDATION_COLUMNS", "EXPOSURE_ROW"]

@@ -6,13 +6,17 @@
 | phase output                 | asset ``[workflow, phase, output]`` (Parquet + DuckDB view)   |
 | inputs / depends_on          | ``AssetIn`` (loaded values) / ``deps`` (lineage, ordering)    |
 | retries, delay, backoff      | ``RetryPolicy`` (user errors are not retried)                 |
-| timeout                      | job tag ``dagster/max_runtime`` (sum of the phase timeouts)   |
+| timeout                      | enforced in the step, retried under the retry policy          |
+| execution.timeout            | the job's ``dagster/max_runtime``, also enforced in each step |
+|                              | (default: when every phase has a timeout, their sum x attempts) |
 | pool / resource class        | asset ``pool`` (concurrency pools)                            |
 | success_criteria             | asset checks; blocking when the phase is ``critical``         |
 | on_failure: continue_with_warning | the step fails, dependents skip, independent phases run |
 | enabled: "<condition>"       | outputs optional: false -> not run, an observation records why |
 | executor / max_concurrent    | the job's executor                                            |
-| kind + effective config      | ``code_version`` (a change marks the asset unsynced)          |
+| kind + effective config      | ``code_version``, chained through the upstream phases' ones   |
+| output content               | ``DataVersion`` (a hash): identical results leave dependents fresh |
+| market data read             | an observable ``market_snapshot`` asset (see snapshots.py)    |
 | partitioned outputs          | a second multi-asset over ``StaticPartitionsDefinition(keys)`` |
 |                              | (one partition per fold; the whole-phase outputs read them all)|
 
@@ -27,6 +31,8 @@ import hashlib
 import json
 import math
 import os
+import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,11 +42,12 @@ import numpy as np
 import pandas as pd
 
 import admf_assets
-from admf_assets import runtime, settings
+from admf_assets import executors, settings, snapshots, timeouts
 from admf_assets.lineage import lineage_rows
 from admf_assets.phases import expressions
 from admf_assets.progress import Throttle, progress_message
 from admf_assets.phases.kind import FilePath, Image, Link, Markdown, PhaseError, run_partitions
+from admf_assets.versions import content_version
 
 from . import ids
 from .context import phase_context
@@ -48,6 +55,9 @@ from .errors import WorkflowError
 from .graph import PhaseNode, WorkflowGraph
 from .loader import load_workflow
 from .profile import PhaseProfile
+
+# data versions on outputs (Dagster's content-based versioning) are labelled beta
+warnings.filterwarnings("ignore", message=".*data_version.*", category=dg.BetaWarning)
 
 RESERVED_IDS = {"market", "market_data"}
 #: metadata of a phase's failure: True when the phase is optional (on_failure: continue_with_warning)
@@ -64,6 +74,11 @@ class CompiledWorkflow:
     graph: WorkflowGraph
     assets: list[dg.AssetsDefinition]
     job: dg.UnresolvedAssetJobDefinition
+    #: the market data each market-reading phase reads, and its observable source assets
+    snapshots: list = None  # type: ignore[assignment]
+    sources: list = None  # type: ignore[assignment]
+    #: the run settings UI-launched runs of these assets get (executors.RunSettings)
+    run_settings: Any = None
 
     def asset_key(self, phase: str, output: str) -> dg.AssetKey:
         return dg.AssetKey([self.graph.workflow_id, phase, output])
@@ -77,12 +92,23 @@ def _ident(key: dg.AssetKey) -> str:
     return key.to_python_identifier()
 
 
-def code_version(node: PhaseNode) -> str:
-    """Kind, kind version, effective config and the platform version: any change marks the
-    phase's assets unsynced."""
+def code_version(node: PhaseNode, upstream: dict[str, str] | None = None) -> str:
+    """Kind, kind version, effective config and the platform version, plus the code versions of
+    the upstream phases (``upstream``: phase -> code version): a change marks the phase and
+    everything downstream of it unsynced (Dagster's own stale status is not transitive)."""
     blob = json.dumps({"kind": node.type, "kind_version": node.kind.version, "config": node.config,
-                       "admf": admf_assets.__version__}, sort_keys=True, default=str)
+                       "admf": admf_assets.__version__, "upstream": dict(sorted((upstream or {}).items()))},
+                      sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def code_versions(graph: WorkflowGraph) -> dict[str, str]:
+    """Every phase's chained code version, in graph order."""
+    out: dict[str, str] = {}
+    for name in graph.order:
+        node = graph.phases[name]
+        out[name] = code_version(node, {u: out[u] for u in node.upstream_phases})
+    return out
 
 
 def _retry_policy(node: PhaseNode) -> dg.RetryPolicy | None:
@@ -189,19 +215,21 @@ def _out(graph: WorkflowGraph, node: PhaseNode, o, optional: bool, version: str,
     )
 
 
-def _phase_assets(graph: WorkflowGraph, node: PhaseNode) -> list[dg.AssetsDefinition]:
+def _phase_assets(graph: WorkflowGraph, node: PhaseNode, version: str, limit: float | None,
+                  snapshot: dg.AssetKey | None) -> list[dg.AssetsDefinition]:
     """The phase's multi-asset; a phase with partitioned outputs gets a second, partitioned one
     for them (one partition per key, a backfill of several keys is one run), which the
     whole-phase outputs read in full."""
     wf = graph.workflow_id
     optional = node.optional
-    version = code_version(node)
     ins, deps = {}, set()
     for e in node.upstream:
         key = _key(graph, e.upstream_phase, e.upstream_output)
         deps.add(key)
         ins[_ident(key)] = dg.AssetIn(key)  # loaded: the report and lineage use every upstream value
     deps.update(dg.AssetKey(list(k)) for k in node.kind.reads_assets)
+    if snapshot is not None:
+        deps.add(snapshot)
     deps = sorted(deps - {i.key for i in ins.values()}, key=str) or None
     tags = {"admf/phase_type": node.type}
     if node.timeout_seconds:
@@ -237,7 +265,8 @@ def _phase_assets(graph: WorkflowGraph, node: PhaseNode) -> list[dg.AssetsDefini
             **common,
         )
         def _partitions(context, **loaded):
-            yield from _execute(context, graph, node, loaded, primary, [] if whole else check_specs, parted)
+            yield from _execute(context, graph, node, loaded, primary, [] if whole else check_specs, parted,
+                                limit, version)
 
         out.append(_partitions)
     if whole:
@@ -253,13 +282,14 @@ def _phase_assets(graph: WorkflowGraph, node: PhaseNode) -> list[dg.AssetsDefini
             **common,
         )
         def _phase(context, **loaded):
-            yield from _execute(context, graph, node, loaded, primary, check_specs, whole)
+            yield from _execute(context, graph, node, loaded, primary, check_specs, whole, limit, version)
 
         out.append(_phase)
     return out
 
 
-def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, primary, check_specs, outputs):
+def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, primary, check_specs, outputs,
+             limit: float | None = None, version: str | None = None):
     values = {e.upstream_ref: loaded.get(_ident(_key(graph, e.upstream_phase, e.upstream_output)))
               for e in node.upstream}
     ctx = phase_context(graph, node, values, store=context.resources.storage.store(),
@@ -280,7 +310,8 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
                              f"({', '.join(f'{k[4:]} = {v}' for k, v in gate.items() if k.startswith('ref '))})")
             for o in outputs:
                 context.log_event(dg.AssetObservation(asset_key=_key(graph, node.name, o.name),
-                                                      metadata=_metadata({**gate, "skipped": True})))
+                                                      metadata=_metadata({**gate, "skipped": True}),
+                                                      tags=_skip_tags(version)))
             return
     partitioned = outputs[0].partitioned
     if not partitioned and any(o.partitioned for o in node.outputs):
@@ -290,7 +321,9 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
                                         for o in node.outputs if o.partitioned})
     try:
         with PhaseProfile() as prof:
-            result = run_partitions(node.kind, ctx, context.partition_keys) if partitioned else node.kind.run(ctx)
+            run = (lambda: run_partitions(node.kind, ctx, context.partition_keys)) if partitioned else \
+                (lambda: node.kind.run(ctx))
+            result = _run_with_limits(context, graph, node, run, limit)
     except PhaseError as exc:
         # the step fails either way (the UI shows it red, its dependents are skipped); with
         # continue_with_warning the phases that do not depend on it still run, and the run's
@@ -307,7 +340,8 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
             context.log.info(f"{where}: '{o.name}' not produced this run; its dependents skip")
             context.log_event(dg.AssetObservation(asset_key=_key(graph, node.name, o.name),
                                                   metadata=_metadata({**result.metadata.get(o.canonical, {}),
-                                                                      "skipped": True})))
+                                                                      "skipped": True}),
+                                                  tags=_skip_tags(version)))
             continue
         if node.optional and _ident(_key(graph, node.name, o.name)) not in context.selected_output_names:
             continue  # a subset run (only optional phases can be subset)
@@ -319,7 +353,8 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
             undefined = _undefined(result.metrics)
             if undefined:
                 meta["metrics_undefined"] = dg.MetadataValue.text(undefined)
-        yield dg.Output(value, output_name=_ident(_key(graph, node.name, o.name)), metadata=meta)
+        yield dg.Output(value, output_name=_ident(_key(graph, node.name, o.name)), metadata=meta,
+                        data_version=dg.DataVersion(content_version(value)))
     if outputs[0] not in produced:
         return  # the checks' asset was not materialized
     for spec in check_specs:
@@ -334,6 +369,41 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
             severity=dg.AssetCheckSeverity.ERROR if node.critical else dg.AssetCheckSeverity.WARN,
             metadata={"value": _check_value(value), "criterion": crit.describe(metric)},
         )
+
+
+#: tag of a "skipped" observation: the code version it was decided with (staleness.py)
+SKIP_CODE_VERSION_TAG = "admf/code_version"
+
+
+def _skip_tags(version: str | None) -> dict[str, str]:
+    return {SKIP_CODE_VERSION_TAG: version} if version else {}
+
+
+def _run_with_limits(context, graph: WorkflowGraph, node: PhaseNode, run, limit: float | None):
+    """``run()`` (the kind's run) within the phase's timeout and what is left of the workflow's
+    total limit ``limit`` (counted from the run's start; see timeouts.py)."""
+    where = graph.source or graph.workflow_id
+    left = None
+    if limit:
+        record = context.instance.get_run_record_by_id(context.run_id)
+        started = record.start_time if record and record.start_time else time.time()
+        left = limit - (time.time() - started)
+        if left <= 0:
+            raise dg.Failure(description=f"{where}: the run exceeded the workflow's total time limit of "
+                             f"{timeouts.format_seconds(limit)} s before phase '{node.name}'",
+                             allow_retries=False)
+    own = node.timeout_seconds
+    seconds = min(s for s in (own, left) if s) if (own or left) else None
+    try:
+        with timeouts.time_limit(seconds):
+            return run()
+    except timeouts.PhaseTimeout:
+        if own and seconds == own:
+            raise dg.Failure(description=f"{where}: phase '{node.name}' exceeded its timeout of "
+                             f"{timeouts.format_seconds(own)} s", allow_retries=True) from None
+        raise dg.Failure(description=f"{where}: phase '{node.name}' was stopped: the run exceeded the "
+                         f"workflow's total time limit of {timeouts.format_seconds(limit)} s",
+                         allow_retries=False) from None
 
 
 def _check_value(value: Any) -> Any:
@@ -377,19 +447,36 @@ def compile_graph(graph: WorkflowGraph, executor: str | None = None) -> Compiled
     if graph.workflow_id in RESERVED_IDS:
         raise WorkflowError(file=graph.source, field="workflow.id",
                             message=f"'{graph.workflow_id}' is reserved; choose another workflow id")
-    assets = [a for name in graph.order for a in _phase_assets(graph, graph.phases[name])]
+    versions = code_versions(graph)
+    limit = timeouts.total_limit((_Limits(n, _retry_policy(n)) for n in graph.phases.values()),
+                                 explicit=graph.timeout_seconds)
+    snaps = {s.phase: s for s in snapshots.snapshots_of(graph)}
+    assets = [a for name in graph.order
+              for a in _phase_assets(graph, graph.phases[name], versions[name], limit,
+                                     snaps[name].key if name in snaps else None)]
     tags = {"admf/workflow": graph.workflow_id}
-    timeouts = [n.timeout_seconds for n in graph.phases.values() if n.timeout_seconds]
-    if timeouts:
-        tags["dagster/max_runtime"] = str(int(sum(timeouts)))
+    if limit:
+        tags["dagster/max_runtime"] = str(math.ceil(limit))
+    settings_ = executors.RunSettings(executor or graph.executor, graph.max_concurrent, tags)
     job = dg.define_asset_job(
         graph.workflow_id,
         selection=dg.AssetSelection.groups(graph.workflow_id),
-        executor_def=runtime.executor(executor or graph.executor, graph.max_concurrent),
+        executor_def=executors.admf_executor(settings_),
         tags=tags,
         description=f"{graph.name}: {graph.description}".strip(": "),
     )
-    return CompiledWorkflow(graph=graph, assets=assets, job=job)
+    return CompiledWorkflow(graph=graph, assets=assets, job=job, snapshots=list(snaps.values()),
+                            sources=[snapshots.snapshot_asset(s) for s in snaps.values()], run_settings=settings_)
+
+
+@dataclass(frozen=True)
+class _Limits:
+    node: PhaseNode
+    retry_policy: dg.RetryPolicy | None
+
+    @property
+    def timeout_seconds(self) -> float | None:
+        return self.node.timeout_seconds
 
 
 def compile_workflow(path_or_name, workflows_dir=None, executor: str | None = None) -> CompiledWorkflow:

@@ -150,6 +150,7 @@ class WorkflowGraph:
     max_concurrent: int | None
     path: Any = None  #: the absolute path of the file, when loaded from one
     warnings: tuple[str, ...] = ()  #: "ignored" keys found by the kinds, one line each
+    timeout_seconds: float | None = None  #: the workflow's total time limit (execution.timeout)
 
     @property
     def info(self) -> WorkflowInfo:
@@ -295,6 +296,7 @@ def build_graph(spec: WorkflowSpec, file: str | None, kinds: Registry) -> Workfl
         max_concurrent=spec.max_concurrent,
         path=getattr(spec, "path", None),
         warnings=tuple(warnings),
+        timeout_seconds=spec.timeout,
     )
 
 

@@ -106,6 +106,9 @@ def claim(wid: str, path: Path | None, storage_root: Path, file: str | None) -> 
         return
     target = _record_path(storage_root, wid)
     target.parent.mkdir(parents=True, exist_ok=True)
+    if not isinstance(target, os.PathLike):  # an fsspec root (UPath): no hard links; one object write
+        target.write_text(json.dumps({"id": wid, "file": resolved}))
+        return
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     tmp.write_text(json.dumps({"id": wid, "file": resolved}))
     try:

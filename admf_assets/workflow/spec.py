@@ -61,6 +61,21 @@ def _check_pool(cls, v: str | None) -> str | None:
         raise ValueError(f"invalid pool name {v!r}: use letters, digits, '_', '-', '.', '/'")
     return v
 
+def _timeout_in_seconds(v: dict) -> dict:
+    """``timeout`` / ``timeout_minutes`` / ``timeout_hours`` -> ``timeout`` (seconds)."""
+    given = [k for k in ("timeout", "timeout_minutes", "timeout_hours") if v.get(k) is not None]
+    if len(given) > 1:
+        raise ValueError(f"[{given[1]}] give only one of {', '.join(given)}")
+    for key, factor in (("timeout_minutes", 60.0), ("timeout_hours", 3600.0)):
+        if key in v:
+            raw = v.pop(key)
+            if raw is not None:
+                if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+                    raise ValueError(f"[{key}] must be a number of {key.split('_')[1]} (got {raw!r})")
+                v["timeout"] = float(raw) * factor
+    return v
+
+
 def check_name_length(name: str, what: str) -> None:
     """Phase names and workflow ids become folder and file names and DuckDB identifiers."""
     if len(name) > MAX_NAME_LENGTH:
@@ -283,18 +298,7 @@ class PhaseSpec(StrictModel):
     def _aliases(cls, v: Any) -> Any:
         if not isinstance(v, dict):
             return v
-        v = dict(v)
-        # timeout / timeout_minutes / timeout_hours -> timeout (seconds)
-        given = [k for k in ("timeout", "timeout_minutes", "timeout_hours") if v.get(k) is not None]
-        if len(given) > 1:
-            raise ValueError(f"[{given[1]}] give only one of {', '.join(given)}")
-        for key, factor in (("timeout_minutes", 60.0), ("timeout_hours", 3600.0)):
-            if key in v:
-                raw = v.pop(key)
-                if raw is not None:
-                    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-                        raise ValueError(f"[{key}] must be a number of {key.split('_')[1]} (got {raw!r})")
-                    v["timeout"] = float(raw) * factor
+        v = _timeout_in_seconds(dict(v))
         # resource_class is another name for pool
         if "resource_class" in v:
             rc = v.pop("resource_class")
@@ -375,7 +379,21 @@ class PhaseResources(StrictModel):
 Executor = Literal["in_process", "multiprocess", "celery"]
 
 
-class Infrastructure(StrictModel):
+class _RunLimits(StrictModel):
+    """``timeout`` (also ``timeout_minutes``, ``timeout_hours``): the workflow's total time limit,
+    in seconds (the job's ``dagster/max_runtime``)."""
+
+    __key_aliases__ = ("timeout_minutes", "timeout_hours")
+
+    timeout: float | None = Field(default=None, gt=0, description="seconds")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _timeout_aliases(cls, v: Any) -> Any:
+        return _timeout_in_seconds(dict(v)) if isinstance(v, dict) else v
+
+
+class Infrastructure(_RunLimits):
     """The ``infrastructure:`` section."""
 
     phase_resources: dict[StrictStr, PhaseResources] = Field(default_factory=dict)
@@ -388,7 +406,7 @@ class Infrastructure(StrictModel):
         return {} if v is None else v
 
 
-class Execution(StrictModel):
+class Execution(_RunLimits):
     """The optional ``execution:`` section (same keys as in ``infrastructure:``)."""
 
     executor: Executor | None = None
@@ -457,20 +475,26 @@ class WorkflowSpec(StrictModel):
             raise RuntimeError("the workflow graph is built by load_workflow()")
         return self._graph
 
+    def _run_setting(self, key: str) -> Any:
+        """``execution.<key>``, else ``infrastructure.<key>``, else None."""
+        for section in (self.execution, self.infrastructure):
+            if section is not None and getattr(section, key) is not None:
+                return getattr(section, key)
+        return None
+
     @property
     def executor(self) -> str:
         """in_process (default), multiprocess or celery."""
-        for section in (self.execution, self.infrastructure):
-            if section is not None and section.executor is not None:
-                return section.executor
-        return "in_process"
+        return self._run_setting("executor") or "in_process"
 
     @property
     def max_concurrent(self) -> int | None:
-        for section in (self.execution, self.infrastructure):
-            if section is not None and section.max_concurrent is not None:
-                return section.max_concurrent
-        return None
+        return self._run_setting("max_concurrent")
+
+    @property
+    def timeout(self) -> float | None:
+        """The workflow's total time limit in seconds (``execution.timeout``...), or None."""
+        return self._run_setting("timeout")
 
     def phase(self, name: str) -> PhaseSpec:
         for p in self.phases:

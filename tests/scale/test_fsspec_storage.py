@@ -65,10 +65,16 @@ def test_backfill_and_workflow_on_memory_root(memory_root, two_branches, capsys,
     assert len(best) == 1
     assert not (tmp_path / "home" / "admf_storage").exists()  # nothing went to the local default
     # `admf db` on a URL root: views built in memory over the fsspec files
-    assert cli.main(["db", "SELECT count(DISTINCT date) AS days FROM market.clean_bars"]) == 0
+    capsys.readouterr()
+    assert cli.main(["db"]) == 0  # the catalog: one view per stored table
     printed = capsys.readouterr().out
+    assert f"DuckDB catalog: in memory, over {memory_root}" in printed
     assert "two_branches.validation__performance_report" in printed
-    assert str(len(pd.bdate_range("2023-01-02", "2023-03-31"))) in printed
+    assert cli.main(["db", "SELECT count(DISTINCT date) AS days FROM market.clean_bars"]) == 0
+    assert str(len(pd.bdate_range("2023-01-02", "2023-03-31"))) in capsys.readouterr().out
+    # queries only, on a URL root as on a local one
+    assert cli.main(["db", "CREATE TABLE t AS SELECT 1"]) == 2
+    assert "refused: CREATE statements are not allowed" in capsys.readouterr().err
 
 
 def test_memory_root_refuses_step_processes(memory_root, two_branches):

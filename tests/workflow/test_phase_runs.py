@@ -27,17 +27,10 @@ reporting: {{enabled: false}}
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def env(tmp_path_factory, admf_env):
     root = tmp_path_factory.mktemp("phase_runs")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DAGSTER_HOME", str(root / "home"))
-        mp.delenv("ADMF_STORAGE", raising=False)
-        mp.setenv("ADMF_SYMBOLS", "SPY")
-        from admf_assets import settings
-
-        settings.ensure_dagster_home()
-        with dg.DagsterInstance.get() as instance:
-            yield root, instance
+    with admf_env(root) as (instance, _):
+        yield root, instance
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +142,8 @@ def test_continue_with_warning_skips_only_dependents_and_says_so(backfilled, fla
     # the terminal: the failed phase, its message, what was skipped, a distinct exit status
     from admf_assets import cli
 
-    assert cli.main(["run", str(path), "--no-backfill"]) == cli.EXIT_OPTIONAL_FAILED == 3
+    # --force: every phase again (a stale-only run would run just the failed phase and its dependent)
+    assert cli.main(["run", str(path), "--no-backfill", "--force"]) == cli.EXIT_OPTIONAL_FAILED == 3
     stdout, stderr = capsys.readouterr()
     assert "quotes: FAILED after" in stdout and "bt: done in" in stdout
     lines = stderr.splitlines()
@@ -177,7 +171,7 @@ def test_the_terminal_shows_a_line_per_phase_and_the_event_log_only_with_verbose
     done = [ln for ln in out.splitlines() if re.match(r"^  \[\d/3\] \w+: done in \d+\.\d s$", ln)]
     assert [ln.split("] ")[1] for ln in started] == ["data: started", "opt: started", "bt: started"]
     assert len(done) == 3 and "STEP_START" not in out + err and err == ""
-    assert cli.main(["run", path, "--no-backfill", "--verbose"]) == 0
+    assert cli.main(["run", path, "--no-backfill", "--verbose", "--force"]) == 0  # (unchanged: nothing stale)
     out, err = capsys.readouterr()
     assert "STEP_START" in out + err and "ASSET_MATERIALIZATION" in out + err  # Dagster's event log
 
