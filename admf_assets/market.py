@@ -4,7 +4,8 @@ Partitions are weekdays (Mon-Fri) from ``MARKET_START`` (``ADMF_MARKET_START``; 
 1999-01-01 with the sample source, else 2010-01-01; read when this module is imported);
 weekends are excluded from the partition set.  Exchange holidays are weekdays without bars: their partitions materialize
 empty (0 rows, recorded in the metadata), so "materialized but no trading" is distinguishable
-from "never loaded".  Rows a file source has on weekend dates are not stored; their count is
+from "never loaded".  Runs of more than a week of weekdays without bars (for any symbol) are not
+holidays: they are flagged in the raw asset's metadata (``run_gaps``) and in the run log.  Rows a file source has on weekend dates are not stored; their count is
 reported in the raw asset's metadata and logged (never dropped silently).
 """
 
@@ -35,8 +36,8 @@ market_partitions = dg.DailyPartitionsDefinition(
 
 def partition_keys_between(start, end) -> list[str]:
     """The market-data partition keys (weekdays) with start <= date <= end."""
-    start, end = pd.Timestamp(start), pd.Timestamp(end)
-    return [k for k in market_partitions.get_partition_keys() if start <= pd.Timestamp(k) <= end]
+    lo, hi = pd.Timestamp(start).strftime("%Y-%m-%d"), pd.Timestamp(end).strftime("%Y-%m-%d")
+    return [k for k in market_partitions.get_partition_keys() if lo <= k <= hi]  # ISO dates sort as text
 
 
 def required_partitions(start, end) -> list[str]:
@@ -96,6 +97,10 @@ def raw_bars(context: dg.AssetExecutionContext, market_source: MarketDataSource)
             f"(weekends; first: {days[0]})"
         )
         df = df[~off].reset_index(drop=True)
+    gaps = marketdata.calendar_gaps(df, keys, market_source.universe())
+    if len(gaps):
+        context.log.warning(marketdata.describe_gaps(gaps) + " (their partitions are stored empty, "
+                            "like holidays; check the source)")
     # Dagster copies an output's metadata onto every partition's materialization, so the
     # numbers are labelled as the run's (a preview only for short runs: it would be the same
     # first rows on every partition of a long backfill).
@@ -105,8 +110,11 @@ def raw_bars(context: dg.AssetExecutionContext, market_source: MarketDataSource)
         "run_partitions": len(keys),
         "symbols": dg.MetadataValue.int(df["symbol"].nunique()),
         "off_calendar_rows_not_stored": int(off.sum()),
+        "run_gaps_over_a_week": len(gaps),
         "source": market_source.kind,
     }
+    if len(gaps):
+        meta["run_gaps"] = dg.MetadataValue.md(gaps.head(50).to_markdown(index=False))
     if len(keys) <= PREVIEW_MAX_PARTITIONS:
         meta["preview"] = _preview(df)
     return dg.Output(df, metadata=meta)

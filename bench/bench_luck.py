@@ -31,7 +31,7 @@ from admf_assets.phases.kind import run_phase  # noqa: E402
 from admf_assets.workflow.context import phase_context  # noqa: E402
 from admf_assets.workflow.loader import load_workflow_dict  # noqa: E402
 
-SYMBOLS = ["AAA", "BBB"]
+SYMBOLS = ["SPY", "QQQ"]  # names of the default universe (validation checks them); the bars are generated
 START, END = "2016-01-01", "2019-12-31"  # 4 years; the search and the verdict use the first 70 %
 GRID = {"fast_period": [5, 10, 20, 30], "slow_period": [40, 60, 100, 150, 200], "signal_threshold": [0.0, 0.01]}
 NAIVE_SHARPE = 1.0  # the peer's acceptance: best in-sample Sharpe >= 1

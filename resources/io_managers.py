@@ -10,8 +10,6 @@ DuckDB view (see :mod:`resources.storage`).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dagster as dg
 import pandas as pd
 from upath import UPath
@@ -32,13 +30,13 @@ class ParquetTableIOManager(dg.UPathIOManager):
         self.store.write(list(context.asset_key.path), _as_frame(context, obj), views=self.register_views)
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame:
-        if not Path(path).exists():
+        if not path.exists():
             raise dg.Failure(
                 description=f"{context.asset_key.to_user_string()} has not been materialized yet "
                 f"(no file at {path}); materialize it first.",
                 allow_retries=False,
             )
-        return pd.read_parquet(Path(path))
+        return self.store.read_file(path)
 
     # partition-aware IO --------------------------------------------------------------------
     def handle_output(self, context: dg.OutputContext, obj) -> None:
@@ -47,9 +45,8 @@ class ParquetTableIOManager(dg.UPathIOManager):
         if not context.has_asset_partitions:
             super().handle_output(context, obj)
             meta = _frame_metadata(obj)
-            path = self.store.file_path(list(context.asset_key.path))
-            if path.exists():
-                size = path.stat().st_size
+            size = self.store.size(self.store.file_path(list(context.asset_key.path)))
+            if size is not None:
                 meta["bytes_on_disk"] = dg.MetadataValue.int(size)
                 if not self.register_views and isinstance(obj, pd.DataFrame) and size:
                     # an array-like table: how much smaller than the same numbers as dense float64

@@ -12,6 +12,13 @@ IO manager's retries run out.  Parquet files are written by each process indepen
 atomically (temp file + rename), so parallel backfills and open notebooks never block a run;
 the DuckDB file holds only view definitions, created once per table and skipped (then retried
 on the next write or by ``admf db``) when another process holds the file.
+
+The root may also be an fsspec URL (``s3://bucket/admf``, ``gcs://...``, ``memory://admf``):
+tables are then written through fsspec (to a temporary name, then moved: an object store's
+move is one whole object, so readers still see the old table or the new one) and read back
+the same way.  The DuckDB catalog file is local only: for a URL root there is no
+``research.duckdb``; :meth:`TableStore.connect` gives an in-memory DuckDB connection with the
+fsspec filesystem registered and a view per table (what ``admf db`` uses).
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from admf_assets.settings import storage_path
+
 _IDENT = re.compile(r"[^A-Za-z0-9_]")
 
 
@@ -35,27 +44,62 @@ def _ident(text: str) -> str:
     return _IDENT.sub("_", text)
 
 
-def write_parquet_atomic(data: pd.DataFrame | pa.Table, path: Path) -> None:
+def is_local(path) -> bool:
+    return isinstance(path, Path)
+
+
+def write_parquet_atomic(data: pd.DataFrame | pa.Table, path) -> None:
     """Write a frame or Arrow table to ``path`` so that readers see the old file or the new
-    one, never half of one (temporary file in the same folder, then an atomic rename)."""
+    one, never half of one (temporary file in the same folder, then an atomic rename; on an
+    fsspec filesystem a move of the finished temporary object)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
+        if is_local(path):
+            pq.write_table(table, tmp)
+            os.replace(tmp, path)
+        else:
+            with tmp.open("wb") as f:
+                pq.write_table(table, f)
+            tmp.rename(path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def write_bytes_atomic(data: bytes, path) -> None:
+    """``data`` to ``path`` (local or fsspec), readers seeing the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path) if is_local(path) else tmp.rename(path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _read_table(path, columns: list[str] | None = None) -> pa.Table:
+    if is_local(path):
+        return pq.read_table(str(path), columns=columns)
+    with path.open("rb") as f:
+        return pq.read_table(f, columns=columns)
+
+
+def _url(path) -> str:
+    return path.as_posix() if is_local(path) else str(path)
 
 
 class TableStore:
     """Paths, reads and view registration for tables stored under one root."""
 
     def __init__(self, root: str | os.PathLike, duckdb_path: str | os.PathLike | None = None):
-        self.root = Path(root).expanduser().resolve()
+        self.root = storage_path(root)
+        self.local = is_local(self.root)
         self.tables = self.root / "tables"
-        self.duckdb_path = Path(duckdb_path) if duckdb_path else self.root / "research.duckdb"
+        #: the DuckDB catalog file (local roots only; None for an fsspec URL root)
+        self.duckdb_path = Path(duckdb_path) if duckdb_path else (self.root / "research.duckdb" if self.local else None)
 
     # ------------------------------------------------------------------ paths
     def table_path(self, key: Sequence[str]) -> Path:
@@ -113,7 +157,17 @@ class TableStore:
         path = self.file_path(key)
         if not path.exists():
             raise FileNotFoundError(f"{'/'.join(key)} has not been materialized yet ({path} missing)")
-        return pd.read_parquet(path, columns=columns)
+        return self.read_file(path, columns)
+
+    def read_file(self, path, columns: list[str] | None = None) -> pd.DataFrame:
+        if is_local(path):
+            return pd.read_parquet(path, columns=columns)
+        with path.open("rb") as f:
+            return pd.read_parquet(f, columns=columns)
+
+    def size(self, path) -> int | None:
+        """Bytes of a stored file, None when it does not exist."""
+        return path.stat().st_size if path.exists() else None
 
     def read_partitions(self, key: Sequence[str], partitions: Iterable[str],
                         columns: list[str] | None = None) -> pd.DataFrame:
@@ -123,9 +177,9 @@ class TableStore:
             raise MissingPartitionsError(key, missing)
         if not partitions:
             return pd.DataFrame(columns=columns) if columns else pd.DataFrame()
-        files = [str(self.partition_path(key, p)) for p in partitions]
+        files = [self.partition_path(key, p) for p in partitions]
         with ThreadPoolExecutor(max_workers=4) as pool:  # pyarrow releases the GIL while reading
-            tables = list(pool.map(lambda f: pq.read_table(f, columns=columns), files))
+            tables = list(pool.map(lambda f: _read_table(f, columns), files))
         tables = [t for t in tables if t.num_rows] or tables[:1]
         table = pa.concat_tables(tables, promote_options="default")
         return table.to_pandas()
@@ -138,10 +192,7 @@ class TableStore:
 
     def view_sql(self, key: Sequence[str], partitioned: bool) -> str:
         schema, name = self.view_name(key)
-        if partitioned:
-            src = (self.table_path(key) / "*.parquet").as_posix()
-        else:
-            src = self.file_path(key).as_posix()
+        src = _url(self.table_path(key) / "*.parquet") if partitioned else _url(self.file_path(key))
         src = src.replace("'", "''")
         return (f'CREATE SCHEMA IF NOT EXISTS "{schema}"; '
                 f'CREATE OR REPLACE VIEW "{schema}"."{name}" AS '
@@ -153,7 +204,10 @@ class TableStore:
 
     def register_view(self, key: Sequence[str], partitioned: bool = False) -> bool:
         """Create the DuckDB view for ``key`` once.  Returns False when the catalog file is
-        held by another process (the view is then created by a later write or ``admf db``)."""
+        held by another process (the view is then created by a later write or ``admf db``),
+        or when the root is an fsspec URL (no catalog file: see :meth:`connect`)."""
+        if not self.local:
+            return False
         sql = self.view_sql(key, partitioned)
         marker = self._marker(key)
         if marker.exists() and marker.read_text() == sql:
@@ -180,7 +234,10 @@ class TableStore:
                     sql = p.read_text()
                 except FileNotFoundError:  # applied meanwhile by another process
                     continue
-                con.execute(sql)
+                try:
+                    con.execute(sql)
+                except duckdb.Error as exc:  # e.g. an unreadable Parquet file: one line, the rest still apply
+                    raise RuntimeError(f"view {p.stem}: {str(exc).splitlines()[0]}") from None
                 done = p.with_suffix(".sql")
                 done.write_text(sql)
                 p.unlink(missing_ok=True)
@@ -188,30 +245,51 @@ class TableStore:
             con.close()
         return True
 
-    def rebuild_views(self) -> list[str]:
-        """Recreate views for every stored table (used by ``admf db``); returns view names."""
-        names = []
+    def stored_tables(self) -> list[tuple[list[str], bool]]:
+        """Every stored table: (asset key, partitioned), from the files under ``tables/``."""
+        out: list[tuple[list[str], bool]] = []
         if not self.tables.is_dir():
-            return names
-        for dirpath, dirnames, filenames in os.walk(self.tables):
-            rel = Path(dirpath).relative_to(self.tables)
+            return out
+        if self.local:
+            walk = ((Path(d).relative_to(self.tables), dirs, files) for d, dirs, files in os.walk(self.tables))
+        else:
+            fs, base = self.tables.fs, self.tables.path.rstrip("/")
+            walk = ((Path(str(d)[len(base):].lstrip("/")), dirs, files) for d, dirs, files in fs.walk(base))
+        for rel, dirnames, filenames in walk:
             pq_files = [f for f in filenames if f.endswith(".parquet") and not f.startswith(".")]
             if not pq_files:
                 continue
             if (_is_partition_dir(pq_files) or PARTITIONED_MARKER in filenames) and not dirnames:
-                key = list(rel.parts)
-                self._marker(key).parent.mkdir(parents=True, exist_ok=True)
-                self._marker(key).with_suffix(".pending").write_text(self.view_sql(key, True))
-                names.append(".".join(self.view_name(key)))
+                out.append((list(rel.parts), True))
             else:
-                for f in pq_files:
-                    key = [*rel.parts, f[: -len(".parquet")]]
-                    self._marker(key).parent.mkdir(parents=True, exist_ok=True)
-                    self._marker(key).with_suffix(".pending").write_text(self.view_sql(key, False))
-                    names.append(".".join(self.view_name(key)))
-        if not self.sync_views():
+                out.extend(([*rel.parts, f[: -len(".parquet")]], False) for f in pq_files)
+        return out
+
+    def rebuild_views(self) -> list[str]:
+        """Recreate views for every stored table (used by ``admf db``); returns view names.
+        With an fsspec URL root there is no catalog file: the names only (see :meth:`connect`)."""
+        names = []
+        for key, partitioned in self.stored_tables():
+            names.append(".".join(self.view_name(key)))
+            if self.local:
+                self._marker(key).parent.mkdir(parents=True, exist_ok=True)
+                self._marker(key).with_suffix(".pending").write_text(self.view_sql(key, partitioned))
+        if self.local and not self.sync_views():
             raise RuntimeError(f"{self.duckdb_path} is open in another process; close it and retry")
         return names
+
+    def connect(self):
+        """A read-only DuckDB connection with a view per stored table: the catalog file of a
+        local root, else an in-memory database reading the fsspec filesystem directly."""
+        import duckdb
+
+        if self.local:
+            return duckdb.connect(str(self.duckdb_path), read_only=True)
+        con = duckdb.connect()
+        con.register_filesystem(self.root.fs)
+        for key, partitioned in self.stored_tables():
+            con.execute(self.view_sql(key, partitioned))
+        return con
 
 
 _DATE_FILE = re.compile(r"^\d{4}-\d{2}-\d{2}\.parquet$")

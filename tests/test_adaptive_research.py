@@ -17,28 +17,12 @@ REPO = Path(__file__).resolve().parents[1]
 START, END, TEST_START = "2022-01-03", "2023-06-30", "2023-01-02"
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    root = tmp_path_factory.mktemp("adaptive")
-    mp.setenv("DAGSTER_HOME", str(root / "home"))
-    mp.delenv("ADMF_STORAGE", raising=False)
-    mp.setenv("ADMF_SYMBOLS", "SPY,QQQ")
-    mp.delenv("ADMF_WORKFLOWS_DIR", raising=False)
-    from admf_assets import settings
-    from admf_assets.engine import marketdata, synthetic
-    from admf_assets.market import partition_keys_between
-    from resources.storage import TableStore
+MARKET = (["SPY", "QQQ"], START, END)
 
-    settings.ensure_dagster_home()
-    # the clean market partitions written straight into the store (what a backfill stores; the
-    # backfill itself is tested in tests/test_end_to_end.py and tests/market)
-    clean, _ = marketdata.clean_bars(synthetic.synthetic_bars(["SPY", "QQQ"], START, END))
-    TableStore(settings.storage_root()).write_partitions(
-        ["market", "clean_bars"], clean, clean["date"].dt.strftime("%Y-%m-%d").to_numpy(),
-        partition_keys_between(START, END), views=False)
-    yield root
-    mp.undo()
+
+@pytest.fixture(scope="module")
+def home(market_home):
+    return market_home
 
 
 def _adaptive(threshold: float | None = None):

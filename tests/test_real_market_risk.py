@@ -29,6 +29,8 @@ def _short_copy(tmp_path) -> Path:
     """The shipped workflow with its data range cut to 2015..mid-2016 (August 2015 inside)."""
     doc = yaml.safe_load(WORKFLOW.read_text())
     doc["data"].update(start_date="2015-01-02", end_date="2016-06-30", split={"test_start": "2016-01-01"})
+    # a copy of a workflows file needs its own id (it would replace the shipped workflow's results)
+    doc.setdefault("workflow", {})["id"] = "real_market_risk_short"
     path = tmp_path / "real_market_risk.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -65,7 +67,7 @@ def test_real_market_risk_end_to_end_on_the_sample_source(home, tmp_path, monkey
         assert out.materialized == 15
     assert out.report_path and Path(out.report_path).exists()
 
-    store = settings.storage_root() / "tables" / "real_market_risk"
+    store = settings.storage_root() / "tables" / "real_market_risk_short"
     bars = pd.read_parquet(store / "data" / "bars.parquet")
     assert sorted(bars.symbol.unique()) == ["NASDAQ", "SP500"]
     sp = bars[bars.symbol == "SP500"].set_index("date")["close"]

@@ -32,8 +32,10 @@ Timing and accounting conventions (one place, used by run_grid, replay and searc
 """
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -116,7 +118,7 @@ class BacktestConfig:
 @dataclass
 class GridResult:
     params: pd.DataFrame
-    returns: pd.DataFrame  # dates x combos (column i = params row i)
+    returns: pd.DataFrame | None  # dates x combos (column i = params row i); None with keep_returns=False
     metrics: pd.DataFrame  # params columns + metric columns, one row per combo
     positions: np.ndarray | None = None  # (bars x symbols x combos) held positions, compact dtype
     strategy: str = ""
@@ -504,7 +506,8 @@ def _close_frame(close) -> pd.DataFrame:
 
 def run_grid(close, strategy: str, params, config: BacktestConfig = BacktestConfig(), keep_positions: bool = False,
              chunk_size: int | None = None, per_symbol: bool = False, metrics=None,
-             indicators: Indicators | None = None, checked: bool = False) -> GridResult:
+             indicators: Indicators | None = None, checked: bool = False, *, keep_returns: bool = True,
+             workers: int = 1, progress: Callable[[int, int], None] | None = None) -> GridResult:
     """Backtest every parameter combination of ``strategy`` on ``close`` at once.
 
     close: DataFrame (DatetimeIndex x symbols). params: DataFrame (one row per
@@ -525,6 +528,13 @@ def run_grid(close, strategy: str, params, config: BacktestConfig = BacktestConf
     Trading settings of ``config`` given as arrays (``target_vol``, ``position_size``,
     exit rules) hold one value per row of ``params``. ``checked=True``: the caller has
     already tested the rows against the strategy's constraint (a search's batches).
+
+    ``keep_returns=False`` computes the metrics without keeping the (bars x combos) returns
+    (``returns`` is None): memory then grows with the combinations only by their metrics, the
+    chunk temporaries are bounded by ``chunk_size``.  ``workers`` threads evaluate chunks at
+    once (numpy releases the GIL; every chunk is computed independently, so the results are
+    bit-for-bit those of ``workers=1``).  ``progress(done, total)`` is called after each chunk
+    with the combinations finished so far.
     """
     which = _check_which(metrics)
     mcols = list(METRIC_COLUMNS) if which is None else which
@@ -549,34 +559,61 @@ def run_grid(close, strategy: str, params, config: BacktestConfig = BacktestConf
         else:
             vol_scale = _vol_scale(ret_sb, config)
     step = _chunk_size(S, T, chunk_size)
-    ncols = C * S if per_symbol else C
-    out = np.empty((ncols, T), dtype=np.float64)  # (columns x bars)
-    mets: dict[str, list] = {k: [] for k in mcols}
-    kept = [] if keep_positions else None
+    if workers > 1 and C > 1:  # at least one chunk per worker (chunks are independent: same numbers)
+        step = max(1, min(step, -(-C // int(workers))))
+    rows = S if per_symbol else 1  # rows of ``out`` per combination (combo-major with per_symbol)
+    out = np.empty((C * rows, T), dtype=np.float64) if keep_returns else None  # (columns x bars)
     ppy = float(config.periods_per_year)
-    for start in range(0, C, step):
+    starts = list(range(0, C, step))
+    chunks: dict[int, tuple[dict, np.ndarray | None]] = {}
+    done = [0]
+    lock = threading.Lock()
+    local = threading.local()  # with keep_returns=False: one reusable chunk buffer per thread
+
+    def evaluate(start: int) -> None:
         stop = min(C, start + step)
+        if out is not None:
+            block = out[start * rows : stop * rows]
+        else:
+            buf = getattr(local, "buf", None)
+            if buf is None:
+                buf = local.buf = np.empty((step * rows, T), dtype=np.float64)
+            block = buf[: (stop - start) * rows]
         pc = p.iloc[start:stop].reset_index(drop=True)
         raw = raw_positions(spec, None, pc, config.mode, ind)  # (T, S, c)
         pos = raw.transpose(1, 2, 0)  # (S, c, T) view
         if per_symbol:
-            # rows of ``out`` are ordered combo-major: (combo, symbol)
-            dest = out[start * S : stop * S].reshape(stop - start, S, T).transpose(1, 0, 2)
+            dest = block.reshape(stop - start, S, T).transpose(1, 0, 2)
             _, eff = _backtest_core(pos, ret_sb, config, w, False, slice(start, stop), vol_scale, out=dest,
                                     vol=vol)
-            m = _metrics_of_block_rows(out[start * S : stop * S], ppy, which)
+            m = _metrics_of_block_rows(block, ppy, which)
             ps = _per_sleeve_stats(eff, ppy) if want_pos else {}
         else:
-            _, eff = _backtest_core(pos, ret_sb, config, w, True, slice(start, stop), vol_scale,
-                                    out=out[start:stop], vol=vol)
-            m = _metrics_of_block_rows(out[start:stop], ppy, which)
+            _, eff = _backtest_core(pos, ret_sb, config, w, True, slice(start, stop), vol_scale, out=block,
+                                    vol=vol)
+            m = _metrics_of_block_rows(block, ppy, which)
             ps = _position_stats_scb(eff, w, ppy) if want_pos else {}
         m.update(ps)
-        for k in mcols:
-            mets[k].append(m[k])
-        if kept is not None:
-            kept.append(compact_positions(np.ascontiguousarray(eff)))
+        chunks[start] = ({k: m[k] for k in mcols},
+                         compact_positions(np.ascontiguousarray(eff)) if keep_positions else None)
         del raw, pos, eff
+        if progress is not None:
+            with lock:
+                done[0] += stop - start
+                progress(done[0], C)
+
+    n_workers = max(1, min(int(workers), len(starts)))
+    if n_workers == 1:
+        for start in starts:
+            evaluate(start)
+    elif starts:
+        # the indicator cache is shared: a window two threads miss at once is computed twice
+        # (same values), so the results never depend on the number of workers
+        evaluate(starts[0])
+        with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="admf-grid") as pool:
+            list(pool.map(evaluate, starts[1:]))
+    mets = {k: [chunks[s_][0][k] for s_ in starts] for k in mcols}
+    kept = [chunks[s_][1] for s_ in starts] if keep_positions else None
     metrics = {k: (np.concatenate(v) if v else np.empty(0)) for k, v in mets.items()}
     if per_symbol:
         codes_c, codes_s = np.repeat(np.arange(C), S), np.tile(np.arange(S), C)
@@ -591,7 +628,7 @@ def run_grid(close, strategy: str, params, config: BacktestConfig = BacktestConf
         data = {k: p[k].to_numpy() for k in p.columns}
         data.update({k: metrics[k] for k in mcols})
         mframe = pd.DataFrame(data, index=cols)
-    returns = pd.DataFrame(out.T, index=close.index, columns=cols, copy=False)
+    returns = pd.DataFrame(out.T, index=close.index, columns=cols, copy=False) if out is not None else None
     positions = None
     if kept is not None:
         dt = np.result_type(*[k.dtype for k in kept]) if kept else np.int8

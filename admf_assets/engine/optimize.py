@@ -62,6 +62,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.trial import FrozenTrial, TrialState
 
 from .backtest import BacktestConfig, run_grid
+from .estimate import chunk_combinations, distinct_windows
 from .indicators import Indicators
 from .metrics import METRIC_COLUMNS, compute_metrics
 from .search import MINIMIZED, OBJECTIVE_ALIASES, default_direction, rank_trials, resolve_objective
@@ -1074,8 +1075,10 @@ class BacktestEvaluator:
     takes_checked = True
 
     def __init__(self, close: pd.DataFrame, strategy: str, config: BacktestConfig = BacktestConfig(),
-                 decisions: np.ndarray | None = None):
+                 decisions: np.ndarray | None = None, *, workers: int = 1, memory_limit_bytes: float | None = None):
         self.close = close
+        self.workers = max(1, int(workers))
+        self.memory_limit_bytes = memory_limit_bytes
         self.strategy = strategy
         self.config = config
         self.indicators = Indicators(close.to_numpy(dtype=np.float64))
@@ -1104,8 +1107,12 @@ class BacktestEvaluator:
         """Metrics of each row; ``checked``: the rows already satisfy the strategy's constraint."""
         strat, cfg = self.split(params)
         masked = self.decisions is not None
+        chunk = None
+        if self.memory_limit_bytes is not None:  # the batch's working memory under the phase's limit
+            chunk = chunk_combinations(self.memory_limit_bytes, len(strat), *self.close.shape,
+                                       distinct_windows(strat), workers=self.workers, keep_returns=masked)
         res = run_grid(self.close, self.strategy, strat, cfg, keep_positions=masked, indicators=self.indicators,
-                       checked=checked)
+                       checked=checked, chunk_size=chunk, workers=self.workers, keep_returns=masked)
         if not masked:
             return res.metrics[list(METRIC_COLUMNS)].reset_index(drop=True)
         return self._masked(res.returns.to_numpy(), res.positions, cfg)

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from scipy.stats import norm
 
 from .analysis import drawdown_analysis, underwater
+from .util import LazyImport
+
+stats = LazyImport("scipy.stats")  # imported on first use (see LazyImport)
+norm = LazyImport("scipy.stats", "norm")
 
 __all__ = ["var_cvar", "var_report", "kupiec_pof", "garch_fit", "GarchFit", "standardized_tail", "cornish_fisher_z",
            "tail_risk", "hill_tail_index", "drawdown_table", "stress_windows", "stress_test", "VAR_METHODS",

@@ -18,9 +18,11 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import brentq
 
 from .backtest import BacktestConfig, resolve_weights
+from .util import LazyImport
+
+brentq = LazyImport("scipy.optimize", "brentq")  # imported on first use (see LazyImport)
 
 __all__ = ["max_drawdown_at", "scale_for_drawdown", "recommend_exposure", "exposure_scale", "with_exposure",
            "RECOMMENDATION_COLUMNS", "EXPOSURE_ROW"]
@@ -72,6 +74,8 @@ def scale_for_drawdown(returns, budget: float, grid: int = 256) -> float:
         return float(ruin)
     i = int(over[0])
     lo = ks[i - 1] if i else 0.0
+    from scipy.optimize import brentq  # here: scipy.optimize is not imported by every process
+
     return float(brentq(lambda k: max_drawdown_at(r, [k])[0] - budget, lo, ks[i], xtol=1e-10))
 
 

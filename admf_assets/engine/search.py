@@ -26,6 +26,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from .estimate import chunk_combinations, distinct_windows
 from .backtest import BacktestConfig, run_grid
 from .metrics import METRIC_COLUMNS
 from .util import py_scalar
@@ -160,11 +161,15 @@ def sample_params(strategy: str, param_space: Mapping[str, Any], n_trials: int, 
 def search(close, strategy: str, param_space: Mapping[str, Any], objective: str = "sharpe_ratio",
            method: str = "grid", n_trials: int | None = None, seed: int = 0,
            config: BacktestConfig = BacktestConfig(), top_n: int = 10, keep_returns: bool = True,
-           strict: bool = True, direction: str | None = None) -> SearchResult:
+           strict: bool = True, direction: str | None = None, *, memory_limit_bytes: float | None = None,
+           workers: int = 1, progress=None) -> SearchResult:
     """Evaluate a parameter space and rank the trials by ``objective`` (see module docstring).
 
     ``strict=False`` ignores parameters the strategy does not have (one search space
-    shared by several strategies).
+    shared by several strategies).  ``memory_limit_bytes`` sizes the evaluation's chunks so
+    that its working memory stays under the limit (see :mod:`.estimate`; a ValueError when
+    even one combination at a time cannot fit); ``workers`` threads evaluate chunks at once;
+    ``progress(done, total)`` is called as combinations finish.
     """
     obj = resolve_objective(objective)
     direction = direction or default_direction(obj)
@@ -183,7 +188,13 @@ def search(close, strategy: str, param_space: Mapping[str, Any], objective: str 
                f"(dropped {n_drawn - len(params)} invalid or duplicate)")
     if len(params) == 0:
         raise ValueError(f"strategy {spec.name!r}: no valid parameter combination in the search space ({msg})")
-    res = run_grid(close, spec.name, params, config)
+    chunk = None
+    if memory_limit_bytes is not None:
+        chunk = chunk_combinations(memory_limit_bytes, len(params), close.shape[0], close.shape[1],
+                                   distinct_windows(params), workers=workers,
+                                            keep_returns=keep_returns)
+    res = run_grid(close, spec.name, params, config, chunk_size=chunk, keep_returns=keep_returns,
+                   workers=workers, progress=progress)
     m = res.metrics
     trial_id = np.arange(len(params))
     hist = pd.concat([

@@ -69,6 +69,10 @@ class UnknownStrategyError(KeyError):
         return str(self.args[0]) if self.args else "unknown strategy"
 
 
+#: the longest window a built-in strategy accepts: 10,000 bars is about 40 years of trading days
+MAX_WINDOW = 10_000
+
+
 @dataclass(frozen=True)
 class StrategySpec:
     name: str
@@ -82,6 +86,35 @@ class StrategySpec:
     space: dict[str, Any] = field(default_factory=dict)
     #: trades long and short in every mode (a pair trade); ``long_only`` does not clamp it
     long_short_only: bool = False
+    #: inclusive (low, high) of a parameter's values (None: unbounded on that side)
+    bounds: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    #: the constraint in words, for messages ("fast_period < slow_period")
+    constraint_text: str = ""
+
+    def check_value(self, name: str, value: Any) -> str | None:
+        """Why ``value`` cannot be parameter ``name`` (its type is the default's: whole
+        numbers for integer parameters, finite numbers for float ones; within ``bounds``),
+        or None when it can."""
+        default = self.params[name]
+        if isinstance(default, (bool, np.bool_)):
+            return None if isinstance(value, (bool, np.bool_)) else f"must be true or false (got {value!r})"
+        is_number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+        if isinstance(default, (int, np.integer)):
+            if not is_number or not np.isfinite(value) or float(value) != int(value):
+                return f"must be a whole number of bars (got {value!r})"
+        elif isinstance(default, (float, np.floating)):
+            if not is_number:
+                return f"must be a number (got {value!r})"
+            if not np.isfinite(value):
+                return f"must be a finite number (got {value!r})"
+        else:
+            return None
+        low, high = self.bounds.get(name, (None, None))
+        if low is not None and value < low:
+            return f"must be >= {low} (got {value!r})"
+        if high is not None and value > high:
+            return f"must be <= {high:,} (got {value!r})"
+        return None
 
     @property
     def param_names(self) -> list[str]:
@@ -108,6 +141,8 @@ def register_strategy(
     replace: bool = False,
     space: Mapping[str, Any] | None = None,
     long_short_only: bool = False,
+    bounds: Mapping[str, tuple[Any, Any]] | None = None,
+    constraint_text: str = "",
 ):
     """Decorator registering ``func(ind, params, mode) -> (bars x symbols x combos)``.
 
@@ -117,6 +152,9 @@ def register_strategy(
     ``expand_grid`` and rejected by ``generate_positions``. space: the default search
     space (``{name: {"low": a, "high": b}}`` or a list of choices). long_short_only: the
     strategy's positions keep both signs in ``long_only`` mode (a pair trade).
+    ``expand_grid`` and rejected by ``generate_positions``.  bounds: inclusive
+    ``(low, high)`` per parameter, checked by ``admf validate`` (with the type of the
+    default); constraint_text: the constraint in words for its messages.
     """
     key = name.lower()
     aliases = tuple(a.lower() for a in ((aliases,) if isinstance(aliases, str) else aliases))
@@ -136,6 +174,8 @@ def register_strategy(
             description=description or ((func.__doc__ or "").strip().splitlines() or [""])[0],
             space=dict(space or {}),
             long_short_only=bool(long_short_only),
+            bounds=dict(bounds or {}),
+            constraint_text=constraint_text,
         )
         unknown = [k for k in spec.space if k not in spec.params]
         if unknown:
@@ -406,6 +446,8 @@ def _momentum_constraint(p: pd.DataFrame):
     param_aliases={"fast": "fast_period", "slow": "slow_period", "threshold": "signal_threshold"},
     space={"fast_period": {"low": 3, "high": 50}, "slow_period": {"low": 10, "high": 200},
            "signal_threshold": {"low": 0.0, "high": 0.05}},
+    bounds={"fast_period": (1, MAX_WINDOW), "slow_period": (2, MAX_WINDOW), "signal_threshold": (0.0, None)},
+    constraint_text="fast_period < slow_period",
 )
 def momentum(ind: Indicators, params: pd.DataFrame, mode: str) -> np.ndarray:
     """Moving-average crossover with a relative-gap threshold."""
@@ -451,6 +493,8 @@ def _mean_reversion_constraint(p: pd.DataFrame):
     param_aliases={"lookback_period": "lookback", "entry_threshold": "entry_z", "exit_threshold": "exit_z"},
     space={"lookback": {"low": 5, "high": 100}, "entry_z": {"low": 0.5, "high": 3.0},
            "exit_z": {"low": 0.0, "high": 0.5}},
+    bounds={"lookback": (2, MAX_WINDOW), "entry_z": (0.0, None)},
+    constraint_text="entry_z > 0 and entry_z > |exit_z|",
 )
 def mean_reversion(ind: Indicators, params: pd.DataFrame, mode: str) -> np.ndarray:
     """Z-score mean reversion with entry/exit bands (stateful, via latches)."""
@@ -483,6 +527,7 @@ def _breakout_constraint(p: pd.DataFrame):
     constraint=_breakout_constraint,
     param_aliases={"lookback_period": "lookback", "channel_period": "lookback", "exit_period": "exit_lookback"},
     space={"lookback": {"low": 5, "high": 100}, "exit_lookback": {"low": 0, "high": 50}},
+    bounds={"lookback": (1, MAX_WINDOW), "exit_lookback": (0, MAX_WINDOW)},
 )
 def breakout(ind: Indicators, params: pd.DataFrame, mode: str) -> np.ndarray:
     """Donchian channel breakout of the previous bars, with an optional exit channel."""
@@ -545,6 +590,8 @@ def _pair_fit(ind: Indicators, a: int, b: int, lookback: int) -> np.ndarray:
     space={"lookback": {"low": 20, "high": 120}, "entry_z": {"low": 1.0, "high": 3.0},
            "exit_z": {"low": 0.0, "high": 0.9}},
     long_short_only=True,
+    bounds={"lookback": (3, MAX_WINDOW), "entry_z": (0.0, None), "pair": (0, None)},
+    constraint_text="lookback >= 3, entry_z > 0 and entry_z > |exit_z|",
 )
 def pairs_trading(ind: Indicators, params: pd.DataFrame, mode: str) -> np.ndarray:
     """Two-symbol spread with a rolling hedge ratio, z-score entry and exit bands."""
@@ -586,6 +633,7 @@ def pairs_trading(ind: Indicators, params: pd.DataFrame, mode: str) -> np.ndarra
 
 
 __all__ = [
+    "MAX_WINDOW",
     "MODES",
     "STRATEGIES",
     "StrategySpec",

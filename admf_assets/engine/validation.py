@@ -31,10 +31,11 @@ from typing import Iterator
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-
 from .analysis import _path_stats, bootstrap_indices
 from .metrics import TRADING_DAYS
+from .util import LazyImport
+
+stats = LazyImport("scipy.stats")  # imported on first use: a second of every admf command's start-up
 
 __all__ = [
     "EULER_GAMMA",

@@ -5,9 +5,10 @@ on the window that follows, and stitch the out-of-sample windows together.
   windows, an optional gap -- embargo -- between train and test, a step between folds).  The
   plan depends only on the dates and the window sizes, so the fold keys are known before any
   data is read (the platform makes each fold a partition).
-* :func:`run_fold` searches the train window (any search function with the signature of
-  ``engine.search.search``: grid, random, and the Optuna methods when they land) and
-  evaluates the winner on the test window.  The search sees ``close`` up to the train end
+* :func:`run_fold` searches the train window (``engine.search.search`` for grid and random
+  over strategy parameters; :func:`sampler_search` -- ``engine.optimize`` -- for the Optuna,
+  CMA-ES and differential-evolution methods and for spaces that include trading settings
+  such as ``stop_loss`` or ``risk_level``) and evaluates the winner on the test window.  The search sees ``close`` up to the train end
   only; the test evaluation warms the indicators up on the history before the test window
   (data before the window, never after it).
 * :func:`stitch` backtests the positions each fold would have held while it was the current
@@ -25,7 +26,7 @@ on the window that follows, and stitch the out-of-sample windows together.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -35,7 +36,9 @@ from . import search as engine_search
 from .analysis import equity_curve, underwater
 from .backtest import BacktestConfig, asset_returns_from_close, backtest_positions, run_backtest
 from .metrics import METRIC_COLUMNS, RETURN_METRICS, compute_metrics
-from .paramsets import params_json
+from .optimize import (LIST_METHODS, BacktestEvaluator, list_proposals, optimize as sampler_optimize,
+                       parse_objectives, strategy_dims, strategy_valid, trading_param)
+from .paramsets import params_json, per_set_config, with_trading
 from .strategies import get_strategy, normalize_params, raw_positions
 from .util import py_scalar
 
@@ -48,6 +51,7 @@ __all__ = [
     "trading_days",
     "plan_folds",
     "optimize",
+    "sampler_search",
     "run_fold",
     "stitch",
     "parameter_evolution",
@@ -127,41 +131,106 @@ class SearchSpec:
     n_trials: int | None = None
     seed: int = 42
     direction: str | None = None
+    population_size: int | None = None  #: cmaes / nsga2 / differential_evolution
+
+    @property
+    def searches_trading(self) -> bool:
+        """Whether a candidate's space holds a trading setting (stop_loss, risk_level, ...)."""
+        return any(trading_param(k) for _, space in self.candidates for k in space)
 
 
 @dataclass
 class Optimization:
     strategy: str
-    params: dict
+    params: dict  #: the winner's strategy parameters
     objective: float
     metrics: dict  #: the winner's in-sample metrics
-    history: pd.DataFrame  #: every trial: trial_id, strategy, params (JSON), objective, rank, metrics
+    history: pd.DataFrame  #: every trial: trial_id, strategy, params / trading (JSON), objective, rank, metrics
     n_trials: int
+    trading: dict = field(default_factory=dict)  #: the winner's searched trading settings ({} when none)
 
 
 SearchFn = Callable[..., engine_search.SearchResult]
 
 
 def optimize(close: pd.DataFrame, spec: SearchSpec, config: BacktestConfig,
-             search: SearchFn = engine_search.search) -> Optimization:
+             search: SearchFn | None = None) -> Optimization:
     """Search every candidate on ``close`` and pick the best trial overall (ties: the lower
-    trial id; each strategy's search uses ``seed + i``, as the parameter_search phase does)."""
+    trial id; each strategy's search uses ``seed + i``, as the parameter_search phase does).
+    ``search`` defaults to ``engine.search.search`` for grid / random over strategy
+    parameters, else :func:`sampler_search`."""
     direction = spec.direction or engine_search.default_direction(spec.objective)
+    if search is None:
+        plain = spec.method in engine_search.METHODS and not spec.searches_trading
+        search = engine_search.search if plain else sampler_search
+    extra = {"population_size": spec.population_size} if search is sampler_search else {}
     parts = []
     for i, (strategy, space) in enumerate(spec.candidates):
         res = search(close, strategy, dict(space), objective=spec.objective, method=spec.method,
                      n_trials=spec.n_trials, seed=spec.seed + i, config=config, top_n=1, keep_returns=False,
-                     strict=len(spec.candidates) == 1, direction=direction)
+                     strict=len(spec.candidates) == 1, direction=direction, **extra)
         h = res.history
-        h = h.assign(params=[params_json({k: py_scalar(v) for k, v in rec.items()})
-                             for rec in h[res.params].to_dict("records")])
-        parts.append(h[["strategy", "params", "objective", *METRIC_COLUMNS]])
+        recs = [{k: py_scalar(v) for k, v in rec.items()} for rec in h[res.params].to_dict("records")]
+        h = h.assign(params=[params_json({k: v for k, v in rec.items() if not trading_param(k)}) for rec in recs],
+                     trading=[params_json({trading_param(k): v for k, v in rec.items() if trading_param(k)})
+                              for rec in recs])
+        parts.append(h[["strategy", "params", "trading", "objective", *METRIC_COLUMNS]])
     hist = pd.concat(parts, ignore_index=True)
     hist.insert(0, "trial_id", np.arange(len(hist)))
     hist["rank"] = engine_search.rank_trials(hist["objective"].to_numpy(), hist["trial_id"].to_numpy(), direction)
     best = hist.loc[hist["rank"].idxmin()]
     return Optimization(str(best["strategy"]), json.loads(best["params"]), float(best["objective"]),
-                        {k: py_scalar(best[k]) for k in METRIC_COLUMNS}, hist, len(hist))
+                        {k: py_scalar(best[k]) for k in METRIC_COLUMNS}, hist, len(hist),
+                        trading=json.loads(best["trading"]))
+
+
+def sampler_search(close: pd.DataFrame, strategy: str, param_space: Mapping[str, Any],
+                   objective: str = "sharpe_ratio", method: str = "tpe", n_trials: int | None = None,
+                   seed: int = 0, config: BacktestConfig = BacktestConfig(), top_n: int = 10,
+                   keep_returns: bool = False, strict: bool = True, direction: str | None = None,
+                   population_size: int | None = None) -> engine_search.SearchResult:
+    """``engine.search.search`` with every method of ``engine.optimize.optimize`` (grid, random,
+    tpe, cmaes, nsga2, differential_evolution; batched, one ``run_grid`` per batch) and spaces
+    that hold trading settings (``stop_loss``, ``risk_level`` = ``target_vol``, ...).
+
+    Returns a ``SearchResult`` whose ``history`` has one row per trial: trial_id, strategy,
+    every searched and fixed parameter (trading settings under their canonical names), the
+    metrics, ``objective`` (NaN for a trial that breaks the strategy's constraint) and
+    ``rank``.  No Optuna study is stored (a fold's search is redone when the fold is).
+    ``keep_returns`` is not supported (``returns`` is None)."""
+    obj = engine_search.resolve_objective(objective)
+    direction = direction or engine_search.default_direction(obj)
+    proposals = valid = None
+    if method in LIST_METHODS:
+        proposals, dims, fixed, _ = list_proposals(strategy, param_space, method, n_trials, seed, strict)
+        if proposals.empty:
+            raise ValueError(f"strategy {strategy!r}: no valid parameter combination in the search space")
+        n = len(proposals)
+    else:
+        dims, fixed = strategy_dims(strategy, param_space, strict)
+        valid = strategy_valid(strategy)
+        if not n_trials:
+            raise ValueError(f"method {method!r} needs n_trials")
+        n = int(n_trials)
+    res = sampler_optimize(BacktestEvaluator(close, strategy, config), dims, parse_objectives(obj, direction),
+                           method=method, n_trials=n, seed=seed, fixed=fixed, valid=valid, proposals=proposals,
+                           population_size=population_size)
+    t = res.trials
+    names = [d.name for d in dims] + [k for k in fixed if k not in {d.name for d in dims}]
+    hist = pd.DataFrame({"trial_id": t["trial_id"].to_numpy(), "strategy": get_strategy(strategy).name})
+    for name in names:
+        hist[name] = t[name].to_numpy() if name in t.columns else fixed[name]
+    for c in METRIC_COLUMNS:
+        hist[c] = t[c].to_numpy(dtype=np.float64)
+    value = np.where(t["feasible"].to_numpy(bool), t["objective"].to_numpy(dtype=np.float64), np.nan)
+    hist["objective"] = value
+    hist["rank"] = engine_search.rank_trials(value, hist["trial_id"].to_numpy(), direction)
+    top = hist.sort_values("rank").head(int(top_n)).reset_index(drop=True)
+    best = top.iloc[0]
+    return engine_search.SearchResult(
+        best_params={k: py_scalar(best[k]) for k in names}, best_metrics={k: py_scalar(best[k]) for k in METRIC_COLUMNS},
+        history=hist, top=top, returns=None, objective=obj, method=method, n_drawn=len(hist), n_kept=len(hist),
+        message=res.message, params=names)
 
 
 @dataclass
@@ -173,7 +242,7 @@ class FoldResult:
 
 #: the fold table's leading columns (then is_<metric> and oos_<metric> for every metric)
 FOLD_COLUMNS = ("fold", "fold_number", "train_start", "train_end", "test_start", "test_end", "active_end",
-                "n_train_bars", "n_test_bars", "strategy", "params", "n_trials", "objective", "is_objective",
+                "n_train_bars", "n_test_bars", "strategy", "params", "trading", "n_trials", "objective", "is_objective",
                 "oos_objective", "efficiency")
 
 
@@ -182,7 +251,7 @@ def _window(close: pd.DataFrame, start, end) -> pd.DataFrame:
 
 
 def run_fold(close: pd.DataFrame, fold: Fold, spec: SearchSpec, config: BacktestConfig,
-             search: SearchFn = engine_search.search) -> FoldResult:
+             search: SearchFn | None = None) -> FoldResult:
     """Optimise on the fold's train window, evaluate the winner on its test window.
 
     The search gets the train window's closes only.  The test returns are those of a backtest
@@ -194,7 +263,7 @@ def run_fold(close: pd.DataFrame, fold: Fold, spec: SearchSpec, config: Backtest
                          f"holds {len(train)} bars")
     opt = optimize(train, spec, config, search)
     upto = close.loc[close.index <= fold.test_end]
-    res = run_backtest(upto, opt.strategy, opt.params, config)
+    res = run_backtest(upto, opt.strategy, opt.params, with_trading(config, opt.trading))
     mask = np.asarray(upto.index >= fold.test_start)
     if not mask.any():
         raise ValueError(f"{fold.key}: no bars in the test window {fold.test_start.date()}..{fold.test_end.date()}")
@@ -204,7 +273,7 @@ def run_fold(close: pd.DataFrame, fold: Fold, spec: SearchSpec, config: Backtest
     is_obj, oos_obj = float(opt.metrics[spec.objective]), float(oos[spec.objective])
     is_eff, oos_eff = float(opt.metrics[metric]), float(oos[metric])
     row = {**fold.as_dict(), "n_train_bars": len(train), "n_test_bars": int(mask.sum()), "strategy": opt.strategy,
-           "params": params_json(opt.params), "n_trials": opt.n_trials, "objective": spec.objective,
+           "params": params_json(opt.params), "trading": params_json(opt.trading), "n_trials": opt.n_trials, "objective": spec.objective,
            "is_objective": is_obj, "oos_objective": oos_obj,
            "efficiency": oos_eff / is_eff if is_eff > 0 else float("nan"),
            **{f"is_{k}": opt.metrics[k] for k in METRIC_COLUMNS},
@@ -215,15 +284,23 @@ def run_fold(close: pd.DataFrame, fold: Fold, spec: SearchSpec, config: Backtest
 
 # ------------------------------------------------------------------ stitching
 def stitch(close: pd.DataFrame, folds: Sequence[Fold], chosen: Sequence[tuple[str, Mapping[str, Any]]],
-           config: BacktestConfig) -> pd.DataFrame:
+           config: BacktestConfig, trading: Sequence[Mapping[str, Any]] | None = None) -> pd.DataFrame:
     """The out-of-sample account: each fold's parameters trade from its test start until the
     next fold takes over (positions decided at the close before; costs, sizing and exit rules
     applied once over the whole stitched position series).
+
+    ``trading``: each fold's searched trading settings (``{}`` for none).  When folds chose
+    different settings, the stitched positions are backtested once per fold's settings (one
+    vectorized call, a column each) and every fold's dates take their returns from its own
+    column: exit rules and sizing follow the settings of the fold in charge.
 
     Returns date, fold, return, equity, drawdown, exposure from the first test date to the last
     active date."""
     if len(folds) != len(chosen):
         raise ValueError(f"{len(folds)} folds but {len(chosen)} chosen parameter sets")
+    trading = [dict(t or {}) for t in (trading or [{}] * len(folds))]
+    if len(trading) != len(folds):
+        raise ValueError(f"{len(folds)} folds but {len(trading)} trading settings")
     if not folds:
         raise ValueError("no folds to stitch")
     dates = close.index
@@ -241,8 +318,16 @@ def stitch(close: pd.DataFrame, folds: Sequence[Fold], chosen: Sequence[tuple[st
         lo = max(a - 1, 0)
         pos[lo:b - 1] = raw[lo:b - 1]
         owner[a:b] = fold.key
-    rets = backtest_positions(pos[:, :, None], asset_returns_from_close(close.to_numpy(dtype=np.float64)), config,
-                              symbols=list(close.columns))[:, 0]
+    asset_r = asset_returns_from_close(close.to_numpy(dtype=np.float64))
+    if not any(trading):
+        rets = backtest_positions(pos[:, :, None], asset_r, config, symbols=list(close.columns))[:, 0]
+    else:
+        cols = backtest_positions(np.repeat(pos[:, :, None], len(folds), axis=2), asset_r,
+                                  per_set_config(config, trading), symbols=list(close.columns))
+        column = np.zeros(len(dates), dtype=np.int64)  # the fold in charge of each bar's return
+        for k, fold in enumerate(folds):
+            column[int(dates.searchsorted(fold.test_start)):int(dates.searchsorted(fold.active_end, side="right"))] = k
+        rets = cols[np.arange(len(dates)), column]
     first = int(dates.searchsorted(folds[0].test_start))
     last = int(dates.searchsorted(max(f.active_end for f in folds), side="right"))
     sl = slice(first, last)
@@ -266,7 +351,9 @@ def parameter_evolution(folds: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame
     rows = []
     prev: dict[str, Any] = {}
     for _, f in folds.iterrows():
-        values = {"strategy": f["strategy"], **json.loads(f["params"])}
+        searched = f.get("trading")
+        values = {"strategy": f["strategy"], **json.loads(f["params"]),
+                  **(json.loads(searched) if isinstance(searched, str) else {})}
         for name, v in values.items():
             numeric = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
             rows.append({"fold": f["fold"], "test_start": f["test_start"], "test_end": f["test_end"],

@@ -107,6 +107,8 @@ class Analysis(PhaseKind):
     metrics = (*METRIC_COLUMNS, "mean_correlation", "max_correlation", "probability_of_loss", "var_95", "cvar_95",
                "market_volatility", "trend_strength")
     example_config = {"analyzers": list(ANALYZERS)}
+    #: the parameter sets' evaluation (run_grid) uses the workers and sizes its chunks from the limit
+    resource_keys = ("memory_limit_gb", "max_workers")
 
     def effective_config(self, cfg: Config, env: ConfigEnv) -> Config:
         analyzers = canonical_list(cfg.analyzers, ANALYZER_ALIASES, ANALYZERS, "analyzer", "analyzers", env)
@@ -141,7 +143,8 @@ class Analysis(PhaseKind):
         close = close_matrix(bars, cfg.data_split)
         trading = cfg.trading()
         try:
-            rets = evaluate_sets(close, parameter_sets(sets), trading)
+            rets = evaluate_sets(close, parameter_sets(sets), trading, workers=ctx.workers,
+                                 memory_limit_bytes=ctx.memory_limit_bytes)
         except ValueError as exc:
             raise PhaseError(str(exc)) from None
         best_r = rets.iloc[:, 0].rename("best")

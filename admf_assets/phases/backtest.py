@@ -31,8 +31,9 @@ from admf_assets.engine.insights import relative_change
 from admf_assets.engine.metrics import METRIC_COLUMNS, compute_metrics
 from admf_assets.engine.paramsets import (PARAMS_COLUMN, evaluate_sets, parameter_set, params_json,
                                          trading_overrides, with_trading)
-from admf_assets.phases.common import (BARS, DataSplitName, TradingSettings, check_strategy_params, close_matrix,
-                                       check_fixed_parameters, known_strategy, split_mask, trading_config)
+from admf_assets.phases.common import (BARS, DataSplitName, TradingSettings, check_fixed_parameters,
+                                       check_has_valid_combination, check_param_values, check_strategy_params,
+                                       close_matrix, known_strategy, split_mask, trading_config)
 from admf_assets.phases.deployment import deployment_from
 from admf_assets.phases.kind import ConfigEnv, Consumes, Image, Insight, Output, PhaseContext, PhaseError, PhaseKind, \
     PhaseResult, PhaseView
@@ -108,6 +109,9 @@ class Backtest(PhaseKind):
         if cfg.strategy is not None or cfg.parameters:
             spec = known_strategy(cfg.strategy or DEFAULT_STRATEGY, "strategy", env)
             check_strategy_params([spec], cfg.parameters or {}, "parameters", env)
+            fixed = {k: v for k, v in (cfg.parameters or {}).items() if spec is not None and spec.canonical_param(k)}
+            if spec is not None and not env.problems and check_param_values([spec], fixed, "parameters", env):
+                check_has_valid_combination(spec, {k: [v] for k, v in fixed.items()}, "parameters", env)
         for key, why in UNMODELLED.items():
             if getattr(cfg, key) is not None:
                 env.warn(key, f"ignored: {why}")

@@ -21,6 +21,7 @@ import pandas as pd
 from pydantic import Field, StrictBool, StrictInt, StrictStr, model_serializer, model_validator
 
 from admf_assets.engine import strategies as strategy_registry
+from admf_assets.engine.marketdata import last_market_day
 from admf_assets.engine.backtest import DEFAULT_COST_BPS, DEFAULT_SLIPPAGE_BPS, SIZINGS, BacktestConfig
 from admf_assets.engine.marketdata import SOURCES as MARKET_SOURCES
 from admf_assets.engine.split import DEFAULT_TEST_FRACTION, SPLIT_RULES, DataSplit
@@ -35,12 +36,17 @@ __all__ = [
     "SplitConfig",
     "check_dates",
     "renamed_keys",
+    "check_calendar",
+    "check_universe",
     "TradingSettings",
     "inherited_trading",
     "check_fixed_parameters",
     "StrategyEntry",
     "known_strategy",
     "check_strategy_params",
+    "check_param_values",
+    "check_has_valid_combination",
+    "data_shape",
     "suggest",
     "MAX_GRID_SIZE",
     "normalise_param",
@@ -134,6 +140,50 @@ def check_dates(start: date, end: date, split: SplitConfig) -> None:
         d = getattr(split, key)
         if d is not None and not (start < d < end):
             raise ValueError(f"split.{key} {d} must lie strictly between start_date {start} and end_date {end}")
+
+
+def check_calendar(start: date, end: date, source: str | None = None, today=None) -> list[tuple[str, str]]:
+    """Problems (field, message) of a date range against the market-data calendar of
+    ``source`` (default ``ADMF_MARKET_SOURCE``): it starts on its first day (``ADMF_MARKET_START``)
+    and ends on the last complete weekday (nothing exists after it yet)."""
+    from admf_assets import settings
+
+    out = []
+    first = pd.Timestamp(settings.market_start(source)).date()  # a bad ADMF_* value: SettingError
+    last = last_market_day(today).date()
+    if start < first:
+        out.append(("start_date", f"start_date {start} is before the market-data calendar starts ({first})"))
+    if end > last:
+        out.append(("end_date", f"end_date {end} is after the last complete market day ({last}): "
+                                "there is no market data for it yet"))
+    return out
+
+
+def check_universe(symbols: list[str], env: ConfigEnv, source: str | None = None, limit: int = 8) -> None:
+    """Every symbol must be one the market-data source delivers: ``source`` when the workflow
+    declares it, else ``ADMF_MARKET_SOURCE`` (the synthetic universe, the sample's two indices,
+    the files in ``ADMF_MARKET_PATH``; ``ADMF_SYMBOLS`` narrows each)."""
+    from admf_assets import settings
+    from admf_assets.engine.sample import SAMPLE_SYMBOLS
+
+    kind = source or settings.market_source_kind()  # a bad ADMF_MARKET_SOURCE: SettingError
+    try:
+        where, universe = settings.market_universe(kind)
+    except settings.SettingError:
+        raise
+    except ValueError as exc:  # a files source without a readable directory
+        env.problem("symbols", str(exc))
+        return
+    have = {s.upper() for s in universe}
+    missing = [s for s in symbols if s.upper() not in have]  # linear: a set lookup per symbol
+    if not missing:
+        return
+    shown = ", ".join(missing[:limit]) + (f" and {len(missing) - limit} more" if len(missing) > limit else "")
+    hint = suggest(missing[0].upper(), sorted(have)) if len(have) <= 10_000 else ""
+    known = ", ".join(sorted(have)[:limit]) + (", ..." if len(have) > limit else "")
+    if kind != "sample" and {s.upper() for s in missing} <= set(SAMPLE_SYMBOLS):
+        hint += f" ({', '.join(SAMPLE_SYMBOLS)} are the built-in real sample: ADMF_MARKET_SOURCE=sample, or data.source)"
+    env.problem("symbols", f"{len(missing)} symbol(s) not in {where}: {shown}{hint}; it has {len(have)}: {known}")
 
 
 # ------------------------------------------------------------------ trading settings
@@ -235,6 +285,92 @@ def check_strategy_params(specs: list[Any], names, field: str, env: ConfigEnv) -
                 msg = (f"none of the strategies ({', '.join(s.name for s in specs)}) has a parameter "
                        f"'{name}'{suggest(name, every)}")
             env.problem(f"{field}.{name}", msg)
+
+
+def check_param_values(specs: list[Any], params: dict[str, Any], field: str, env: ConfigEnv,
+                       n_bars: int | None = None) -> bool:
+    """Every value of every parameter has the type and range its strategy declares (whole
+    numbers for windows, finite numbers, ``bounds``); ``params``: name -> normalised
+    dimension (``{"values": [...]}`` or ``{low, high, ...}``) or a scalar.  With ``n_bars``, a
+    window whose every value is longer than the data is a problem too.  True when all hold."""
+    ok = True
+    for name, dim in params.items():
+        if isinstance(dim, dict):
+            values = list(dim["values"]) if "values" in dim else [dim.get("low"), dim.get("high")]
+        else:
+            values = [dim]
+        for spec in (s for s in specs if s is not None):
+            canon = spec.canonical_param(name)
+            if canon is None:
+                continue
+            for i, v in enumerate(values):
+                why = spec.check_value(canon, v)
+                if why is not None:
+                    which = f" (value #{i + 1} of {len(values)})" if len(values) > 1 else ""
+                    env.problem(f"{field}.{name}", f"strategy '{spec.name}': parameter '{canon}' {why}{which}")
+                    ok = False
+                    break
+            else:
+                default = spec.params[canon]
+                windowed = canon in spec.bounds and isinstance(default, int) and not isinstance(default, bool)
+                if n_bars is not None and windowed and values and min(values) > n_bars:
+                    env.problem(f"{field}.{name}", f"strategy '{spec.name}': every {canon} ({min(values)} and up) is "
+                                                   f"longer than the data ({n_bars} bars): no bar would get a signal")
+                    ok = False
+                continue
+            break
+    return ok
+
+
+#: search spaces up to this size are expanded at validation to find one valid combination
+CONSTRAINT_CHECK_MAX = 2_000_000
+
+
+def check_has_valid_combination(spec: Any, space: dict[str, Any], field: str, env: ConfigEnv, *,
+                                method: str = "grid", n_trials: int | None = None, seed: int = 0,
+                                strict: bool = True) -> None:
+    """A search space in which every combination breaks the strategy's constraint (a momentum
+    grid with every fast_period >= slow_period) fails at validation, not after the run
+    started.  ``space``: the engine's form (``space_from_config``); the check does exactly what
+    the run will do (``expand_grid`` / ``sample_params`` with the same seed), for spaces up to
+    :data:`CONSTRAINT_CHECK_MAX` combinations or trials."""
+    from admf_assets.engine.search import sample_params
+    from admf_assets.engine.strategies import expand_grid
+
+    if spec is None or spec.constraint is None:
+        return
+    try:
+        if method == "grid":
+            sizes = [len(v) if isinstance(v, list) else 1 for v in space.values()]
+            if math.prod(sizes) > CONSTRAINT_CHECK_MAX:
+                return
+            n = math.prod(sizes)
+            kept = len(expand_grid(spec, space, strict=strict))
+            tried = "its only combination breaks it" if n == 1 else f"all {n:,} combinations break it"
+        else:
+            if n_trials is None or n_trials > CONSTRAINT_CHECK_MAX:
+                return
+            kept = len(sample_params(spec, space, n_trials, seed, strict)[0])
+            tried = f"all {n_trials:,} trials drawn (seed {seed}) break it"
+    except (ValueError, TypeError):
+        return  # reported by the other checks
+    if kept == 0:
+        rule = spec.constraint_text or "its constraint"
+        env.problem(field, f"no valid parameter combination for strategy '{spec.name}': it needs {rule}, and "
+                           f"{tried}")
+
+
+def data_shape(env: ConfigEnv, split: str) -> tuple[int, int] | None:
+    """(bars, symbols) the phase will see, from the data section: weekdays of the date range
+    (of its train or test part) and the number of symbols; None without a data section."""
+    data = env.data
+    if data is None or not getattr(data, "symbols", None):
+        return None
+    days = pd.bdate_range(data.start_date, data.end_date)
+    if split in ("train", "test") and len(days):
+        i = data.split.test_start_index(list(days))
+        days = days[:i] if split == "train" else days[i:]
+    return len(days), len(data.symbols)
 
 
 def canonical_list(values: list[str], aliases: dict[str, str], available, what: str, field: str,

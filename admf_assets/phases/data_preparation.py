@@ -17,7 +17,7 @@ from pydantic import StrictStr, field_validator, model_serializer
 
 from admf_assets.engine import charts
 from admf_assets.engine.sample import SAMPLE_SYMBOLS
-from admf_assets.phases.common import MarketSourceName, SplitConfig, check_dates
+from admf_assets.phases.common import MarketSourceName, SplitConfig, check_calendar, check_dates, check_universe
 from admf_assets.phases.kind import ConfigEnv, Image, Implicit, Output, PhaseContext, PhaseError, PhaseKind, \
     PhaseResult, PhaseView, StrictModel
 
@@ -74,6 +74,10 @@ class DataPreparation(PhaseKind):
                 check_dates(cfg.start_date, cfg.end_date, split)
             except ValueError as exc:
                 env.problem("start_date", str(exc))
+            for fld, msg in check_calendar(cfg.start_date, cfg.end_date, cfg.source):
+                env.problem(fld, msg)
+        if cfg.symbols:
+            check_universe(cfg.symbols, env, cfg.source)
         return cfg.model_copy(update={"split": split, "symbols": list(cfg.symbols or [])})
 
     def market_range(self, cfg: Config) -> tuple[date, date]:

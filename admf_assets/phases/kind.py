@@ -22,6 +22,9 @@ What a kind declares:
 * ``metrics`` -- the names ``success_criteria`` may use; ``run`` reports them;
 * ``implicit`` -- when the workflow gets a phase of this kind without declaring one;
 * ``reads_assets`` / ``market_range`` -- assets outside the workflow it reads;
+* ``resource_keys`` / ``demand(config, env)`` -- which phase resources its run honours
+  (``memory_limit_gb``, ``max_workers``; others draw an "ignored" warning) and the memory and
+  time it will need, estimated before anything runs (too much is refused at validation);
 * ``run(ctx) -> PhaseResult`` -- loads nothing itself: it gets its inputs in ``ctx``,
   calls the engine and returns DataFrames, metadata and metrics;
 * ``phase_keys`` -- phase-level YAML keys only this kind accepts; the workflow layer moves
@@ -77,6 +80,7 @@ __all__ = [
     "CheckOutcome",
     "ExternalRun",
     "ConfigEnv",
+    "ResourceDemand",
     "WorkflowInfo",
     "OutputRef",
     "Upstream",
@@ -283,6 +287,21 @@ class ConfigEnv:
 
 
 @dataclass(frozen=True)
+class ResourceDemand:
+    """What a phase will need, from its config and the data section, before it runs.
+
+    ``estimate``: an :class:`admf_assets.engine.estimate.Estimate`; ``what`` names the work in
+    messages (``the grid search``); ``field``: the config field to change (``optimization``);
+    ``advice``: how to need less (``use method: random with n_trials, ...``)."""
+
+    estimate: Any
+    what: str
+    field: str
+    advice: str
+    unit: str = "combinations"  #: what the estimate counts ("trials" for a random search)
+
+
+@dataclass(frozen=True)
 class WorkflowInfo:
     id: str
     name: str
@@ -357,6 +376,20 @@ class PhaseContext:
     partition_key: str | None = None  #: in ``run_partition``: the partition being computed
     #: in ``run``: the phase's own partitioned outputs, every partition (canonical -> frame)
     partitioned: Mapping[str, Any] = field(default_factory=dict)
+    #: infrastructure.phase_resources of the phase (None: not set): worker threads of the
+    #: evaluation, and the memory its evaluation may use (the engine sizes its chunks from it)
+    max_workers: int | None = None
+    memory_limit_gb: float | None = None
+    #: progress(done, total, unit) for long evaluations (the terminal shows a bar; throttled)
+    progress: Callable[[int, int, str], None] = lambda done, total, unit: None
+
+    @property
+    def workers(self) -> int:
+        return int(self.max_workers or 1)
+
+    @property
+    def memory_limit_bytes(self) -> float | None:
+        return None if self.memory_limit_gb is None else float(self.memory_limit_gb) * 1e9
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -506,6 +539,8 @@ class PhaseKind:
     default_criteria: ClassVar[Mapping[str, Mapping[str, float]]] = MappingProxyType({})
     #: the column of a partitioned output that holds the partition key (filled by the runner)
     partition_column: ClassVar[str] = "partition"
+    #: phase resources its run honours: "memory_limit_gb", "max_workers"
+    resource_keys: ClassVar[tuple[str, ...]] = ()
 
     # -------------------------------------------------------------- validation
     def effective_config(self, config: Any, env: ConfigEnv) -> Any:
@@ -514,6 +549,10 @@ class PhaseKind:
 
     def market_range(self, config: Any) -> tuple[Any, Any] | None:
         """First and last date of the shared market data the phase reads, if any."""
+        return None
+
+    def demand(self, config: Any, env: ConfigEnv) -> ResourceDemand | None:
+        """Memory and time the run will need (None: small, or not knowable before it runs)."""
         return None
 
     def references(self, config: Any) -> tuple[tuple[str, str], ...]:
@@ -731,6 +770,12 @@ class Registry:
         for s in spellings:
             self._aliases[s] = kind.name
         return kind
+
+    def unregister(self, name: str) -> None:
+        """Remove a registered kind (a plugin's or a test's) and its spellings."""
+        self._kinds.pop(name, None)
+        for s in [a for a, k in self._aliases.items() if k == name]:
+            del self._aliases[s]
 
     def load(self, *modules: str) -> None:
         """Import each module and register its ``KIND``."""

@@ -27,6 +27,7 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -35,7 +36,7 @@ import pandas as pd
 from pydantic import Field, StrictBool, StrictInt, StrictStr, model_validator
 
 import admf_assets
-from admf_assets.engine import charts
+from admf_assets.engine import charts, estimate
 from admf_assets.engine import insights as ei
 from admf_assets.engine import optimize as eo
 from admf_assets.engine import report as rep
@@ -47,13 +48,15 @@ from admf_assets.engine.strategies import normalize_params
 from admf_assets.engine.studies import describe_storage, journal_path, open_storage, study_name
 from admf_assets.engine.util import py_scalar
 from admf_assets.phases.common import (BARS, MAX_GRID_SIZE, DataSplitName, StrategyEntry, TradingSettings,
-                                       check_strategy_params, close_matrix, known_strategy, normalise_param,
-                                       space_from_config)
+                                       check_has_valid_combination, check_param_values, check_strategy_params,
+                                       close_matrix, data_shape, known_strategy, normalise_param, space_from_config)
 from admf_assets.phases.kind import ConfigEnv, Consumes, Image, Insight, Output, PhaseContext, PhaseError, PhaseKind, \
-    PhaseResult, PhaseView, StrictModel
+    PhaseResult, PhaseView, ResourceDemand, StrictModel
 from admf_assets.suggest import suggest
 
 DEFAULT_TOP_N = 10
+#: random draws that stand for a sampler's search space when validation looks for one valid set
+SPACE_PROBE_DRAWS = 10_000
 #: trials of a sampler-driven method when the YAML gives no budget
 DEFAULT_N_TRIALS = 100
 #: user-facing method -> the engine's sampler
@@ -79,7 +82,7 @@ WHOLE_PERIOD = "all"
 
 
 class OptimizationSettings(StrictModel):
-    __key_aliases__ = ("n_iterations", "param_definitions", "n_generations", "population_size")
+    __key_aliases__ = ("n_iterations", "param_definitions", "n_generations", "population_size", "container_count")
 
     method: StrictStr = "grid"
     parameters: dict[StrictStr, Any] | None = None
@@ -100,6 +103,9 @@ class OptimizationSettings(StrictModel):
     min_regime_days: StrictInt = Field(default=60, ge=2)
     storage: StrictStr | None = None
     resume: StrictBool = True
+    # processes that optimize ONE study together (bayesian, on an RDB storage: engine.shared_search)
+    max_workers: StrictInt = Field(default=1, ge=1)
+    container_count: StrictInt | None = Field(default=None, ge=1)  # seed 001's name for max_workers
     importance: Literal[eo.IMPORTANCE_EVALUATORS] = "ped_anova"  # type: ignore[valid-type]
 
 
@@ -245,12 +251,25 @@ class ParameterSearch(PhaseKind):
         params = self._parameters(opt, grid, env)
         updates["parameters"] = params or None
         updates["param_definitions"] = None
-        entries = self._strategies(cfg, grid, env)
+        shape = data_shape(env, cfg.data_split)
+        n_bars = shape[0] if shape else None
+        entries = self._strategies(cfg, grid, env, n_bars)
         targets = [_spec(s.type) for s in entries if s.optimization_target and _spec(s.type) is not None]
         trading = {k: v for k, v in (params or {}).items() if eo.trading_param(k)}
         if params:
-            check_strategy_params(targets, [k for k in params if not eo.trading_param(k)], "optimization.parameters",
-                                  env)
+            strategy_params = {k: v for k, v in params.items() if not eo.trading_param(k)}
+            check_strategy_params(targets, list(strategy_params), "optimization.parameters", env)
+            check_param_values(targets, strategy_params, "optimization.parameters", env, n_bars)
+        if not env.problems and engine_method is not None:
+            listed = engine_method in eo.LIST_METHODS
+            for i, s in enumerate(entries):  # what the run evaluates: the shared space, then the strategy's own
+                own = {k: v for k, v in {**(params or {}), **s.parameters}.items() if not eo.trading_param(k)}
+                if s.optimization_target and _spec(s.type) is not None and own:
+                    # a sampler's space: seeded random draws stand for what it can propose
+                    check_has_valid_combination(_spec(s.type), space_from_config(own), "optimization.parameters",
+                                                env, method=engine_method if listed else "random",
+                                                n_trials=updates.get("n_trials") if listed else SPACE_PROBE_DRAWS,
+                                                seed=opt.seed + i, strict=len(entries) == 1)
         if not params and grid and opt.parameters is None and opt.param_definitions is None:
             env.problem("optimization.parameters",
                         f"required for phase type '{self.name}' with method 'grid': a mapping of parameter name -> "
@@ -290,6 +309,7 @@ class ParameterSearch(PhaseKind):
                                                    f"'{spec.name}' has {len(dims)}); use bayesian or "
                                                    "differential_evolution")
         # ---- regimes, storage, evaluators, ignored keys
+        updates.update(_shared_workers(opt, engine_method, env))
         if opt.n_trials_per_regime is not None and not opt.group_by_regime:
             env.warn("optimization.n_trials_per_regime", "ignored: used with group_by_regime: true")
         if "min_regime_days" in given and not opt.group_by_regime:
@@ -382,7 +402,7 @@ class ParameterSearch(PhaseKind):
         return params
 
     @staticmethod
-    def _strategies(cfg: Config, grid: bool, env: ConfigEnv) -> list[StrategyEntry]:
+    def _strategies(cfg: Config, grid: bool, env: ConfigEnv, n_bars: int | None = None) -> list[StrategyEntry]:
         out = []
         for i, s in enumerate(cfg.strategies):
             if not s.type.strip():
@@ -400,6 +420,8 @@ class ParameterSearch(PhaseKind):
                 norm = normalise_param(name, value, "grid" if grid else "random", env, f"strategies[{i}].parameters")
                 if norm is not None:
                     params[name] = norm
+            check_param_values([spec], {k: v for k, v in params.items() if not eo.trading_param(k)},
+                               f"strategies[{i}].parameters", env, n_bars)
             if spec.long_short_only and cfg.mode == "long_only":
                 env.warn(f"strategies[{i}].type", f"'{spec.name}' trades both legs (long and short) in every mode; "
                                                   "mode long_only applies to the other strategies")
@@ -426,6 +448,51 @@ class ParameterSearch(PhaseKind):
                 env.problem(field, "max_holding is a number of bars (an integer)")
             if key in cfg.model_fields_set and getattr(cfg, key) is not None:
                 env.warn(key, f"ignored: {key} is searched (optimization.parameters.{name})")
+
+    resource_keys = ("memory_limit_gb", "max_workers")
+
+    def demand(self, cfg: Config, env: ConfigEnv) -> ResourceDemand | None:
+        """Trials x bars x symbols of every strategy's search (and regime, when grouped), from
+        the data section; the grid's size from its values."""
+        shape = data_shape(env, cfg.data_split)
+        opt = cfg.optimization
+        if shape is None or opt.method not in ENGINE_METHOD:
+            return None
+        n_bars, n_symbols = shape
+        engine_method = ENGINE_METHOD[opt.method]
+        combos = drawn = windows = 0
+        n_params = 1
+        for strat in cfg.strategies:
+            if not strat.optimization_target:
+                continue
+            space = {**(opt.parameters or {}), **strat.parameters}  # both normalised by effective_config
+            if not space:
+                spec = _spec(strat.type)
+                space = dict(spec.space) if spec is not None else {}
+            n_params = max(n_params, len(space))
+            if engine_method == "grid":
+                combos += math.prod(len(d.get("values", [1])) for d in space.values())
+                windows = max(windows, sum(len(d["values"]) for d in space.values() if _whole(d)))
+                continue
+            n = int(opt.n_trials or 0)
+            if opt.group_by_regime and opt.n_trials_per_regime:
+                n = int(opt.n_trials_per_regime) * 4  # regimes are known at run time; a typical count
+            combos += n
+            drawn = max(drawn, n) if engine_method == "random" else drawn
+            windows = max(windows, sum(min(n, int(d["high"] - d["low"] + 1)) if _int_range(d)
+                                       else min(n, len(d["values"])) if _whole(d) else 0 for d in space.values()))
+        if not combos:
+            return None
+        est = estimate.search_estimate(combos, n_bars, n_symbols, n_params, distinct_windows=windows,
+                                       n_drawn=drawn or None)
+        if engine_method == "grid":
+            advice = ("use a sampler (method: bayesian or random with n_trials), or fewer values per parameter, or "
+                      "fewer symbols or a shorter date range")
+            what = f"the grid search ({combos:,} combinations x {n_bars:,} bars x {n_symbols:,} symbol(s))"
+            return ResourceDemand(est, what, "optimization", advice, "combinations")
+        advice = "use fewer n_trials, or fewer symbols or a shorter date range"
+        what = f"the {opt.method} search ({combos:,} trials x {n_bars:,} bars x {n_symbols:,} symbol(s))"
+        return ResourceDemand(est, what, "optimization", advice, "trials")
 
     # ================================================================== running
     def run(self, ctx: PhaseContext) -> PhaseResult:
@@ -474,6 +541,15 @@ class ParameterSearch(PhaseKind):
         configuration (``studies.journal_path``)."""
         spec = ctx.config.optimization.storage or os.environ.get(STORAGE_ENV)
         root = getattr(ctx.store, "root", None)
+        if root is not None and not isinstance(root, Path):  # an fsspec URL: Optuna journals need a local file
+            root = None
+            if not spec:
+                spec = _shared_url(None)  # the instance's PostgreSQL server, when there is one
+            if not spec or ("://" not in spec and not os.path.isabs(spec)):
+                ctx.log.warning(f"{ctx.phase}: the storage root is not a local folder, so this phase's Optuna "
+                                f"studies are not persisted: set optimization.storage (or {STORAGE_ENV}) to an "
+                                f"RDB URL or an absolute journal path to keep them")
+                return None
         if spec:
             if "://" not in spec and not os.path.isabs(spec) and root is not None:
                 spec = str(root / spec)
@@ -494,7 +570,8 @@ class ParameterSearch(PhaseKind):
         trading = cfg.trading()
         seed = opt.seed + index
         try:
-            evaluator = eo.BacktestEvaluator(close, strategy, trading, decisions=regime.decisions)
+            evaluator = eo.BacktestEvaluator(close, strategy, trading, decisions=regime.decisions, workers=ctx.workers,
+                                             memory_limit_bytes=ctx.memory_limit_bytes)
             proposals, valid, n_drawn = None, None, None
             if method in eo.LIST_METHODS:
                 proposals, dims, fixed, n_drawn = eo.list_proposals(strategy, space, method, opt.n_trials, seed,
@@ -519,20 +596,25 @@ class ParameterSearch(PhaseKind):
                                                                        if opt.group_by_regime else []),
                               version=version)
             key = strategy + (f"@regime={regime.label}" if opt.group_by_regime else "")
+            attrs = {"workflow": ctx.workflow.id, "phase": ctx.phase, "strategy": strategy, "regime": regime.label,
+                     "method": opt.method, "objective": [o.name for o in objectives],
+                     "constraints": [c.text for c in constraints], "n_trials": n_trials,
+                     "train_period": f"{close.index[0].date()}..{close.index[-1].date()}",
+                     "symbols": list(map(str, close.columns))}
+            if opt.max_workers > 1 and method == "tpe":
+                res = _run_shared(ctx, evaluator, dims, objectives, n_trials=n_trials, seed=seed,
+                                  constraints=constraints, fixed=fixed, strategy=strategy, batch_size=opt.batch_size,
+                                  name=name, attrs=attrs, resume=opt.resume)
+                return _Run(strategy, regime, res, res.message, evaluator)
             spec = storage.spec(key) if storage is not None else None
             try:
                 opened = open_storage(spec)
             except Exception as exc:  # a bad URL or an unwritable path: one line
                 raise PhaseError(f"field 'config.optimization.storage': cannot open Optuna storage "
                                  f"{describe_storage(spec)}: {exc}") from None
-            study = eo.StudyRef(opened, name, opt.resume, label=describe_storage(spec), attrs={
-                "workflow": ctx.workflow.id, "phase": ctx.phase, "strategy": strategy, "regime": regime.label,
-                "method": opt.method, "objective": [o.name for o in objectives],
-                "constraints": [c.text for c in constraints], "n_trials": n_trials,
-                "train_period": f"{close.index[0].date()}..{close.index[-1].date()}",
-                "symbols": list(map(str, close.columns))})
+            study = eo.StudyRef(opened, name, opt.resume, label=describe_storage(spec), attrs=attrs)
             progress = _Progress(ctx, f"{strategy}" + (f" [{regime.label}]" if opt.group_by_regime else ""),
-                                 objectives[0].name)
+                                 objectives[0].name, unit="combinations" if method == "grid" else "trials")
             res = eo.optimize(evaluator, dims, objectives, method=method, n_trials=n_trials, seed=seed,
                               constraints=constraints, fixed=fixed, valid=valid, proposals=proposals,
                               batch_size=opt.batch_size, population_size=population, study=study,
@@ -788,7 +870,9 @@ def _from_definition(name: str, spec: Any, env: ConfigEnv, field: str) -> Any:
 
 def _spaces_from_sets(sets: pd.DataFrame, grid: bool) -> dict[str, dict]:
     """Per strategy, the space an input of parameter sets spans: each parameter's [min, max]
-    (its distinct values for a grid or a non-numeric parameter)."""
+    (its distinct values for a grid or a non-numeric parameter).  A sampler has nothing to
+    search in a single point: a strategy whose sets span no range gets ``{}`` there (its
+    default space), except for a grid (which then evaluates that point)."""
     from admf_assets.engine.paramsets import parameter_sets
 
     if sets is None or sets.empty or PARAMS_COLUMN not in sets:
@@ -815,7 +899,8 @@ def _spaces_from_sets(sets: pd.DataFrame, grid: bool) -> dict[str, dict]:
             else:
                 lo, hi = min(uniq), max(uniq)
                 space[col] = {"low": py_scalar(lo), "high": py_scalar(hi)}
-        out[strategy] = space
+        varied = any(not (isinstance(v, list) and len(v) == 1) for v in space.values())
+        out[strategy] = space if grid or varied else {}
     return out
 
 
@@ -874,7 +959,7 @@ def _regimes(labels: pd.DataFrame | None, dates: pd.DatetimeIndex, opt: Optimiza
 
 #: settings that do not change what a trial is (the budget, what is reported, where it is stored)
 _NOT_VERSIONED = ("n_trials", "n_iterations", "n_generations", "n_trials_per_regime", "batch_size", "storage",
-                  "resume", "importance")
+                  "resume", "importance", "max_workers", "container_count")
 
 
 def _fingerprint(close: pd.DataFrame) -> str:
@@ -916,11 +1001,12 @@ def _version(kind: PhaseKind, cfg: Config, strategy: str, space: dict, objective
 class _Progress:
     """Logs the search's progress at most every few seconds."""
 
-    def __init__(self, ctx: PhaseContext, what: str, objective: str, every: float = 5.0):
-        self.ctx, self.what, self.objective, self.every = ctx, what, objective, every
+    def __init__(self, ctx: PhaseContext, what: str, objective: str, every: float = 5.0, unit: str = "trials"):
+        self.ctx, self.what, self.objective, self.every, self.unit = ctx, what, objective, every, unit
         self.last = time.monotonic()
 
     def __call__(self, info: eo.BatchInfo) -> None:
+        self.ctx.progress(info.n_done, info.n_trials, f"{self.what} {self.unit}")  # the terminal's bar (throttled)
         now = time.monotonic()
         if now - self.last < self.every and info.n_done < info.n_trials:
             return
@@ -1025,7 +1111,10 @@ def _assemble(ctx: PhaseContext, cfg: Config, close: pd.DataFrame, runs: list[_R
         where = [os.path.commonpath(where)]  # the phase's folder of journal files
     study_meta = {"optuna_storage": ", ".join(where) or "in-memory (not persisted)",
                   "optuna_studies": studies,
-                  "dashboard": f"admf optuna {ctx.workflow.id} --phase {ctx.phase}" if storage else "",
+                  "dashboard": (f"admf optuna {ctx.workflow.id} --storage URL (the optuna_storage above, with its "
+                                f"password)" if opt.max_workers > 1 else
+                                f"admf optuna {ctx.workflow.id} --phase {ctx.phase}" if storage else ""),
+                  "workers": opt.max_workers,
                   "resumed_trials": n_resumed, "evaluated_trials": evaluated,
                   "engine_calls": sum(r.result.engine_calls for r in runs),
                   "seconds": {k: round(sum(r.result.seconds[k] for r in runs), 3)
@@ -1153,6 +1242,17 @@ def _method_text(opt: OptimizationSettings, objectives) -> str:
     return f"{opt.method}: {sampler} on {', '.join(o.name for o in objectives)}"
 
 
+def _whole(dim: dict) -> bool:
+    """A dimension of whole numbers (windows: each distinct value is one cached indicator)."""
+    values = dim.get("values")
+    return bool(values) and all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+
+
+def _int_range(dim: dict) -> bool:
+    return "low" in dim and all(isinstance(dim.get(k), int) and not isinstance(dim.get(k), bool)
+                                for k in ("low", "high"))
+
+
 def _drop_json(df):
     return df.drop(columns=[PARAMS_COLUMN, TRADING_COLUMN], errors="ignore") if df is not None else None
 
@@ -1160,3 +1260,60 @@ def _drop_json(df):
 KIND = ParameterSearch()
 
 __all__ = ["KIND", "Config", "ParameterSearch", "METHODS", "ENGINE_METHOD"]
+
+
+# ================================================================== shared studies (max_workers)
+def _shared_workers(opt: OptimizationSettings, engine_method: str | None, env: ConfigEnv) -> dict[str, Any]:
+    """``max_workers`` (or its seed name ``container_count``): the processes that run ONE study of a
+    bayesian search together, on an RDB storage every one of them reaches."""
+    k = opt.max_workers
+    if opt.container_count is not None:
+        if "max_workers" in opt.model_fields_set:
+            env.problem("optimization.container_count", "give max_workers or container_count (its seed name), not both")
+        k = opt.container_count
+    if k > 1 and engine_method != "tpe":
+        env.warn("optimization.max_workers", f"ignored by method '{opt.method}': only 'bayesian' shares one study "
+                                             "among several workers (the others run in one process)")
+        k = 1
+    if k > 1 and _shared_url(opt.storage) is None:
+        env.problem("optimization.max_workers", "several workers share one study through an RDB storage: set "
+                                                "optimization.storage to a postgresql:// URL (sqlite:/// on one "
+                                                "machine), or ADMF_OPTUNA_STORAGE, or ADMF_POSTGRES_URL")
+    return {"max_workers": k, "container_count": None}
+
+
+def _shared_url(storage: str | None) -> str | None:
+    """The RDB URL a shared study lives in: ``optimization.storage`` when it is a URL, else
+    ``ADMF_OPTUNA_STORAGE`` when it is one, else the instance's PostgreSQL server (database
+    ``<dagster database>_optuna``), else None."""
+    from admf_assets import instance
+
+    for spec in (storage, os.environ.get(STORAGE_ENV)):
+        if spec:
+            return spec if "://" in spec else None
+    return instance.optuna_storage_url()
+
+
+def _run_shared(ctx: PhaseContext, evaluator, dims, objectives, *, n_trials: int, seed: int, constraints, fixed,
+                strategy: str, batch_size: int | None, name: str, attrs: dict, resume: bool):
+    """The search on one study that ``max_workers`` processes optimize together."""
+    from admf_assets import instance
+    from admf_assets.engine import shared_search
+
+    opt = ctx.config.optimization
+    url = _shared_url(opt.storage)
+    if url is None:  # validate says so too; the environment may have changed since
+        raise PhaseError("field 'config.optimization.max_workers': no RDB storage for the shared study (set "
+                         "optimization.storage, ADMF_OPTUNA_STORAGE or ADMF_POSTGRES_URL)")
+    try:
+        if url.startswith("postgresql") and not (opt.storage or os.environ.get(STORAGE_ENV)):
+            instance.ensure_database(url)  # the instance server's <database>_optuna
+        return shared_search.optimize_shared(
+            evaluator, dims, objectives, n_trials=n_trials, url=url, study_name=name, workers=opt.max_workers,
+            seed=seed, constraints=constraints, fixed=fixed, valid=shared_search.StrategyValid(strategy),
+            batch_size=batch_size, attrs=attrs, resume=resume, log=ctx.log.info)
+    except Exception as exc:  # noqa: BLE001 - the database refused: one line, the password hidden
+        if isinstance(exc, (PhaseError, ValueError)):
+            raise
+        raise PhaseError(f"field 'config.optimization.storage': the shared study at {describe_storage(url)} "
+                         f"failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None

@@ -29,6 +29,7 @@ from admf_assets import settings
 from admf_assets.engine.report import executive_summary_section, render_report, write_report
 from admf_assets.phases.kind import ConfigEnv, FilePath, Implicit, Insight, Link, Output, PhaseContext, PhaseKind, \
     PhaseResult, PhaseView, StrictModel, Verdict
+from resources.storage import write_bytes_atomic
 
 
 class Config(StrictModel):
@@ -102,19 +103,26 @@ class Report(PhaseKind):
             "generated_at": now.strftime("%Y-%m-%d %H:%M:%S"),
         })
         folder = _output_dir(cfg, ctx)
-        path = write_report(html, folder / f"{wf.id}_{now:%Y%m%d-%H%M%S}_{ctx.run_id[:8] or 'local'}.html")
+        path = folder / f"{wf.id}_{now:%Y%m%d-%H%M%S}_{ctx.run_id[:8] or 'local'}.html"
         latest = folder / "latest.html"
-        tmp = folder / ".latest.html.tmp"
-        shutil.copyfile(path, tmp)
-        tmp.replace(latest)
-        size = path.stat().st_size
+        if isinstance(folder, Path):
+            path = write_report(html, path)
+            tmp = folder / ".latest.html.tmp"
+            shutil.copyfile(path, tmp)
+            tmp.replace(latest)
+            size = path.stat().st_size
+        else:  # a storage root on an fsspec filesystem
+            data = html.encode("utf-8")
+            write_bytes_atomic(data, path)
+            write_bytes_atomic(data, latest)
+            size = len(data)
         seconds = time.perf_counter() - t0
         row = pd.DataFrame([{"path": str(path), "latest": str(latest), "title": title,
                              "generated_at": pd.Timestamp(now), "bytes": size, "run_id": ctx.run_id}])
         verdict = _verdict_line(verdicts)
         meta = {"report_path": FilePath(str(path)), "latest": FilePath(str(latest)),
-                "url": Link(path.as_uri()), "bytes": size, "sections": len(sections),
-                "verdict": verdict, "build_seconds": round(seconds, 3)}
+                "url": Link(path.as_uri() if isinstance(path, Path) else str(path)), "bytes": size,
+                "sections": len(sections), "verdict": verdict, "build_seconds": round(seconds, 3)}
         if run["url"]:
             meta["run_url"] = Link(run["url"])
         ctx.log.info(f"report: {size:,} bytes, {len(sections)} sections, built in {seconds:.2f} s; {verdict}")

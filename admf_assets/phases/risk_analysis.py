@@ -31,7 +31,7 @@ from pydantic import Field, StrictBool, StrictInt, StrictStr, field_validator, m
 
 from admf_assets.engine import risk, riskbudget
 from admf_assets.engine.backtest import asset_returns_from_close, resolve_weights, run_backtest
-from admf_assets.engine.paramsets import parameter_set, params_json
+from admf_assets.engine.paramsets import parameter_set, params_json, trading_overrides, with_trading
 from admf_assets.engine.util import py_scalar
 from admf_assets.phases.common import (BARS, TRADING_KEYS, DataSplitName, TradingSettings, close_matrix,
                                        split_mask, trading_config)
@@ -315,16 +315,17 @@ class RiskAnalysis(PhaseKind):
                              "(best_parameters / top_parameter_sets) from an upstream phase")
         try:
             strategy, params = parameter_set(table.iloc[0])
+            searched = trading_overrides(table.iloc[0])  # the set's searched stop, size, volatility target
         except ValueError as exc:
             raise PhaseError(f"input parameter sets: {exc}") from None
         try:
-            res = run_backtest(close, strategy, params, cfg.trading())
+            res = run_backtest(close, strategy, params, with_trading(cfg.trading(), searched))
         except ValueError as exc:
             raise PhaseError(f"field 'config': {exc}") from None
         mask = split_mask(bars, close.index, cfg.data_split)
         r = res.returns.iloc[:, 0][mask]
         r.index = pd.DatetimeIndex(r.index)
-        what = f"{strategy} {params_json(params)} on the {cfg.data_split} split"
+        what = f"{strategy} {params_json({**params, **searched})} on the {cfg.data_split} split"
         return r, cfg.weights, what, f"the {cfg.data_split} split" if cfg.data_split != "all" else "the data"
 
     # -------------------------------------------------------------- report

@@ -20,6 +20,8 @@ captured member with the engine's ``replay`` gives exactly the returns of ``run_
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from typing import Any, Literal
 
@@ -27,16 +29,18 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, StrictBool, StrictStr, model_validator
 
-from admf_assets.engine import charts
+from admf_assets.engine import charts, estimate
 from admf_assets.engine.capture import capture_signals, capture_to_frame, concat_captured
 from admf_assets.engine.paramsets import PARAMS_COLUMN, parameter_sets
 from admf_assets.engine.strategies import MODES, expand_grid
-from admf_assets.phases.common import (BARS, MAX_GRID_SIZE, DataSplitName, StrategyEntry, check_strategy_params,
-                                       close_matrix, known_strategy, normalise_param, space_from_config)
+from admf_assets.phases.common import (BARS, MAX_GRID_SIZE, DataSplitName, StrategyEntry, check_has_valid_combination,
+                                       check_param_values, check_strategy_params, close_matrix, data_shape,
+                                       known_strategy, normalise_param, space_from_config)
 from admf_assets.phases.kind import ConfigEnv, Consumes, Output, PhaseContext, PhaseError, PhaseKind, PhaseResult, \
-    PhaseView, StrictModel
+    PhaseView, ResourceDemand, StrictModel
 
-#: the parameter-set tables it can capture, in the order they are merged
+#: the parameter-set tables it can capture, in the order they are merged (a per-regime search's
+#: ``regime_optimized_strategies``: the best set of each regime and strategy)
 SET_OUTPUTS = ("top_parameter_sets", "optimization_history", "best_parameters", "regime_optimized_strategies")
 
 
@@ -90,6 +94,8 @@ class SignalCapture(PhaseKind):
                                                         "the regime labels at replay"}
     consumes = (BARS, Consumes(SET_OUTPUTS, required=True, unless_config="strategies"))
     metrics = ("n_strategies", "n_columns", "n_bars", "bytes", "compression_ratio", "capture_seconds")
+    #: chunks sized from the limit (one thread: capturing is bound by writing the positions)
+    resource_keys = ("memory_limit_gb",)
 
     def effective_config(self, cfg: Config, env: ConfigEnv) -> Config:
         if not cfg.capture_all_signals:
@@ -110,8 +116,29 @@ class SignalCapture(PhaseKind):
                     size *= len(norm["values"])
             if size > MAX_GRID_SIZE:
                 env.problem(f"strategies[{i}].parameters", f"{size} combinations is too many to capture")
+            shape = data_shape(env, cfg.data_split)
+            if spec is not None and check_param_values([spec], params, f"strategies[{i}].parameters", env,
+                                                       shape[0] if shape else None):
+                check_has_valid_combination(spec, space_from_config(params), f"strategies[{i}].parameters", env)
             entries.append(s.model_copy(update={"parameters": params}))
         return cfg.model_copy(update={"strategies": entries or None})
+
+    def demand(self, cfg: Config, env: ConfigEnv) -> ResourceDemand | None:
+        """Grids of its own only (sets from an upstream search are known at run time)."""
+        shape = data_shape(env, cfg.data_split)
+        if shape is None or not cfg.strategies:
+            return None
+        n_bars, n_symbols = shape
+        combos = sum(math.prod(len(d["values"]) for d in s.parameters.values()) for s in cfg.strategies)
+        windows = max(sum(len(d["values"]) for d in s.parameters.values()
+                          if all(isinstance(v, int) and not isinstance(v, bool) for v in d["values"]))
+                      for s in cfg.strategies)
+        est = estimate.search_estimate(combos, n_bars, n_symbols, 1, distinct_windows=windows)
+        captured = float(combos) * n_symbols * n_bars * 3  # int8 positions, joined, then the stored frame
+        est = dataclasses.replace(est, fixed_bytes=est.fixed_bytes + captured)
+        return ResourceDemand(est, f"capturing {combos:,} combinations x {n_bars:,} bars x {n_symbols:,} symbol(s)",
+                              "strategies", "capture fewer parameter sets (smaller grids), fewer symbols or a "
+                                            "shorter date range")
 
     def run(self, ctx: PhaseContext) -> PhaseResult:
         cfg: Config = ctx.config
@@ -120,7 +147,8 @@ class SignalCapture(PhaseKind):
         groups, mode = self._sets(ctx)
         t0 = time.perf_counter()
         try:
-            caps = [capture_signals(close, strategy, params, mode=mode, id_prefix=strategy)
+            caps = [capture_signals(close, strategy, params, mode=mode, id_prefix=strategy,
+                                    chunk_size=_chunk(ctx, close, groups, params))
                     for strategy, params in groups.items()]
         except ValueError as exc:
             raise PhaseError(str(exc)) from None
@@ -199,6 +227,21 @@ class SignalCapture(PhaseKind):
                         "text": "Mean absolute position over every captured strategy and symbol.",
                         "chart_svg": charts.line_chart_svg(exposure, "Mean |position|")})
         return out
+
+
+def _chunk(ctx: PhaseContext, close: pd.DataFrame, groups: dict[str, pd.DataFrame], params: pd.DataFrame) -> int | None:
+    """Combinations per chunk under the phase's memory limit: the captured positions of every
+    group (int8, plus one copy while they are joined) are the fixed part."""
+    if ctx.memory_limit_bytes is None:
+        return None
+    T, S = close.shape
+    captured = sum(len(g) for g in groups.values()) * S * T * 2
+    try:
+        return estimate.chunk_combinations(ctx.memory_limit_bytes - captured, len(params), T, S,
+                                           estimate.distinct_windows(params))
+    except ValueError as exc:
+        raise PhaseError(f"field 'memory_limit_gb': {exc} (plus {estimate.format_bytes(captured)} of captured "
+                         "positions)") from None
 
 
 KIND = SignalCapture()

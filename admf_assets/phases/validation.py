@@ -23,7 +23,7 @@ a ``signal_capture`` of them when one is connected).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -36,7 +36,7 @@ from admf_assets.engine import walkforward as wf
 from admf_assets.engine.backtest import run_backtest
 from admf_assets.engine.capture import from_frame, replay
 from admf_assets.engine.metrics import compute_metrics
-from admf_assets.engine.paramsets import evaluate_sets, parameter_set, parameter_sets
+from admf_assets.engine.paramsets import evaluate_sets, parameter_set, parameter_sets, trading_overrides, with_trading
 from admf_assets.engine.strategies import get_strategy, normalize_params
 from admf_assets.phases import walk_forward as wf_kind
 from admf_assets.phases.common import (BARS, DataSplitName, TradingSettings, check_strategy_params, close_matrix,
@@ -264,7 +264,7 @@ class Validation(PhaseKind):
         # trial returns: the search's trials on the same data, same cost model
         trial_r = None
         if sets:
-            trial_r, source = self._trial_returns(ctx, sub.close, sets, trading)
+            trial_r, source = self._trial_returns(ctx, sub.close, sets, trading, sub.set_trading)
             trial_r = trial_r.to_numpy()[sub.mask]
             notes.append(f"trial returns: {source}")
         mom = val.sharpe_moments(r.to_numpy())
@@ -436,6 +436,8 @@ class Validation(PhaseKind):
             raise PhaseError(f"the {split} split has {int(mask_all.sum())} bars; validation needs at least 20")
         close = close_all.loc[:close_all.index[mask_all][-1]]  # history up to the split's end: warm-up
         mask = mask_all[: len(close)]
+        set_trading: list[dict] = []
+        searched: dict = {}
         if fixed:
             chosen, sets, notes = (cfg.strategy or "momentum", dict(cfg.parameters or {})), [], ["fixed parameters: no trials"]
         else:
@@ -444,23 +446,33 @@ class Validation(PhaseKind):
                 raise PhaseError(f"input {'best_parameters' if best.empty else 'optimization_history'} is empty")
             try:
                 chosen = parameter_set(best.iloc[0])
-                sets = parameter_sets(hist.sort_values("trial_id") if "trial_id" in hist.columns else hist)
+                hist = hist.sort_values("trial_id") if "trial_id" in hist.columns else hist
+                sets = parameter_sets(hist)
+                set_trading = [trading_overrides(r) for _, r in hist.iterrows()]
+                searched = trading_overrides(best.iloc[0])
             except ValueError as exc:
                 raise PhaseError(f"inputs best_parameters / optimization_history: {exc}") from None
             notes = [f"{len(sets)} trials from optimization_history"]
+            if searched:
+                notes.append("searched trading settings of each trial applied: "
+                             + ", ".join(f"{k} {v:g}" for k, v in searched.items()) + " for the validated set")
         try:
-            bt = run_backtest(close, chosen[0], chosen[1], trading)
+            bt = run_backtest(close, chosen[0], chosen[1], with_trading(trading, searched))
         except ValueError as exc:
             raise PhaseError(f"the validated parameter set: {exc}") from None
         r = bt.returns.iloc[:, 0][mask]
         label = f"{chosen[0]} {chosen[1]} on the {split} split"
-        return _Subject("search" if sets else "fixed", r, bt.positions[mask], sets, close, mask, trading, notes, label)
+        return _Subject("search" if sets else "fixed", r, bt.positions[mask], sets, close, mask, trading, notes, label,
+                        set_trading)
 
-    def _trial_returns(self, ctx: PhaseContext, close: pd.DataFrame, sets: list, trading) -> tuple[pd.DataFrame, str]:
-        """Daily returns of every trial: replayed from captured signals when they hold every
-        trial in the search's mode, else recomputed."""
+    def _trial_returns(self, ctx: PhaseContext, close: pd.DataFrame, sets: list, trading,
+                       set_trading: list | None = None) -> tuple[pd.DataFrame, str]:
+        """Daily returns of every trial (with its searched trading settings): replayed from
+        captured signals when they hold every trial in the search's mode and no trial searched
+        trading settings, else recomputed."""
         wide, table = ctx.inputs.get("compressed_signals"), ctx.inputs.get("signal_metadata")
-        if wide is not None and table is not None and len(table):
+        per_trial = bool(set_trading) and any(set_trading)
+        if wide is not None and table is not None and len(table) and not per_trial:
             try:
                 cap = from_frame(wide, table)
                 ids = _captured_ids(cap.columns, sets)
@@ -474,7 +486,8 @@ class Validation(PhaseKind):
             except (ValueError, KeyError):
                 pass
         try:
-            return evaluate_sets(close, sets, trading), f"recomputed {len(sets)} trials"
+            return (evaluate_sets(close, sets, trading, trading=set_trading if per_trial else None),
+                    f"recomputed {len(sets)} trials" + (" with their searched trading settings" if per_trial else ""))
         except ValueError as exc:
             raise PhaseError(f"optimization_history: {exc}") from None
 
@@ -518,7 +531,8 @@ class Validation(PhaseKind):
         except ValueError as exc:
             raise PhaseError(f"walk_forward: {exc}") from None
         table = pd.DataFrame([res.row for res in results])
-        oos = wf.stitch(close, folds, [parameter_set(row) for _, row in table.iterrows()], trading)
+        oos = wf.stitch(close, folds, [parameter_set(row) for _, row in table.iterrows()], trading,
+                        wf_kind.fold_trading(table))
         _, stability = wf.parameter_evolution(table)
         s = wf.summarize(table, oos, stability, spec.objective, trading.periods_per_year)
         outputs["walk_forward_results"] = table
@@ -641,6 +655,7 @@ class _Subject:
     trading: Any
     notes: list
     label: str
+    set_trading: list = field(default_factory=list)  #: each trial's searched trading settings ({} when none)
 
 
 def _captured_ids(columns: pd.DataFrame, sets: list) -> list[str] | None:

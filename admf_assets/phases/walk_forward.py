@@ -32,6 +32,7 @@ from admf_assets.engine import analysis as an
 from admf_assets.engine import charts, labels
 from admf_assets.engine import walkforward as wf
 from admf_assets.engine.metrics import METRIC_COLUMNS, RETURN_METRICS
+from admf_assets.engine.optimize import trading_param
 from admf_assets.engine.paramsets import PARAMS_COLUMN
 from admf_assets.engine.split import DataSplit
 from admf_assets.phases import parameter_search as search_kind
@@ -63,8 +64,17 @@ def search_spec(search_cfg: search_kind.Config) -> wf.SearchSpec:
     base = space_from_config(opt.parameters)
     candidates = tuple((s.type, {**base, **space_from_config(s.parameters)})
                        for s in search_cfg.strategies if s.optimization_target)
-    return wf.SearchSpec(candidates=candidates, objective=opt.objective, method=opt.method,
-                         n_trials=opt.n_trials, seed=opt.seed, direction=opt.direction)
+    return wf.SearchSpec(candidates=candidates, objective=opt.objective,
+                         method=search_kind.ENGINE_METHOD.get(opt.method, opt.method), n_trials=opt.n_trials,
+                         seed=opt.seed, direction=opt.direction, population_size=opt.population_size)
+
+
+def fold_trading(table: pd.DataFrame) -> list[dict]:
+    """Each fold's searched trading settings (``{}`` for none; a table without the column:
+    none)."""
+    if "trading" not in table.columns:
+        return [{}] * len(table)
+    return [json.loads(t) if isinstance(t, str) else {} for t in table["trading"]]
 
 
 class Windows(StrictModel):
@@ -283,8 +293,9 @@ class WalkForward(PhaseKind):
         info = {"train": f"{fold.train_start.date()}..{fold.train_end.date()}",
                 "test": f"{fold.test_start.date()}..{fold.test_end.date()}",
                 "strategy": res.row["strategy"], "parameters": res.row["params"],
+                **({"trading_settings": res.row["trading"]} if res.row["trading"] != "{}" else {}),
                 "in_sample_objective": res.row["is_objective"], "out_of_sample_objective": res.row["oos_objective"]}
-        meta = {"fold_results": {**info, "preview": row.drop(columns=["params"])},
+        meta = {"fold_results": {**info, "preview": row.drop(columns=["params", "trading"])},
                 "fold_returns": {**info, "rows": len(res.returns),
                                  "equity_curve": charts.sparkline(an.equity_curve(res.returns.set_index("date")["return"]))},
                 "fold_trials": {**info, "trials": len(hist), "preview": hist.sort_values("rank").head(10)}}
@@ -304,7 +315,7 @@ class WalkForward(PhaseKind):
         spec, trading = self._search(ctx)
         close = self._close(ctx)
         chosen = [(r["strategy"], json.loads(r["params"])) for _, r in table.iterrows()]
-        oos = wf.stitch(close, folds, chosen, trading)
+        oos = wf.stitch(close, folds, chosen, trading, fold_trading(table))
         evolution, stability = wf.parameter_evolution(table)
         searched = self._searched(spec)
         summary = wf.summarize(table, oos, stability[stability["parameter"].isin(searched)] if searched else stability,
@@ -365,6 +376,7 @@ class WalkForward(PhaseKind):
         for _, space in spec.candidates:
             for k, v in space.items():
                 varied = isinstance(v, dict) or (isinstance(v, (list, tuple)) and len(v) > 1)
+                k = trading_param(k) or k  # trading settings under their canonical names
                 if varied and k not in names:
                     names.append(k)
         if len(spec.candidates) > 1:
@@ -465,4 +477,4 @@ for _name, _label, _unit, _kind, _doc in (
 
 KIND = WalkForward()
 
-__all__ = ["KIND", "Config", "Windows", "WalkForward", "search_spec", "upstream_search"]
+__all__ = ["KIND", "Config", "Windows", "WalkForward", "fold_trading", "search_spec", "upstream_search"]

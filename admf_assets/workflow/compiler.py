@@ -6,13 +6,17 @@
 | phase output                 | asset ``[workflow, phase, output]`` (Parquet + DuckDB view)   |
 | inputs / depends_on          | ``AssetIn`` (loaded values) / ``deps`` (lineage, ordering)    |
 | retries, delay, backoff      | ``RetryPolicy`` (user errors are not retried)                 |
-| timeout                      | job tag ``dagster/max_runtime`` (sum of the phase timeouts)   |
+| timeout                      | enforced in the step, retried under the retry policy          |
+| execution.timeout            | the job's ``dagster/max_runtime``, also enforced in each step |
+|                              | (default: when every phase has a timeout, their sum x attempts) |
 | pool / resource class        | asset ``pool`` (concurrency pools)                            |
 | success_criteria             | asset checks; blocking when the phase is ``critical``         |
-| on_failure: continue_with_warning | outputs optional: the failure is logged, dependents skip |
+| on_failure: continue_with_warning | the step fails, dependents skip, independent phases run |
 | enabled: "<condition>"       | outputs optional: false -> not run, an observation records why |
 | executor / max_concurrent    | the job's executor                                            |
-| kind + effective config      | ``code_version`` (a change marks the asset unsynced)          |
+| kind + effective config      | ``code_version``, chained through the upstream phases' ones   |
+| output content               | ``DataVersion`` (a hash): identical results leave dependents fresh |
+| market data read             | an observable ``market_snapshot`` asset (see snapshots.py)    |
 | partitioned outputs          | ``partitions(config)``: market days -> a daily (weekday)      |
 |                              | partitioned multi-asset (a backfill of many days is one run); |
 |                              | static keys (walk-forward folds) -> a static one. The other   |
@@ -31,6 +35,8 @@ import hashlib
 import json
 import math
 import os
+import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,13 +46,16 @@ import numpy as np
 import pandas as pd
 
 import admf_assets
-from admf_assets import runtime, settings
+from admf_assets import executors, settings, snapshots, timeouts
 from admf_assets.automation import workflow_schedules, workflow_sensors
 from admf_assets.lineage import lineage_rows
 from admf_assets.pipes import launcher
 from admf_assets.phases import expressions
+from admf_assets.progress import Throttle, progress_message
 from admf_assets.phases.kind import FilePath, Image, Link, MarketDays, Markdown, PhaseError, describe_partitions
+from admf_assets.versions import content_version
 
+from . import ids
 from .context import phase_context
 from .errors import WorkflowError
 from .graph import PhaseNode, WorkflowGraph
@@ -56,6 +65,11 @@ from .profile import PhaseProfile
 #: schemas of the DuckDB catalog the project writes itself, and the catalog's own name
 #: (research.duckdb: a schema of that name makes every view ambiguous)
 RESERVED_IDS = {"market", "market_data", "monitoring", "research"}
+# data versions on outputs (Dagster's content-based versioning) are labelled beta
+warnings.filterwarnings("ignore", message=".*data_version.*", category=dg.BetaWarning)
+
+#: metadata of a phase's failure: True when the phase is optional (on_failure: continue_with_warning)
+OPTIONAL_FAILURE = "admf/optional_phase"
 _BACKOFF = {"exponential": dg.Backoff.EXPONENTIAL, "linear": dg.Backoff.LINEAR}
 _JITTER = {"full": dg.Jitter.FULL, "plus_minus": dg.Jitter.PLUS_MINUS}
 _IO_MANAGER = {"table": "io_manager", "array": "array_io_manager"}
@@ -71,6 +85,11 @@ class CompiledWorkflow:
     schedules: tuple = ()  #: the workflow's schedule (``workflow.schedule``)
     sensors: tuple = ()  #: its market-data sensor (``workflow.run_on_new_market_data``)
     partitions_def: dg.PartitionsDefinition | None = None  #: of its partitioned assets
+    #: the market data each market-reading phase reads, and its observable source assets
+    snapshots: list = None  # type: ignore[assignment]
+    sources: list = None  # type: ignore[assignment]
+    #: the run settings UI-launched runs of these assets get (executors.RunSettings)
+    run_settings: Any = None
 
     def asset_key(self, phase: str, output: str) -> dg.AssetKey:
         return dg.AssetKey([self.graph.workflow_id, phase, output])
@@ -84,12 +103,23 @@ def _ident(key: dg.AssetKey) -> str:
     return key.to_python_identifier()
 
 
-def code_version(node: PhaseNode) -> str:
-    """Kind, kind version, effective config and the platform version: any change marks the
-    phase's assets unsynced."""
+def code_version(node: PhaseNode, upstream: dict[str, str] | None = None) -> str:
+    """Kind, kind version, effective config and the platform version, plus the code versions of
+    the upstream phases (``upstream``: phase -> code version): a change marks the phase and
+    everything downstream of it unsynced (Dagster's own stale status is not transitive)."""
     blob = json.dumps({"kind": node.type, "kind_version": node.kind.version, "config": node.config,
-                       "admf": admf_assets.__version__}, sort_keys=True, default=str)
+                       "admf": admf_assets.__version__, "upstream": dict(sorted((upstream or {}).items()))},
+                      sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def code_versions(graph: WorkflowGraph) -> dict[str, str]:
+    """Every phase's chained code version, in graph order."""
+    out: dict[str, str] = {}
+    for name in graph.order:
+        node = graph.phases[name]
+        out[name] = code_version(node, {u: out[u] for u in node.upstream_phases})
+    return out
 
 
 def _retry_policy(node: PhaseNode) -> dg.RetryPolicy | None:
@@ -219,13 +249,13 @@ def _out(graph: WorkflowGraph, node: PhaseNode, o, optional: bool, version: str,
     )
 
 
-def _phase_assets(graph: WorkflowGraph, node: PhaseNode) -> list[dg.AssetsDefinition]:
+def _phase_assets(graph: WorkflowGraph, node: PhaseNode, version: str, limit: float | None,
+                  snapshot: dg.AssetKey | None) -> list[dg.AssetsDefinition]:
     """The phase's multi-asset; a phase with partitioned outputs gets a second, partitioned one
     for them (one partition per key, a backfill of several keys is one run), which the
     whole-phase outputs read in full."""
     wf = graph.workflow_id
     optional = node.optional
-    version = code_version(node)
     ins, deps = {}, set()
     for e in node.upstream:
         key = _key(graph, e.upstream_phase, e.upstream_output)
@@ -237,6 +267,8 @@ def _phase_assets(graph: WorkflowGraph, node: PhaseNode) -> list[dg.AssetsDefini
         # market day (a ledger that grows every day) a whole-phase asset reads the days stored so far
         ins[_ident(key)] = dg.AssetIn(key, metadata={"allow_missing_partitions": True} if growing else None)
     deps.update(dg.AssetKey(list(k)) for k in node.kind.reads_assets)
+    if snapshot is not None:
+        deps.add(snapshot)
     deps = sorted(deps - {i.key for i in ins.values()}, key=str) or None
     tags = {"admf/phase_type": node.type}
     if node.timeout_seconds:
@@ -275,7 +307,8 @@ def _phase_assets(graph: WorkflowGraph, node: PhaseNode) -> list[dg.AssetsDefini
             **common,
         )
         def _partitions(context, **loaded):
-            yield from _execute(context, graph, node, loaded, primary, [] if whole else check_specs, parted)
+            yield from _execute(context, graph, node, loaded, primary, [] if whole else check_specs, parted,
+                                limit, version)
 
         out.append(_partitions)
     if whole:
@@ -291,20 +324,27 @@ def _phase_assets(graph: WorkflowGraph, node: PhaseNode) -> list[dg.AssetsDefini
             **common,
         )
         def _phase(context, **loaded):
-            yield from _execute(context, graph, node, loaded, primary, check_specs, whole)
+            yield from _execute(context, graph, node, loaded, primary, check_specs, whole, limit, version)
 
         out.append(_phase)
     return out
 
 
-def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, primary, check_specs, outputs):
+def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, primary, check_specs, outputs,
+             limit: float | None = None, version: str | None = None):
     values = {e.upstream_ref: loaded.get(_ident(_key(graph, e.upstream_phase, e.upstream_output)))
               for e in node.upstream}
     ctx = phase_context(graph, node, values, store=context.resources.storage.store(),
                         reports_dir=settings.reports_dir(), run_id=context.run_id, log=context.log,
                         lineage=lambda: _lineage(context, graph, node), partition_keys=_partition_keys(context),
-                        launch=launcher(context, graph, node))
+                        launch=launcher(context, graph, node),
+                        progress=Throttle(lambda done, total, unit: context.log.info(
+                            progress_message(done, total, unit))))
     where = f"{graph.source or graph.workflow_id}: phase '{node.name}'"
+    try:  # runs launched from the UI too: never write over another file's workflow id
+        ids.claim(graph.workflow_id, graph.path, settings.storage_root(), graph.source)
+    except WorkflowError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
     gate: dict = {}
     if node.condition is not None:
         gate = _gate(graph, node, values, where)
@@ -313,7 +353,8 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
                              f"({', '.join(f'{k[4:]} = {v}' for k, v in gate.items() if k.startswith('ref '))})")
             for o in outputs:
                 context.log_event(dg.AssetObservation(asset_key=_key(graph, node.name, o.name),
-                                                      metadata=_metadata({**gate, "skipped": True})))
+                                                      metadata=_metadata({**gate, "skipped": True}),
+                                                      tags=_skip_tags(version)))
             return
     partitioned = outputs[0].partitioned
     # metrics go on the first whole-phase output (or the first partitioned one, when the phase has only those)
@@ -325,12 +366,15 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
                                         for o in node.outputs if o.partitioned})
     try:
         with PhaseProfile() as prof:
-            result = node.kind.run_partitions(ctx) if partitioned else node.kind.run(ctx)
+            run = (lambda: node.kind.run_partitions(ctx)) if partitioned else (lambda: node.kind.run(ctx))
+            result = _run_with_limits(context, graph, node, run, limit)
     except PhaseError as exc:
-        if node.on_failure == "continue_with_warning":
-            context.log.warning(f"{where}: {exc} (on_failure: continue_with_warning; dependents skip)")
-            return
-        raise dg.Failure(description=f"{where}: {exc}", allow_retries=False) from None
+        # the step fails either way (the UI shows it red, its dependents are skipped); with
+        # continue_with_warning the phases that do not depend on it still run, and the run's
+        # outcome says "finished with failed optional phases" (admf exit status 3)
+        optional = node.on_failure == "continue_with_warning"
+        raise dg.Failure(description=f"{where}: {exc}", allow_retries=False,
+                         metadata={OPTIONAL_FAILURE: optional}) from None
     measured = _metadata(prof.metadata())
     produced = [o for o in outputs if o.canonical in result.outputs]
     for o in outputs:
@@ -340,7 +384,8 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
             context.log.info(f"{where}: '{o.name}' not produced this run; its dependents skip")
             context.log_event(dg.AssetObservation(asset_key=_key(graph, node.name, o.name),
                                                   metadata=_metadata({**result.metadata.get(o.canonical, {}),
-                                                                      "skipped": True})))
+                                                                      "skipped": True}),
+                                                  tags=_skip_tags(version)))
             continue
         if node.optional and _ident(_key(graph, node.name, o.name)) not in context.selected_output_names:
             continue  # a subset run (only optional phases can be subset)
@@ -352,7 +397,8 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
             undefined = _undefined(result.metrics)
             if undefined:
                 meta["metrics_undefined"] = dg.MetadataValue.text(undefined)
-        yield dg.Output(value, output_name=_ident(_key(graph, node.name, o.name)), metadata=meta)
+        yield dg.Output(value, output_name=_ident(_key(graph, node.name, o.name)), metadata=meta,
+                        data_version=dg.DataVersion(content_version(value)))
     if outputs[0] not in produced:
         return  # the checks' asset was not materialized
     own = {c.name: c for c in node.checks}
@@ -365,12 +411,11 @@ def _execute(context, graph: WorkflowGraph, node: PhaseNode, loaded: dict, prima
         metric, bound = spec.name.rsplit("_", 1)
         crit = node.success_criteria[metric]
         value = result.metrics.get(metric)
-        passed = value is not None and crit.passes(float(value))
+        passed, reason = crit.evaluate(bound, value, metric)  # this check's own bound only
         yield dg.AssetCheckResult(
-            asset_key=primary, check_name=spec.name, passed=bool(passed),
+            asset_key=primary, check_name=spec.name, passed=bool(passed), description=reason,
             severity=dg.AssetCheckSeverity.ERROR if node.critical else dg.AssetCheckSeverity.WARN,
-            metadata={"value": float(value) if value is not None else "not reported",
-                      "criterion": crit.describe(metric)},
+            metadata={"value": _check_value(value), "criterion": crit.describe(metric)},
         )
 
 
@@ -383,6 +428,51 @@ def _kind_check(node: PhaseNode, primary, check, outcome) -> dg.AssetCheckResult
     return dg.AssetCheckResult(asset_key=primary, check_name=check.name, passed=bool(outcome.passed),
                                severity=severity, metadata=_metadata(dict(outcome.metadata)),
                                description=check.description)
+
+
+#: tag of a "skipped" observation: the code version it was decided with (staleness.py)
+SKIP_CODE_VERSION_TAG = "admf/code_version"
+
+
+def _skip_tags(version: str | None) -> dict[str, str]:
+    return {SKIP_CODE_VERSION_TAG: version} if version else {}
+
+
+def _run_with_limits(context, graph: WorkflowGraph, node: PhaseNode, run, limit: float | None):
+    """``run()`` (the kind's run) within the phase's timeout and what is left of the workflow's
+    total limit ``limit`` (counted from the run's start; see timeouts.py)."""
+    where = graph.source or graph.workflow_id
+    left = None
+    if limit:
+        record = context.instance.get_run_record_by_id(context.run_id)
+        started = record.start_time if record and record.start_time else time.time()
+        left = limit - (time.time() - started)
+        if left <= 0:
+            raise dg.Failure(description=f"{where}: the run exceeded the workflow's total time limit of "
+                             f"{timeouts.format_seconds(limit)} s before phase '{node.name}'",
+                             allow_retries=False)
+    own = node.timeout_seconds
+    seconds = min(s for s in (own, left) if s) if (own or left) else None
+    try:
+        with timeouts.time_limit(seconds):
+            return run()
+    except timeouts.PhaseTimeout:
+        if own and seconds == own:
+            raise dg.Failure(description=f"{where}: phase '{node.name}' exceeded its timeout of "
+                             f"{timeouts.format_seconds(own)} s", allow_retries=True) from None
+        raise dg.Failure(description=f"{where}: phase '{node.name}' was stopped: the run exceeded the "
+                         f"workflow's total time limit of {timeouts.format_seconds(limit)} s",
+                         allow_retries=False) from None
+
+
+def _check_value(value: Any) -> Any:
+    if value is None:
+        return "not reported"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return v if math.isfinite(v) else str(v)
 
 
 def _gate(graph: WorkflowGraph, node: PhaseNode, values: dict, where: str) -> dict:
@@ -416,26 +506,44 @@ def compile_graph(graph: WorkflowGraph, executor: str | None = None) -> Compiled
     if graph.workflow_id in RESERVED_IDS:
         raise WorkflowError(file=graph.source, field="workflow.id",
                             message=f"'{graph.workflow_id}' is reserved; choose another workflow id")
-    assets = [a for name in graph.order for a in _phase_assets(graph, graph.phases[name])]
+    versions = code_versions(graph)
+    limit = timeouts.total_limit((_Limits(n, _retry_policy(n)) for n in graph.phases.values()),
+                                 explicit=graph.timeout_seconds)
+    snaps = {s.phase: s for s in snapshots.snapshots_of(graph)}
+    assets = [a for name in graph.order
+              for a in _phase_assets(graph, graph.phases[name], versions[name], limit,
+                                     snaps[name].key if name in snaps else None)]
     tags = {"admf/workflow": graph.workflow_id}
-    timeouts = [n.timeout_seconds for n in graph.phases.values() if n.timeout_seconds]
-    if timeouts:
-        tags["dagster/max_runtime"] = str(int(sum(timeouts)))
+    if limit:
+        tags["dagster/max_runtime"] = str(math.ceil(limit))
+    settings_ = executors.RunSettings(executor or graph.executor, graph.max_concurrent, tags)
     # market days partition the job itself (a schedule tick or a new market day requests its
     # partition); static keys (folds) do not: every run materializes all of them (runner tags)
     parts = partitions_def(graph.partitions) if isinstance(graph.partitions, MarketDays) else None
     job = dg.define_asset_job(
         graph.workflow_id,
         selection=dg.AssetSelection.groups(graph.workflow_id),
-        executor_def=runtime.executor(executor or graph.executor, graph.max_concurrent),
+        executor_def=executors.admf_executor(settings_),
         tags=tags,
         partitions_def=parts,
         description=f"{graph.name}: {graph.description}".strip(": "),
     )
-    compiled = CompiledWorkflow(graph=graph, assets=assets, job=job, partitions_def=parts)
+    compiled = CompiledWorkflow(graph=graph, assets=assets, job=job, partitions_def=parts,
+                                snapshots=list(snaps.values()),
+                                sources=[snapshots.snapshot_asset(s) for s in snaps.values()], run_settings=settings_)
     compiled.schedules = workflow_schedules(compiled)
     compiled.sensors = workflow_sensors(compiled)
     return compiled
+
+
+@dataclass(frozen=True)
+class _Limits:
+    node: PhaseNode
+    retry_policy: dg.RetryPolicy | None
+
+    @property
+    def timeout_seconds(self) -> float | None:
+        return self.node.timeout_seconds
 
 
 def compile_workflow(path_or_name, workflows_dir=None, executor: str | None = None) -> CompiledWorkflow:
@@ -450,11 +558,11 @@ def compile_all(directory: str | os.PathLike | None = None) -> list[CompiledWork
         return []
     out, seen = [], {}
     for path in sorted(d.glob("*.y*ml")):
-        compiled = compile_workflow(str(path))
+        compiled = compile_workflow(str(path), d)
         wid = compiled.graph.workflow_id
-        if wid in seen:
+        if wid.lower() in seen:  # ids are schema names: case does not tell them apart
             raise WorkflowError(file=str(path), field="workflow.id",
-                                message=f"workflow id '{wid}' is also used by {seen[wid]}")
-        seen[wid] = str(path)
+                                message=f"workflow id '{wid}' is also used by {seen[wid.lower()]}")
+        seen[wid.lower()] = str(path)
         out.append(compiled)
     return out

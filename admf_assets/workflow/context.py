@@ -54,10 +54,13 @@ def previous_partition(store: Any, key: tuple[str, ...], before: str | None) -> 
 def phase_context(graph: WorkflowGraph, node: PhaseNode, loaded: Mapping[str, Any], *, store: Any = None,
                   reports_dir: Path | None = None, run_id: str = "", log: Any = None,
                   lineage: Callable[[], list[dict]] = list, partition_keys: tuple[str, ...] = (),
-                  launch: Callable[..., Any] | None = None) -> PhaseContext:
+                  launch: Callable[..., Any] | None = None,
+                  progress: Callable[[int, int, str], None] | None = None) -> PhaseContext:
     """``launch``: how the phase runs an external command (the compiler's Dagster Pipes client);
     outside a Dagster run a one-step Dagster materialization does it (``workflow.pipes``)."""
-    kwargs = {"log": log} if log is not None else {}
+    kwargs: dict[str, Any] = {"log": log} if log is not None else {}
+    if progress is not None:
+        kwargs["progress"] = progress
     keys = {o.canonical: (graph.workflow_id, node.name, o.name) for o in node.outputs}
     first = partition_keys[0] if partition_keys else None
 
@@ -85,5 +88,7 @@ def phase_context(graph: WorkflowGraph, node: PhaseNode, loaded: Mapping[str, An
         partition_keys=tuple(partition_keys),
         previous=previous,
         launch=launch,
+        max_workers=node.max_workers,
+        memory_limit_gb=node.memory_limit_gb,
         **kwargs,
     )

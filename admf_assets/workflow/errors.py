@@ -92,8 +92,14 @@ class WorkflowError(Exception):
         )
 
 
+#: problems shown per file; the rest are counted in one more line
+MAX_LINES = 5
+
+
 class WorkflowValidationError(WorkflowError):
-    """Several problems at once; ``str()`` is one line per problem."""
+    """Several problems at once; ``str()`` is one line per problem (at most :data:`MAX_LINES`,
+    then one line counting the others: a file broken in a thousand places needs its first
+    mistakes fixed, not a thousand lines)."""
 
     def __init__(self, errors: Sequence[WorkflowError]) -> None:
         if not errors:
@@ -110,7 +116,15 @@ class WorkflowValidationError(WorkflowError):
         return list(self._errors)
 
     def format(self) -> str:
-        return "\n".join(e.format() for e in self._errors)
+        return "\n".join(self.lines())
+
+    def lines(self) -> list[str]:
+        out = [e.format() for e in self._errors[:MAX_LINES]]
+        rest = len(self._errors) - MAX_LINES
+        if rest > 0:
+            where = f"{self._errors[0].file}: " if self._errors[0].file else ""
+            out.append(f"{where}... and {rest} more problem{'s' if rest > 1 else ''} (fix the ones above first)")
+        return out
 
     def with_file(self, file: str) -> "WorkflowValidationError":
         return WorkflowValidationError([e.with_file(file) for e in self._errors])

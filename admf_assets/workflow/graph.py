@@ -34,6 +34,9 @@ from admf_assets.phases.expressions import parse as parse_condition
 from admf_assets.phases.kind import ConfigEnv, Consumes, MarketDays, PhaseKind, Registry, WorkflowInfo, \
     describe_partitions
 
+from admf_assets.settings import SettingError
+
+from . import limits
 from .errors import ErrorCollector, WorkflowError, pydantic_errors, suggest
 from .spec import Criterion, DataSpec, PhaseSpec, RetrySpec, WorkflowSpec
 
@@ -147,13 +150,14 @@ class WorkflowGraph:
     order: tuple[str, ...]
     disabled: tuple[str, ...]
     data: DataSpec | None
-    executor: str  #: in_process | multiprocess
+    executor: str  #: in_process | multiprocess | celery
     max_concurrent: int | None
     path: Any = None  #: the absolute path of the file, when loaded from one
     warnings: tuple[str, ...] = ()  #: "ignored" keys found by the kinds, one line each
     schedule: str | None = None  #: cron string: a Dagster schedule for the workflow's job
     timezone: str = "UTC"  #: the schedule's time zone
     run_on_new_market_data: bool = False  #: a sensor runs the job when its market partitions change
+    timeout_seconds: float | None = None  #: the workflow's total time limit (execution.timeout)
 
     @property
     def info(self) -> WorkflowInfo:
@@ -279,7 +283,7 @@ def build_graph(spec: WorkflowSpec, file: str | None, kinds: Registry) -> Workfl
     drafts = _declared_drafts(phases, kind_of, kinds, errs)
     drafts = _with_implicit_phases(spec, drafts, phases, kind_of, kinds, errs)
     errs.raise_if_any()
-    warnings = _configure(spec, drafts, file, errs)
+    warnings = _configure(spec, drafts, file, errs, kinds)
     for name, d in drafts.items():
         if d.config is not None:
             warnings += _resolve_outputs(name, d, errs, file)
@@ -311,16 +315,29 @@ def build_graph(spec: WorkflowSpec, file: str | None, kinds: Registry) -> Workfl
         schedule=spec.workflow.schedule,
         timezone=spec.workflow.timezone,
         run_on_new_market_data=spec.workflow.run_on_new_market_data,
+        timeout_seconds=spec.timeout,
     )
 
 
 def _check_unique_names(phases: list[PhaseSpec], errs: ErrorCollector) -> None:
-    names = [p.name for p in phases]
-    for name in dict.fromkeys(names):
-        where = [i + 1 for i, n in enumerate(names) if n == name]
+    """Duplicates, and names equal once case is ignored (DuckDB identifiers are
+    case-insensitive: 'opt' and 'Opt' would map to one table name and one would be lost)."""
+    by_name: dict[str, list[int]] = {}
+    by_folded: dict[str, list[str]] = {}
+    for i, p in enumerate(phases):
+        by_name.setdefault(p.name, []).append(i + 1)
+        folded = by_folded.setdefault(p.name.lower(), [])
+        if p.name not in folded:
+            folded.append(p.name)
+    for name, where in by_name.items():
         if len(where) > 1:
             errs.add(f"duplicate phase name '{name}' (phases #{', #'.join(map(str, where))})",
                      phase=name, field="name")
+    for names in by_folded.values():
+        if len(names) > 1:
+            errs.add(f"phase names {' and '.join(repr(n) for n in names)} differ only in case; DuckDB table "
+                     "names ignore case, so one phase's tables could not be queried: rename one",
+                     phase=names[-1], field="name")
 
 
 def _declared_drafts(phases: list[PhaseSpec], kind_of: dict[str, PhaseKind | None], kinds: Registry,
@@ -386,7 +403,8 @@ def _with_implicit_phases(spec: WorkflowSpec, drafts: dict[str, _Draft], phases:
     return drafts
 
 
-def _configure(spec: WorkflowSpec, drafts: dict[str, _Draft], file: str | None, errs: ErrorCollector) -> list[str]:
+def _configure(spec: WorkflowSpec, drafts: dict[str, _Draft], file: str | None, errs: ErrorCollector,
+               kinds: Registry = ()) -> list[str]:
     """Each phase's config: its kind's section defaults, then its own keys, validated by the
     kind's Config model and ``effective_config``.  Returns the kinds' "ignored" warnings."""
     warnings: list[str] = []
@@ -403,6 +421,7 @@ def _configure(spec: WorkflowSpec, drafts: dict[str, _Draft], file: str | None, 
                     errs.add(f"'{key}' is given both on the phase and in its config", phase=name, field=key)
                 raw[key] = value
         imp = d.kind.implicit
+        defaults: dict[str, Any] = {}
         if imp is not None:
             section = _section(spec, imp.section)
             defaults = _section_defaults(section)
@@ -422,21 +441,31 @@ def _configure(spec: WorkflowSpec, drafts: dict[str, _Draft], file: str | None, 
         env = ConfigEnv(data=spec.data, workflow=info)
         try:
             cfg = d.kind.effective_config(cfg, env)
+        except SettingError:
+            raise  # an ADMF_* environment variable, not this file: the CLI reports it in one line
         except ValueError as exc:  # a kind's own check that raised instead of reporting
             env.problem("", str(exc))
-        def where(fld: str) -> str:
-            head = fld.split(".")[0].split("[")[0]
-            return fld if head in d.kind.phase_keys and head not in d.spec.config \
-                else (f"config.{fld}" if fld else "config")
-
         for fld, msg in env.problems:
-            errs.add(msg, phase=name, field=where(fld))
+            errs.add(msg, **_where(name, d, fld, defaults if imp is not None else {}))
         for fld, msg in env.warnings:
-            warnings.append(WorkflowError(msg, file=file, phase=name, field=where(fld)).format())
+            warnings.append(WorkflowError(msg, file=file, **_where(name, d, fld, {})).format())
         if not env.problems:
             d.config = cfg
             d.kind = d.kind.bind(cfg)
+            limits.check_phase(name, d.spec, d.kind, cfg, env, spec, errs, warnings, kinds)
     return warnings
+
+
+def _where(name: str, d: _Draft, fld: str, section_defaults: dict[str, Any]) -> dict[str, Any]:
+    """Phase and field of a kind's problem, where the user wrote it: a value the phase took from
+    its kind's workflow section (``data.start_date``) against that section, a phase-level key
+    (``if_true``) as itself, anything else under ``config``."""
+    top = fld.split(".")[0].split("[")[0]
+    if top and top in section_defaults and top not in d.spec.config:
+        return {"phase": None, "field": f"{d.kind.implicit.section}.{fld}"}
+    if top in d.kind.phase_keys and top not in d.spec.config:  # a phase-level key (if_true: ...)
+        return {"phase": name, "field": fld}
+    return {"phase": name, "field": f"config.{fld}" if fld else "config"}
 
 
 def _connect(drafts: dict[str, _Draft], phases: list[PhaseSpec], kind_of: dict[str, PhaseKind | None],

@@ -34,7 +34,9 @@ from admf_assets.plugins import PluginError, load_plugins
 from admf_assets.settings import display_path
 
 from .errors import ErrorCollector, WorkflowError, pydantic_errors, suggest
+from . import ids
 from .graph import build_graph
+from .guards import MAX_DEPTH, MAX_NAME_LENGTH, check_document
 from .spec import WorkflowSpec, slugify
 from .templates import apply_template
 
@@ -83,27 +85,30 @@ def resolve_workflow_path(path_or_name: str | os.PathLike, workflows_dir: str | 
 
 
 # ------------------------------------------------------------------------ YAML
-def _check_duplicate_keys(node: Any, file: str, seen_nodes: set[int] | None = None) -> None:
-    seen_nodes = set() if seen_nodes is None else seen_nodes
-    if id(node) in seen_nodes:
-        return
-    seen_nodes.add(id(node))
-    if isinstance(node, yaml.MappingNode):
-        keys: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                k = key_node.value
-                if k in keys:
-                    mark = key_node.start_mark
-                    raise WorkflowError(
-                        f"duplicate key '{k}' (first at line {keys[k].line + 1})",
-                        file=file, line=mark.line + 1, column=mark.column + 1,
-                    )
-                keys[k] = key_node.start_mark
-            _check_duplicate_keys(value_node, file, seen_nodes)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _check_duplicate_keys(item, file, seen_nodes)
+def _check_duplicate_keys(root: Any, file: str) -> None:
+    """Duplicate mapping keys anywhere (iterative: any depth, each aliased node once)."""
+    seen_nodes: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                    k = key_node.value
+                    if k in keys:
+                        mark = key_node.start_mark
+                        raise WorkflowError(
+                            f"duplicate key '{k}' (first at line {keys[k].line + 1})",
+                            file=file, line=mark.line + 1, column=mark.column + 1,
+                        )
+                    keys[k] = key_node.start_mark
+                stack.append(value_node)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
 
 
 def parse_yaml(text: str, file: str) -> Any:
@@ -124,6 +129,9 @@ def parse_yaml(text: str, file: str) -> Any:
                             line=return_line, column=return_col) from None
     except yaml.YAMLError as exc:
         raise WorkflowError(f"YAML error: {exc}", file=file) from None
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        raise WorkflowError(f"nested too deeply to read (a workflow may nest at most {MAX_DEPTH} levels; "
+                            "it needs about 8)", file=file) from None
     except (ValueError, TypeError, OverflowError) as exc:
         # e.g. an impossible date such as 2020-13-01 (PyYAML raises while constructing it)
         bad = _bad_scalar(yaml.compose(text, Loader=yaml.SafeLoader))
@@ -181,8 +189,13 @@ def load_workflow(
     given = Path(path_or_name)
     file = str(path_or_name) if given.is_file() else display_path(path)
     doc = read_yaml(path, file)
-    return load_workflow_dict(doc, source=file, default_id=slugify(path.stem),
+    spec = load_workflow_dict(doc, source=file, default_id=slugify(path.stem),
                               templates_dir=templates_dir, workflows_dir=workflows_dir, path=path.resolve())
+    # one id, one file: a copy elsewhere must not replace this id's tables and history
+    folder = Path(workflows_dir) if workflows_dir is not None else settings.workflows_dir()
+    ids.check_against_folder(spec.workflow_id, path, folder, file, slugify)
+    ids.check_registered(spec.workflow_id, path, settings.storage_root(), file)
+    return spec
 
 
 def load_workflow_text(
@@ -220,15 +233,20 @@ def load_workflow_dict(
         raise WorkflowError("the file is empty", file=file)
     if not isinstance(doc, dict):
         raise WorkflowError(f"expected a mapping at the top level (got {type(doc).__name__})", file=file)
+    check_document(doc, file)  # depth, alias expansion, cycles, NUL bytes: before anything walks it
     doc = copy.deepcopy(doc)
 
     # 2. template
+    templated = "template" in doc
     doc = apply_template(doc, file=file, read_yaml=read_yaml,
                          templates_dir=templates_dir, workflows_dir=workflows_dir)
+    if templated:
+        check_document(doc, file)  # the template's own text too
 
     # 3. phase list shape, ADMF-PC layouts
     warnings: list[str] = []
     errs = ErrorCollector(file)
+    _resource_warnings(doc, file, warnings)
     _flatten_parallel(doc, errs)
     errs.raise_if_any()
     raw_phases = doc.get("phases")
@@ -285,6 +303,10 @@ def load_workflow_dict(
     spec._source = file
     spec._path = path
     spec._workflow_id = spec.workflow.id or default_id or slugify(spec.workflow.name or "workflow")
+    if len(spec._workflow_id) > MAX_NAME_LENGTH:
+        raise WorkflowError(f"the workflow id '{spec._workflow_id[:20]}...' (from the file name) is "
+                            f"{len(spec._workflow_id)} characters long; at most {MAX_NAME_LENGTH}: set a short "
+                            "workflow.id", file=file, field="workflow.id")
 
     # 6. graph
     spec._graph = build_graph(spec, file, KINDS)
@@ -383,12 +405,57 @@ _SUPERSEDED = {
     "resume by re-executing from the failure",
     ("workflow", "monitoring"): "ignored: progress, logs and timings are in the Dagster UI",
     ("workflow", "resource_management"): "ignored: use infrastructure.phase_resources "
-    "(max_workers, pool) and infrastructure.max_concurrent",
+    "(max_workers, memory_limit_gb, pool) and infrastructure.max_concurrent",
     ("reporting", "workflow_analytics"): "ignored: run timings and lineage are in the Dagster UI",
 }
 
 
+_CONTAINERS = ("taken as max_workers (at most 256): the threads of the phase's evaluation on this machine (no "
+               "containers are started; scale out with a Dagster executor)")
+
+#: seed 000's execution keys (its production workflow): Dagster and the executor decide these
+_RESOURCE_KEYS = {
+    "parallel_phases": "ignored: independent phases run in parallel with execution: {executor: multiprocess}",
+    "checkpoint_enabled": _SUPERSEDED[("workflow", "checkpointing")],
+    "max_total_memory_gb": "ignored: memory is not capped; each phase's peak memory is in the report",
+    "max_total_cores": "ignored: cap concurrent phases with infrastructure.max_concurrent",
+}
+_PHASE_RESOURCE_KEYS = {
+    "memory_gb": "ignored: bound a phase's memory with infrastructure.phase_resources.<phase>.memory_limit_gb",
+    "cpu_cores": "ignored: a phase's evaluation threads are infrastructure.phase_resources.<phase>.max_workers; "
+                 "cap concurrent phases with infrastructure.max_concurrent",
+}
+
+
+def _resource_warnings(doc: dict[str, Any], file: str | None, warnings: list[str]) -> None:
+    """Seed 000's ``parallel_phases: true``, ``checkpoint_enabled``, ``max_total_*`` (workflow) and
+    ``memory_gb`` / ``cpu_cores`` (phase): one "ignored" warning each, then removed
+    (``parallel_phases`` as a mapping of branches is a layout, see ``_flatten_parallel``)."""
+    wf = doc.get("workflow")
+    if isinstance(wf, dict):
+        for key, message in _RESOURCE_KEYS.items():
+            if key in wf and not (key == "parallel_phases" and isinstance(wf[key], dict)):
+                _warn(warnings, file, f"workflow.{key}", message)
+                wf = {k: v for k, v in wf.items() if k != key}
+        doc["workflow"] = wf
+    phases = doc.get("phases")
+    for i, p in enumerate(phases if isinstance(phases, list) else []):
+        if isinstance(p, dict) and set(_PHASE_RESOURCE_KEYS) & set(p):
+            for key in [k for k in _PHASE_RESOURCE_KEYS if k in p]:
+                warnings.append(WorkflowError(_PHASE_RESOURCE_KEYS[key], file=file, phase=p.get("name"),
+                                              field=key).format())
+            phases[i] = {k: v for k, v in p.items() if k not in _PHASE_RESOURCE_KEYS}
+
+
 def _superseded_warnings(doc: dict[str, Any], file: str | None, warnings: list[str]) -> None:
+    for p in doc.get("phases") or []:
+        if isinstance(p, dict) and "container_count" in p:
+            warnings.append(WorkflowError(_CONTAINERS, file=file, phase=p.get("name"), field="container_count").format())
+    infra = doc.get("infrastructure")
+    res = infra.get("phase_resources") if isinstance(infra, dict) else None
+    for name, r in (res.items() if isinstance(res, dict) else ()):
+        if isinstance(r, dict) and "container_count" in r:
+            _warn(warnings, file, f"infrastructure.phase_resources.{name}.container_count", _CONTAINERS)
     for (section, key), message in _SUPERSEDED.items():
         sec = doc.get(section)
         if isinstance(sec, dict) and key in sec:

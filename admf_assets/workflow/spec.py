@@ -29,6 +29,8 @@ from admf_assets.engine.split import DEFAULT_TEST_FRACTION
 from admf_assets.phases.common import MarketSourceName, SplitConfig, check_dates
 from admf_assets.phases.kind import StrictModel
 
+from .guards import MAX_NAME_LENGTH
+
 __all__ = [
     "NAME_PATTERN",
     "DEFAULT_TEST_FRACTION",
@@ -49,6 +51,8 @@ __all__ = [
 #: phase names, output names and workflow ids become parts of Dagster asset keys
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
 POOL_PATTERN = re.compile(r"^[A-Za-z0-9_./-]+$")
+#: worker threads a phase may ask for
+MAX_WORKERS = 256
 
 
 def _check_pool(cls, v: str | None) -> str | None:
@@ -56,6 +60,28 @@ def _check_pool(cls, v: str | None) -> str | None:
     if v is not None and not POOL_PATTERN.match(v):
         raise ValueError(f"invalid pool name {v!r}: use letters, digits, '_', '-', '.', '/'")
     return v
+
+def _timeout_in_seconds(v: dict) -> dict:
+    """``timeout`` / ``timeout_minutes`` / ``timeout_hours`` -> ``timeout`` (seconds)."""
+    given = [k for k in ("timeout", "timeout_minutes", "timeout_hours") if v.get(k) is not None]
+    if len(given) > 1:
+        raise ValueError(f"[{given[1]}] give only one of {', '.join(given)}")
+    for key, factor in (("timeout_minutes", 60.0), ("timeout_hours", 3600.0)):
+        if key in v:
+            raw = v.pop(key)
+            if raw is not None:
+                if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+                    raise ValueError(f"[{key}] must be a number of {key.split('_')[1]} (got {raw!r})")
+                v["timeout"] = float(raw) * factor
+    return v
+
+
+def check_name_length(name: str, what: str) -> None:
+    """Phase names and workflow ids become folder and file names and DuckDB identifiers."""
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValueError(f"the {what} '{name[:20]}...' is {len(name)} characters long; at most {MAX_NAME_LENGTH} "
+                         "(it names folders, files and DuckDB tables)")
+
 
 def slugify(text: str) -> str:
     """``'Basic Research-Pipeline'`` -> ``'basic_research_pipeline'`` (only [a-z0-9_])."""
@@ -120,6 +146,8 @@ class WorkflowInfo(StrictModel):
                 f"invalid workflow id {v!r}: use only letters, digits and '_' "
                 f"(it prefixes every asset key), e.g. '{slugify(v)}'"
             )
+        if v is not None:
+            check_name_length(v, "workflow id")
         return v
 
 
@@ -241,13 +269,28 @@ class Criterion(StrictModel):
         return f"{metric} <= {self.max:g}"
 
     def passes(self, value: float) -> bool:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return False
-        if self.min is not None and value < self.min:
-            return False
-        if self.max is not None and value > self.max:
-            return False
-        return True
+        """Both bounds hold (each inclusive: a value exactly on a bound passes)."""
+        return all(self.evaluate(b, value)[0] for b in ("min", "max") if getattr(self, b) is not None)
+
+    def evaluate(self, bound: str, value: Any, metric: str = "value") -> tuple[bool, str]:
+        """The ONE bound ``bound`` ('min' or 'max') on ``value``: (passed, a one-line reason).
+
+        Inclusive: ``{min: 10}`` passes 10 and fails 9.99.  A metric the phase did not report
+        (None) or that is not a finite number fails, saying so."""
+        limit = getattr(self, bound)
+        if limit is None:
+            raise ValueError(f"criterion on {metric} has no {bound} bound")
+        if value is None:
+            return False, f"metric '{metric}' was not reported by the phase"
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            return False, f"metric '{metric}' is not a number (got {value!r})"
+        if math.isnan(v):
+            return False, f"metric '{metric}' is NaN (not computable on this data)"
+        ok = v >= limit if bound == "min" else v <= limit
+        rel = (">=" if ok else "<") if bound == "min" else ("<=" if ok else ">")
+        return ok, f"{metric} = {v:.6g} {rel} {bound} {limit:g}"
 
 
 _ON_FAILURE_ALIASES = {"abort_workflow": "abort", "fail": "abort", "continue": "continue_with_warning"}
@@ -270,7 +313,7 @@ class PhaseSpec(StrictModel):
     retries: RetrySpec | None = None
     timeout: float | None = Field(default=None, gt=0, description="seconds")
     pool: StrictStr | None = None
-    max_workers: StrictInt | None = Field(default=None, ge=1)
+    max_workers: StrictInt | None = Field(default=None, ge=1, le=MAX_WORKERS)
     critical: StrictBool = False
     success_criteria: dict[StrictStr, Criterion] = Field(default_factory=dict)
     on_failure: Literal["abort", "continue_with_warning", "retry"] = "abort"
@@ -284,18 +327,7 @@ class PhaseSpec(StrictModel):
     def _aliases(cls, v: Any) -> Any:
         if not isinstance(v, dict):
             return v
-        v = dict(v)
-        # timeout / timeout_minutes / timeout_hours -> timeout (seconds)
-        given = [k for k in ("timeout", "timeout_minutes", "timeout_hours") if v.get(k) is not None]
-        if len(given) > 1:
-            raise ValueError(f"[{given[1]}] give only one of {', '.join(given)}")
-        for key, factor in (("timeout_minutes", 60.0), ("timeout_hours", 3600.0)):
-            if key in v:
-                raw = v.pop(key)
-                if raw is not None:
-                    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-                        raise ValueError(f"[{key}] must be a number of {key.split('_')[1]} (got {raw!r})")
-                    v["timeout"] = float(raw) * factor
+        v = _timeout_in_seconds(dict(v))
         # resource_class is another name for pool
         if "resource_class" in v:
             rc = v.pop("resource_class")
@@ -307,7 +339,8 @@ class PhaseSpec(StrictModel):
             cc = v.pop("container_count")
             if v.get("max_workers") not in (None, cc):
                 raise ValueError("[container_count] give container_count or max_workers, not both")
-            v["max_workers"] = cc
+            # containers of a cluster, read as threads of this machine: at most MAX_WORKERS
+            v["max_workers"] = min(cc, MAX_WORKERS) if isinstance(cc, int) and not isinstance(cc, bool) else cc
         # ADMF-PC: a phase-level `method` belongs to the phase config
         if "method" in v:
             method = v.pop("method")
@@ -335,6 +368,7 @@ class PhaseSpec(StrictModel):
                 f"invalid phase name {v!r}: use only letters, digits and '_' "
                 f"(it becomes part of a Dagster asset key), e.g. '{slugify(v)}'"
             )
+        check_name_length(v, "phase name")
         return v
 
     _pool_ok = field_validator("pool")(_check_pool)
@@ -347,20 +381,50 @@ class PhaseSpec(StrictModel):
 
 # ---------------------------------------------------------------- infrastructure
 class PhaseResources(StrictModel):
-    """Resources of one phase: ``max_workers`` (parallel workers inside the phase),
-    ``memory_limit_gb`` (informational), ``pool`` (a Dagster concurrency pool)."""
+    """Resources of one phase: ``max_workers`` (threads of the phase's evaluation; ADMF-PC's
+    ``container_count`` is read as it), ``memory_limit_gb`` (the engine sizes its chunks so the
+    evaluation stays under it; validation refuses what cannot fit), ``pool`` (a Dagster
+    concurrency pool).  Kinds that use neither get an "ignored" warning."""
 
-    max_workers: StrictInt | None = Field(default=None, ge=1)
-    memory_limit_gb: float | None = Field(default=None, gt=0)
+    __key_aliases__ = ("container_count",)
+
+    max_workers: StrictInt | None = Field(default=None, ge=1, le=MAX_WORKERS)
+    memory_limit_gb: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     pool: StrictStr | None = None
 
     _pool_ok = field_validator("pool")(_check_pool)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _container_count(cls, v: Any) -> Any:
+        if isinstance(v, dict) and "container_count" in v:
+            v = dict(v)
+            cc = v.pop("container_count")
+            if v.get("max_workers") not in (None, cc):
+                raise ValueError("[container_count] give container_count or max_workers, not both")
+            # containers of a cluster, read as threads of this machine: at most MAX_WORKERS
+            v["max_workers"] = min(cc, MAX_WORKERS) if isinstance(cc, int) and not isinstance(cc, bool) else cc
+        return v
 
-Executor = Literal["in_process", "multiprocess"]
+
+Executor = Literal["in_process", "multiprocess", "celery"]
 
 
-class Infrastructure(StrictModel):
+class _RunLimits(StrictModel):
+    """``timeout`` (also ``timeout_minutes``, ``timeout_hours``): the workflow's total time limit,
+    in seconds (the job's ``dagster/max_runtime``)."""
+
+    __key_aliases__ = ("timeout_minutes", "timeout_hours")
+
+    timeout: float | None = Field(default=None, gt=0, description="seconds")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _timeout_aliases(cls, v: Any) -> Any:
+        return _timeout_in_seconds(dict(v)) if isinstance(v, dict) else v
+
+
+class Infrastructure(_RunLimits):
     """The ``infrastructure:`` section."""
 
     phase_resources: dict[StrictStr, PhaseResources] = Field(default_factory=dict)
@@ -373,7 +437,7 @@ class Infrastructure(StrictModel):
         return {} if v is None else v
 
 
-class Execution(StrictModel):
+class Execution(_RunLimits):
     """The optional ``execution:`` section (same keys as in ``infrastructure:``)."""
 
     executor: Executor | None = None
@@ -442,20 +506,26 @@ class WorkflowSpec(StrictModel):
             raise RuntimeError("the workflow graph is built by load_workflow()")
         return self._graph
 
+    def _run_setting(self, key: str) -> Any:
+        """``execution.<key>``, else ``infrastructure.<key>``, else None."""
+        for section in (self.execution, self.infrastructure):
+            if section is not None and getattr(section, key) is not None:
+                return getattr(section, key)
+        return None
+
     @property
     def executor(self) -> str:
-        """in_process (default) or multiprocess."""
-        for section in (self.execution, self.infrastructure):
-            if section is not None and section.executor is not None:
-                return section.executor
-        return "in_process"
+        """in_process (default), multiprocess or celery."""
+        return self._run_setting("executor") or "in_process"
 
     @property
     def max_concurrent(self) -> int | None:
-        for section in (self.execution, self.infrastructure):
-            if section is not None and section.max_concurrent is not None:
-                return section.max_concurrent
-        return None
+        return self._run_setting("max_concurrent")
+
+    @property
+    def timeout(self) -> float | None:
+        """The workflow's total time limit in seconds (``execution.timeout``...), or None."""
+        return self._run_setting("timeout")
 
     def phase(self, name: str) -> PhaseSpec:
         for p in self.phases:

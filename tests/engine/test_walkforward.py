@@ -145,3 +145,55 @@ def test_parameter_evolution_and_summary():
     assert summary["profitable_fold_fraction"] == pytest.approx(2 / 3)
     assert summary["parameter_stability"] == 0.5
     assert wf.efficiency_metric("total_return") == "annual_return"
+
+
+def test_a_fold_searches_trading_settings_with_a_sampler(close):
+    """Seed 000's search (bayesian over risk_level, stop_loss and the periods): each fold runs
+    Optuna's TPE on its train window only; the chosen stop and volatility target go in the
+    fold's ``trading`` column and into its out-of-sample backtest."""
+    from dataclasses import replace
+
+    space = {"fast_period": {"low": 5, "high": 20}, "slow_period": {"low": 30, "high": 80},
+             "stop_loss": {"low": 0.02, "high": 0.1}, "risk_level": {"low": 0.05, "high": 0.2}}
+    spec = wf.SearchSpec(candidates=(("momentum", space),), method="tpe", n_trials=24)
+    assert spec.searches_trading
+    f = wf.plan_folds(close.index, 250, 60, 60)[0]
+    cfg = BacktestConfig(cost_bps=5)
+    res = wf.run_fold(close, f, spec, cfg)
+    row = res.row
+    chosen, trading = json.loads(row["params"]), json.loads(row["trading"])
+    assert set(chosen) == {"fast_period", "slow_period"} and set(trading) == {"stop_loss", "target_vol"}
+    assert 0.02 <= trading["stop_loss"] <= 0.1 and 0.05 <= trading["target_vol"] <= 0.2
+    assert len(res.history) == 24 and row["n_trials"] == 24
+    # the winner is the best trial of the train window, re-measured there with a direct backtest
+    train = close.loc[f.train_start:f.train_end]
+    tuned = replace(cfg, sizing="vol_target", **trading)
+    direct = run_backtest(train, "momentum", chosen, tuned).metrics.iloc[0]
+    assert row["is_objective"] == pytest.approx(direct["sharpe_ratio"], rel=1e-9)
+    assert row["is_objective"] == res.history["objective"].max()
+    full = run_backtest(close.loc[:f.test_end], "momentum", chosen, tuned)
+    r = full.returns.iloc[:, 0].loc[f.test_start:f.test_end]
+    np.testing.assert_allclose(res.returns["return"].to_numpy(), r.to_numpy())
+
+
+def test_the_stitched_account_applies_each_folds_trading_settings(close):
+    from dataclasses import replace
+
+    folds = wf.plan_folds(close.index, 200, 60, 60)[:3]
+    chosen = [("momentum", {"fast_period": 10, "slow_period": 50})] * 3
+    cfg = BacktestConfig(cost_bps=5)
+    same = wf.stitch(close, folds, chosen, cfg, [{"stop_loss": 0.03}] * 3)
+    direct = wf.stitch(close, folds, chosen, replace(cfg, stop_loss=0.03))
+    np.testing.assert_allclose(same["return"].to_numpy(), direct["return"].to_numpy(), atol=1e-15)
+    stops = [{"stop_loss": 0.02}, {"stop_loss": 0.05}, {"stop_loss": 0.1}]
+    mixed = wf.stitch(close, folds, chosen, cfg, stops)
+    for f, t in zip(folds, stops):  # each fold's dates: the stitched positions under its own stop
+        alone = wf.stitch(close, folds, chosen, replace(cfg, **t))
+        sel = mixed["fold"] == f.key
+        np.testing.assert_allclose(mixed.loc[sel, "return"].to_numpy(), alone.loc[sel, "return"].to_numpy(),
+                                   atol=1e-15)
+    evo, stab = wf.parameter_evolution(pd.DataFrame({
+        "fold": [f.key for f in folds], "test_start": [f.test_start for f in folds],
+        "test_end": [f.test_end for f in folds], "strategy": "momentum",
+        "params": [json.dumps(p) for _, p in chosen], "trading": [json.dumps(t) for t in stops]}))
+    assert stab.set_index("parameter").loc["stop_loss", "n_distinct"] == 3

@@ -71,7 +71,7 @@ def test_one_year_backfill_is_one_run_with_every_partition(tmp_path):
         assert len(bars) == 260 * len(SYMBOLS)
         assert bars.groupby("date").size().eq(len(SYMBOLS)).all()
         evals = res.get_asset_check_evaluations()
-        assert len(evals) == 5 and all(e.passed for e in evals)
+        assert len(evals) == len(marketdata.CHECKS) == 6 and all(e.passed for e in evals)
         assert all(e.metadata["partitions_checked"].value == 260 for e in evals)
         # the DuckDB catalog has a queryable view
         con = duckdb.connect(str(store.duckdb_path), read_only=True)
@@ -103,13 +103,19 @@ def test_rematerializing_a_partition_replaces_exactly_its_rows(tmp_path):
 class _LeakySource(MarketDataSource):
     """A source delivering one bad bar, to simulate a cleaning bug letting it through."""
 
+    bad: str = "low_high"
+
     def load(self, start, end):
         df = super().load(start, end)
-        df.loc[df.index[0], "high"] = df.loc[df.index[0], "low"] / 2
+        if self.bad == "inf":
+            df.loc[df.index[0], "high"] = float("inf")
+        else:
+            df.loc[df.index[0], "high"] = df.loc[df.index[0], "low"] / 2
         return df
 
 
-def test_failing_check_blocks_downstream(tmp_path, monkeypatch):
+@pytest.mark.parametrize("bad, failing", [("low_high", {"high_ge_open_close"}), ("inf", {"finite_prices"})])
+def test_failing_check_blocks_downstream(tmp_path, monkeypatch, bad, failing):
     monkeypatch.setattr(marketdata, "clean_bars",
                         lambda raw: (raw.assign(repaired=False), marketdata.CleaningReport(len(raw), len(raw))))
 
@@ -120,10 +126,10 @@ def test_failing_check_blocks_downstream(tmp_path, monkeypatch):
 
     with dg.instance_for_test() as instance:
         res = _backfill(instance, tmp_path, "2023-03-01", "2023-03-03",
-                        source=_LeakySource(symbols=SYMBOLS), extra=[research])
+                        source=_LeakySource(symbols=SYMBOLS, bad=bad), extra=[research])
         assert not res.success
         failed = {e.check_name for e in res.get_asset_check_evaluations() if not e.passed}
-        assert failed == {"high_ge_open_close"}
+        assert failed == failing
         assert not _materialized_partitions(instance, research.key)
 
 
@@ -140,6 +146,38 @@ def test_bad_csv_fails_the_run_with_the_message_and_writes_nothing(tmp_path):
         msg = failure.event_specific_data.error.message
         assert "SPY.csv: row 2 (line 3), column 'Close': 'oops' is not a number" in msg
         assert not (tmp_path / "store" / "tables").exists()
+
+
+def test_files_with_mixed_offsets_inf_prices_and_a_two_month_gap(tmp_path):
+    """Mixed UTC offsets ingest (each row keeps its date), an infinite close is dropped and
+    counted, and two months of missing weekdays are flagged in the metadata and the log."""
+    data = tmp_path / "data"
+    data.mkdir()
+    days = pd.bdate_range("2023-01-02", "2023-05-31")
+    gap = (days >= "2023-02-01") & (days <= "2023-03-31")
+    rows = [f"{d.date()}T16:00:00{'-05:00' if d < pd.Timestamp('2023-03-13') else '-04:00'},10,11,9,10,100"
+            for d in days[~gap]]
+    rows[1] = rows[1].replace(",10,11,9,10,", ",10,11,9,inf,")
+    (data / "SPY.csv").write_text("Date,Open,High,Low,Close,Volume\n" + "\n".join(rows) + "\n")
+    src = MarketDataSource(kind="files", path=str(data), symbols=["SPY"])
+    with dg.instance_for_test() as instance:
+        res = _backfill(instance, tmp_path / "store", "2023-01-02", "2023-05-31", source=src)
+        assert res.success
+        raw = next(e for e in res.get_asset_materialization_events() if e.asset_key == market.RAW_KEY)
+        md = raw.materialization.metadata
+        assert md["run_gaps_over_a_week"].value == 1
+        assert "| 2023-02-01 | 2023-03-31 |         43 | all symbols |" in md["run_gaps"].value
+        logs = [e.user_message for e in instance.all_logs(res.run_id) if e.level >= 30]
+        assert any("1 run(s) of missing weekdays longer than a week: 2023-02-01..2023-03-31 (43 weekdays; "
+                   "all symbols)" in m for m in logs), logs
+        clean = next(e for e in res.get_asset_materialization_events() if e.asset_key == market.CLEAN_KEY)
+        assert clean.materialization.metadata["run_nonfinite_close_dropped"].value == 1
+        assert all(e.passed for e in res.get_asset_check_evaluations())
+    store = TableStore(tmp_path / "store")
+    keys = market.partition_keys_between("2023-01-02", "2023-05-31")
+    bars = store.read_partitions(list(market.CLEAN_KEY.path), keys)
+    assert len(bars) == (~gap).sum() - 1  # the infinite close dropped
+    assert bars.date.dt.strftime("%Y-%m-%d").tolist() == [str(d.date()) for i, d in enumerate(days[~gap]) if i != 1]
 
 
 def _cli_env(home, **extra):
@@ -163,6 +201,10 @@ def test_cli_bad_csv_is_one_clear_line(tmp_path):
     assert p.returncode == 1
     assert "SPY.csv: missing column Volume (found: Date, Open, High, Low, Close)" in p.stderr
     assert "Traceback" not in p.stderr + p.stdout
+    # one line for the failure (plus the run's verdict), no Dagster event log in the terminal
+    assert [ln for ln in p.stderr.splitlines() if ln.strip()][-2:][0].strip().endswith(
+        "SPY.csv: missing column Volume (found: Date, Open, High, Low, Close)")
+    assert len(p.stderr.strip().splitlines()) <= 3 and " - dagster - " not in p.stderr + p.stdout
 
 
 def test_parallel_multiprocess_backfills_with_database_held_open(tmp_path):

@@ -106,7 +106,7 @@ def test_cleaning_counts_every_change_and_never_drops_silently():
         ("2024-01-10", "A", 10, 11, 10.5, 10.8, -5),  # low too high -> 10, volume -> 0
     ])
     clean, rep = marketdata.clean_bars(raw)
-    assert rep.counts == {"duplicates_removed": 1, "missing_close_dropped": 1,
+    assert rep.counts == {"duplicates_removed": 1, "missing_close_dropped": 1, "nonfinite_close_dropped": 0,
                           "nonpositive_close_dropped": 1, "open_repaired": 1,
                           "high_repaired": 1, "low_repaired": 1, "volume_repaired": 1}
     assert rep.rows_in == 8 and rep.rows_out == 5 == len(clean)
@@ -126,6 +126,8 @@ def test_cleaning_counts_every_change_and_never_drops_silently():
     (("2024-01-02", "A", 10, 9.9, 9, 10, 1), {"high_ge_open_close"}),
     (("2024-01-02", "A", 10, 11, 10.1, 10.5, 1), {"low_le_open_close"}),
     (("2024-01-02", "A", 10, 11, -1, 10, 1), {"positive_prices"}),
+    (("2024-01-02", "A", 10, np.inf, 9, 10, 1), {"finite_prices"}),
+    (("2024-01-02", "A", 10, 11, 9, np.inf, 1), {"finite_prices", "high_ge_open_close"}),
 ])
 def test_each_quality_rule_catches_its_kind_of_bad_row(row, failing):
     good = ("2024-01-03", "A", 10, 11, 9, 10, 1)
@@ -138,3 +140,65 @@ def test_duplicate_rule():
     res = marketdata.check_bars(_bars([("2024-01-02", "A", 10, 11, 9, 10, 1)] * 2))
     assert len(res["unique_date_symbol"]) == 2
     assert all(len(v) == 0 for k, v in res.items() if k != "unique_date_symbol")
+
+
+# ----------------------------------------------------------------------------- time zones, inf, gaps
+def test_mixed_utc_offsets_keep_each_rows_own_date(tmp_path):
+    """A daylight-saving change inside the file (or offsets of different sources) used to crash
+    with 'Can only use .dt accessor'; each row keeps its wall-clock date."""
+    p = _write(tmp_path, "SPY.csv", "Date,Open,High,Low,Close,Volume\n"
+               "2021-03-12T16:00:00-05:00,1,2,0.5,1.5,10\n"
+               "2021-03-15T16:00:00-04:00,1,2,0.5,1.6,10\n"
+               "2021-03-16,1,2,0.5,1.7,10\n"
+               "2021-03-17T23:30:00+09:00,1,2,0.5,1.8,10\n"
+               "2021-03-18T00:00:00Z,1,2,0.5,1.9,10\n")
+    df = marketdata.read_symbol_file(p)
+    assert df.date.dt.strftime("%Y-%m-%d").tolist() == ["2021-03-12", "2021-03-15", "2021-03-16", "2021-03-17",
+                                                        "2021-03-18"]
+    assert df.close.tolist() == [1.5, 1.6, 1.7, 1.8, 1.9]
+    one_zone = marketdata.parse_dates(pd.Series(["2021-03-12T16:00:00-05:00", "2021-03-19T16:00:00-05:00"]))
+    assert one_zone.dt.strftime("%Y-%m-%d %H:%M").tolist() == ["2021-03-12 16:00", "2021-03-19 16:00"]
+    bad = _write(tmp_path, "QQQ.csv", "Date,Open,High,Low,Close,Volume\n2021-03-12T16:00:00-05:00,1,2,0.5,1.5,10\n"
+                 "2021-03-15T16:00:00-04:00,1,2,0.5,1.6,10\nsoon,1,2,0.5,1.6,10\n")
+    with pytest.raises(MarketDataError, match=r"QQQ.csv: row 3 \(line 4\), column 'Date': cannot parse 'soon' as a date"):
+        marketdata.read_symbol_file(bad)
+
+
+def test_infinite_prices_are_dropped_or_repaired_and_counted(tmp_path):
+    p = _write(tmp_path, "SPY.csv", "Date,Open,High,Low,Close,Volume\n"
+               "2021-03-15,1,2,0.5,1.5,10\n"
+               "2021-03-16,1,2,0.5,inf,10\n"       # close inf: dropped like a missing close
+               "2021-03-17,1,inf,0.5,1.5,10\n"     # high inf: repaired to max(open, close)
+               "2021-03-18,-inf,2,-inf,1.5,inf\n")  # open, low, volume repaired
+    raw = marketdata.read_symbol_file(p)
+    assert np.isinf(raw.close).sum() == 1  # read as numbers, not rejected
+    clean, rep = marketdata.clean_bars(raw)
+    assert rep.counts["nonfinite_close_dropped"] == 1
+    assert (rep.counts["high_repaired"], rep.counts["open_repaired"], rep.counts["low_repaired"],
+            rep.counts["volume_repaired"]) == (1, 1, 1, 1)
+    assert rep.rows_in - rep.rows_out == 1
+    assert np.isfinite(clean[["open", "high", "low", "close", "volume"]].to_numpy()).all()
+    assert clean.loc[clean.date == "2021-03-17", "high"].item() == 1.5
+    assert not any(len(v) for v in marketdata.check_bars(clean).values())
+    assert "nonfinite_close" in set(rep.examples.issue)
+
+
+def test_runs_of_missing_weekdays_longer_than_a_week_are_gaps():
+    cal = [str(d.date()) for d in pd.bdate_range("2021-01-04", "2021-06-30")]
+    full = pd.bdate_range("2021-01-04", "2021-06-30")
+    gap = (full >= "2021-03-01") & (full <= "2021-04-30")  # two months missing
+    spy = pd.DataFrame({"date": full[~gap], "symbol": "SPY"})
+    holiday = pd.DataFrame({"date": full[(full != "2021-01-18") & (full != "2021-01-19")], "symbol": "QQQ"})
+    short = pd.DataFrame({"date": full[(full < "2021-02-01") | (full > "2021-02-05")], "symbol": "TLT"})  # 5 days
+    bars = pd.concat([spy, holiday, short], ignore_index=True)
+    gaps = marketdata.calendar_gaps(bars, cal, ["SPY", "QQQ", "TLT", "GLD"])
+    assert gaps.to_dict("records") == [
+        {"first": "2021-01-04", "last": "2021-06-30", "weekdays": 128, "symbols": "GLD"},
+        {"first": "2021-03-01", "last": "2021-04-30", "weekdays": 45, "symbols": "SPY"},
+    ]
+    assert marketdata.describe_gaps(gaps) == (
+        "2 run(s) of missing weekdays longer than a week: 2021-01-04..2021-06-30 (128 weekdays; GLD), "
+        "2021-03-01..2021-04-30 (45 weekdays; SPY)")
+    everyone = marketdata.calendar_gaps(spy, cal, ["SPY"])
+    assert everyone.symbols.tolist() == ["all symbols"]
+    assert marketdata.calendar_gaps(pd.concat([holiday, short]), cal).empty

@@ -376,3 +376,18 @@ def test_seed_phase_forms_validate(kit):
     node = spec.graph.phases["opt"]
     assert node.config["top_n"] == 100 and [o.canonical for o in node.outputs] == [
         "top_parameter_sets", "parameter_importance", "performance_distribution"]
+
+
+def test_sets_that_span_no_range_leave_a_sampler_the_strategy_s_default_space():
+    """A per-regime search over the top sets of a broad one: a family with a single set among them
+    has nothing to sample there, so it searches its default space (a grid evaluates the point)."""
+    import pandas as pd
+
+    from admf_assets.phases.parameter_search import _spaces_from_sets
+
+    sets = pd.DataFrame({"strategy": ["momentum", "momentum", "pairs_trading"],
+                         "params": ['{"fast_period": 5, "slow_period": 50}', '{"fast_period": 9, "slow_period": 50}',
+                                    '{"lookback": 20, "entry_z": 2.0}']})
+    spaces = _spaces_from_sets(sets, grid=False)
+    assert spaces == {"momentum": {"fast_period": {"low": 5, "high": 9}, "slow_period": [50]}, "pairs_trading": {}}
+    assert _spaces_from_sets(sets, grid=True)["pairs_trading"] == {"entry_z": [2.0], "lookback": [20]}

@@ -111,7 +111,8 @@ def test_ignored_seed_keys_warn_in_one_line_each(tmp_path):
 
 @pytest.mark.parametrize("config, line", [
     ({}, "phase 'cap': field 'inputs': phase type 'signal_capture' needs top_parameter_sets or optimization_history "
-         "or best_parameters or regime_optimized_strategies from an upstream phase: no phase of this workflow produces it (or set config.strategies)"),
+         "or best_parameters or regime_optimized_strategies from an upstream phase: no phase of this workflow "
+         "produces it (or set config.strategies)"),
     ({"strategies": [{"type": "momentun"}]},
      "phase 'cap': field 'config.strategies[0].type': unknown strategy 'momentun' (did you mean 'momentum'?)"),
     ({"strategies": [{"type": "momentum", "parameters": {"fastest": [5]}}]},

@@ -195,3 +195,31 @@ def test_the_report_leads_with_the_verdict_and_its_numbers(kit, store, tmp_path)
     summary = html[start:html.index("<h2>", start + 10)]  # the first section, before every phase's
     assert ("Not valid" in summary) != verdict.valid
     assert "Deflated Sharpe ratio" in summary and "Walk-forward" in summary
+
+
+def test_searched_trading_settings_are_validated_with_the_set(kit, store):
+    """Seed 000's search varies risk_level (the volatility target), position_size and stop_loss:
+    the validated set and every trial carry their own, so the validated Sharpe is the search's
+    best and the trials' Sharpe dispersion is the search's; walk-forward folds re-search them."""
+    search = {"name": "opt", "type": "parameter_search", "config": {
+        "method": "bayesian", "n_iterations": 16,
+        "param_definitions": {"risk_level": {"type": "continuous", "bounds": [0.05, 0.2]},
+                              "position_size": {"type": "continuous", "bounds": [0.2, 1.0]},
+                              "stop_loss": {"type": "continuous", "bounds": [0.02, 0.1]},
+                              "fast_period": {"type": "integer", "bounds": [5, 20]},
+                              "slow_period": {"type": "integer", "bounds": [30, 80]}}}}
+    spec = _graph(kit, [search, {"name": "val", "type": "validation", "depends_on": ["opt"], "config": {
+        "validation_method": ["deflated_sharpe", "pbo", "walk_forward"], "n_simulations": 100,
+        "n_bootstrap": 500, "walk_forward": {"train_period_days": 100, "test_period_days": 40}}}])
+    results = kit.execute(spec.graph, store)
+    hist = results["opt"].outputs["optimization_history"]
+    best = results["opt"].outputs["best_parameters"].iloc[0]
+    s = _stats(results["val"])["value"]
+    assert s["sharpe_ratio"] == pytest.approx(best["sharpe_ratio"], rel=1e-9)
+    assert s["n_trials"] == len(hist) == 16
+    assert results["val"].metrics["trials_sharpe_std"] == pytest.approx(hist["sharpe_ratio"].std(ddof=1), rel=1e-9)
+    folds = results["val"].outputs["walk_forward_results"]
+    import json
+
+    assert all(set(json.loads(t)) == {"target_vol", "position_size", "stop_loss"} for t in folds["trading"])
+    assert (folds["train_end"] < folds["test_start"]).all()

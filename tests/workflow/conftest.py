@@ -70,3 +70,19 @@ def base() -> str:
 def errors_of():
     """errors_of(path) -> the error lines that loading ``path`` raises."""
     return error_lines
+
+
+@pytest.fixture
+def register_kind():
+    """register_kind(kind) -> kind, registered for this test only."""
+    from admf_assets.phases import KINDS
+
+    added = []
+
+    def _register(kind):
+        added.append(KINDS.register(kind).name)
+        return kind
+
+    yield _register
+    for name in added:
+        KINDS.unregister(name)

@@ -13,7 +13,8 @@ AVAILABLE = ", ".join(k.name for k in KINDS.available())
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_valid_files_print_ok_and_exit_zero(tmp_path, capsys):
+def test_valid_files_print_ok_and_exit_zero(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ADMF_WORKFLOWS_DIR", str(tmp_path))  # the copy is this folder's basic_research
     shutil.copy(REPO / "workflows" / "basic_research.yaml", tmp_path / "basic_research.yaml")
     shutil.copy(Path(__file__).parent / "fixtures" / "seed" / "basic_multi_phase.yaml", tmp_path / "b.yaml")
     assert main(["basic_research.yaml", "b.yaml"]) == 0
@@ -22,7 +23,11 @@ def test_valid_files_print_ok_and_exit_zero(tmp_path, capsys):
         "OK basic_research.yaml: 5 phases, 10 assets",
         "OK b.yaml: 5 phases, 10 assets",
     ]
-    assert err == ""
+    assert err.splitlines() == [  # the seed example gives its one-parameter-set backtest phase resources
+        f"warning: b.yaml: phase 'validation': field 'infrastructure.phase_resources.validation.{key}': ignored: "
+        f"phase type 'backtest' does not use {key} (it applies to: {users})"
+        for key, users in (("memory_limit_gb", "parameter_search, signal_capture, analysis"),
+                           ("max_workers", "parameter_search, analysis"))]
 
 
 def test_workflow_names_are_looked_up_in_the_workflows_dir(capsys, monkeypatch):
@@ -86,3 +91,15 @@ def test_validate_paths(write):
     assert validate_paths([good]) == []
     (line,) = validate_paths([good, bad])
     assert line.startswith(f"{bad}: field 'template': unknown template 'nope'")
+
+
+def test_admf_validate_takes_its_options_before_the_files(capsys):
+    """`admf validate -v FILE` failed with "unrecognized arguments" (only `FILE -v` worked)."""
+    from admf_assets import cli
+
+    path = str(REPO / "workflows" / "basic_research.yaml")
+    for argv in (["validate", "-v", path], ["validate", path, "-v"]):
+        assert cli.main(argv) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert out[0] == f"OK {path}: 5 phases, 10 assets"
+        assert out[1] == "workflow basic_research (Basic Research Pipeline): 5 phases, 10 assets"

@@ -19,7 +19,7 @@ WF = REPO / "workflows"
 def _graph_of(compiled):
     from admf_assets import runtime
 
-    defs = dg.Definitions(assets=compiled.assets, resources=runtime.resources())
+    defs = dg.Definitions(assets=[*compiled.assets, *compiled.sources], resources=runtime.resources())
     return defs.get_repository_def().asset_graph
 
 
@@ -42,7 +42,9 @@ def test_basic_research_asset_graph_is_exactly_the_workflow_dag():
     ana = [p + "performance_analysis/" + n for n in ("correlations", "drawdowns", "performance_metrics")]
     val = [p + "validation/" + n for n in ("performance_report", "validation_results")]
     assert deps == {
-        p + "data/bars": ["market/clean_bars"],
+        # the market data the data phase reads: the partitions (lineage) and their observed version
+        p + "data/bars": [p + "data/market_snapshot", "market/clean_bars"],
+        p + "data/market_snapshot": [],
         **{k: [p + "data/bars"] for k in opt},
         **{k: sorted([p + "data/bars", p + "parameter_optimization/best_parameters",
                       p + "parameter_optimization/top_10_parameter_sets"]) for k in ana},
@@ -69,7 +71,8 @@ def test_policies_checks_and_tags_come_from_the_yaml():
     vchecks = {s.name: s for s in val.check_specs}
     assert set(vchecks) == {"max_drawdown_min", "n_trades_min"}
     assert not any(s.blocking for s in vchecks.values())  # the phase is not critical
-    assert c.job.tags["dagster/max_runtime"] == "1800"
+    # only one phase has a timeout, so the run has no total limit (execution.timeout sets one)
+    assert "dagster/max_runtime" not in c.job.tags
     # a config change changes the code version (the UI marks the asset unsynced)
     versions = {a.node_def.name: set(a.code_versions_by_key.values()) for a in c.assets}
     assert versions["basic_research__parameter_optimization"] != versions["basic_research__validation"]
@@ -128,3 +131,16 @@ def test_executor_comes_from_the_yaml_and_can_be_overridden():
     defs, c = workflow_defs("basic_research", "multiprocess")
     ex = defs.resolve_job_def("basic_research").executor_def
     assert ex.name == "multiprocess_forkserver"
+
+
+def test_the_total_time_limit(tmp_path):
+    # every phase has a timeout: the limit is their sum times the attempts plus the retry delays
+    timed = GOOD.replace("    pool: research\n", "    pool: research\n    timeout: 60\n    retries: {count: 2, delay: 5, backoff: exponential}\n")
+    timed = timed.replace("phases:\n", "reporting: {enabled: false}\nphases:\n  - {name: data, type: data_preparation, timeout: 10}\n")
+    c = compile_workflow(str(_write(tmp_path, "timed.yaml", timed)))
+    assert c.job.tags["dagster/max_runtime"] == str(10 + 3 * 60 + 5 + 15)
+    # an explicit workflow limit wins (minutes, hours or seconds)
+    c = compile_workflow(str(_write(tmp_path, "limited.yaml", GOOD + "execution: {timeout_minutes: 2}\n")))
+    assert c.job.tags["dagster/max_runtime"] == "120"
+    c = compile_workflow(str(_write(tmp_path, "limited2.yaml", GOOD + "infrastructure: {timeout: 30}\n")))
+    assert c.job.tags["dagster/max_runtime"] == "30"

@@ -72,4 +72,6 @@ def test_mutated_workflows_never_escape_as_other_exceptions():
             outcomes["error"] += 1
             for line in exc.lines():
                 assert "\n" not in line and line.startswith("f.yaml")
-    assert outcomes["error"] > 200 and outcomes["ok"] > 10
+    # most damage is caught (parameter values of the wrong type or range too, since they are checked
+    # against the strategies at validation); some leaves a valid workflow
+    assert outcomes["error"] > 200 and outcomes["ok"] > 5

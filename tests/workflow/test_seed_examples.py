@@ -108,6 +108,8 @@ def test_basic_multi_phase_effective_configs(tmp_path):
         "storage": None,
         "resume": True,
         "importance": "ped_anova",
+        "max_workers": 1,
+        "container_count": None,
     }
     assert opt["strategies"] == [{"type": "momentum", "optimization_target": True, "parameters": {}}]
     assert opt["data_split"] == "train" and opt["top_n"] == 10
@@ -180,6 +182,14 @@ def test_the_institutional_walk_forward_phase_config_is_accepted(tmp_path, error
     assert lines and not [line for line in lines if "phase 'walk_forward_validation'" in line]
 
 
+#: the basic example gives its backtest phase resources, which one parameter set does not use
+BACKTEST_RESOURCES = [
+    f"phase 'validation': field 'infrastructure.phase_resources.validation.{key}': ignored: phase type 'backtest' "
+    f"does not use {key} (it applies to: {users})"
+    for key, users in (("memory_limit_gb", "parameter_search, signal_capture, analysis"),
+                       ("max_workers", "parameter_search, analysis"))]
+
+
 def test_the_adaptive_seed_names_what_it_still_lacks(tmp_path, errors_of):
     """Seed 001's adaptive workflow (with a data section): the conditional, the market assessment
     and the ensemble kinds exist; what is left is named in its branch's fields."""
@@ -196,7 +206,7 @@ FRAGMENTS = {
     "checkpointing": ["field 'workflow.checkpointing': ignored: every phase output is a Dagster materialization; "
                       "resume by re-executing from the failure"],
     "resource_management": ["field 'workflow.resource_management': ignored: use infrastructure.phase_resources "
-                            "(max_workers, pool) and infrastructure.max_concurrent"],
+                            "(max_workers, memory_limit_gb, pool) and infrastructure.max_concurrent"],
     "monitoring": ["field 'workflow.monitoring': ignored: progress, logs and timings are in the Dagster UI"],
     "workflow_analytics": ["field 'reporting.workflow_analytics': ignored: run timings and lineage are in the Dagster UI"],
     "error_handling": [
@@ -225,7 +235,7 @@ def test_section_fragments_load_inside_the_basic_workflow(tmp_path, name):
     fragment = yaml.safe_load(_copy(tmp_path, name).read_text(encoding="utf-8"))
     spec = load_workflow_dict(deep_merge(basic, fragment), source="merged.yaml", default_id="merged")
     assert spec.graph.order == ("data", "parameter_optimization", "performance_analysis", "validation", "report")
-    assert spec.warnings == [f"merged.yaml: {w}" for w in FRAGMENTS[name]]
+    assert spec.warnings == [f"merged.yaml: {w}" for w in FRAGMENTS[name] + BACKTEST_RESOURCES]
     if name == "error_handling":
         node = spec.graph.phases["parameter_optimization"]
         assert node.on_failure == "retry"
