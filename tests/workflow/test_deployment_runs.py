@@ -43,18 +43,12 @@ QUIET = "{duration_days: 3, monitoring: {deviation_alerts: false}}"
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def env(tmp_path_factory, admf_env):
     root = tmp_path_factory.mktemp("deploy_runs")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DAGSTER_HOME", str(root / "home"))
-        mp.delenv("ADMF_STORAGE", raising=False)
-        mp.setenv("ADMF_SYMBOLS", "SPY,QQQ")
+    with admf_env(root, symbols="SPY,QQQ", backfill=("2023-01-02", "2024-01-03")) as (instance, _):
         from admf_assets import settings
 
-        settings.ensure_dagster_home()
-        with dg.DagsterInstance.get() as instance:
-            assert runner.backfill("2023-01-02", "2024-01-03", instance).success
-            yield root, instance, settings
+        yield root, instance, settings
 
 
 def _write(root: Path, name: str, text: str) -> str:

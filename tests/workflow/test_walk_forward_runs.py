@@ -40,18 +40,12 @@ def _wf(root, wid, extra="", report="false"):
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def env(tmp_path_factory, admf_env):
     root = tmp_path_factory.mktemp("wf_runs")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DAGSTER_HOME", str(root / "home"))
-        mp.delenv("ADMF_STORAGE", raising=False)
-        mp.setenv("ADMF_SYMBOLS", "SPY,QQQ")
+    with admf_env(root, symbols="SPY,QQQ", backfill=("2021-01-04", "2022-06-30")) as (instance, _):
         from admf_assets import settings
 
-        settings.ensure_dagster_home()
-        with dg.DagsterInstance.get() as instance:
-            assert runner.backfill("2021-01-04", "2022-06-30", instance).success
-            yield root, instance, TableStore(settings.storage_root())
+        yield root, instance, TableStore(settings.storage_root())
 
 
 def test_folds_compile_to_a_partitioned_multi_asset(tmp_path):
