@@ -53,13 +53,10 @@ import uuid
 import warnings
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
-import optuna
 import pandas as pd
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
-from optuna.trial import FrozenTrial, TrialState
 
 from .backtest import BacktestConfig, run_grid
 from .estimate import chunk_combinations, distinct_windows
@@ -68,6 +65,10 @@ from .metrics import METRIC_COLUMNS, compute_metrics
 from .search import MINIMIZED, OBJECTIVE_ALIASES, default_direction, rank_trials, resolve_objective
 from .strategies import get_strategy, normalize_params, valid_mask
 from .studies import describe_storage, open_storage, record_trials, sync_storage
+
+if TYPE_CHECKING:  # optuna is imported where a search runs: `admf validate` and up-to-date runs never pay for it
+    from optuna.distributions import BaseDistribution
+    from optuna.trial import FrozenTrial
 from .util import py_scalar
 
 __all__ = [
@@ -135,6 +136,8 @@ class Dim:
             raise ValueError(f"parameter {self.name!r}: a log range takes no step")
 
     def distribution(self) -> BaseDistribution:
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
         if self.kind == "categorical":
             return CategoricalDistribution(list(self.choices))
         if self.kind == "int":
@@ -481,6 +484,9 @@ class _Search:
         self.dists = {d.name: d.distribution() for d in dims}
         self.directions = [o.direction for o in objectives]
         self.session = uuid.uuid4().hex[:12]
+        import optuna
+        from optuna.trial import TrialState
+
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         if study is None or study.storage is None or isinstance(study.storage, (str, os.PathLike)):
             self.storage = open_storage(study.storage) if study is not None else None
@@ -598,6 +604,8 @@ class _Search:
 
     def frozen(self, number: int, params: dict, told: list[float], metrics: dict | None, obj: np.ndarray,
                viol: np.ndarray, start: datetime, batch_seconds: float, n: int, ask_seconds: float) -> FrozenTrial:
+        from optuna.trial import FrozenTrial, TrialState
+
         values = told if len(told) > 1 else None
         return FrozenTrial(
             number=number, state=TrialState.COMPLETE, value=None if values else told[0], values=values,
@@ -709,8 +717,10 @@ def optimize(evaluate: Callable[[pd.DataFrame], pd.DataFrame], dims: Sequence[Di
                 on_batch)
     s.replay_limit = len(s.done)
     t0 = time.perf_counter()
+    from optuna.exceptions import ExperimentalWarning
+
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.simplefilter("ignore", ExperimentalWarning)
         warnings.simplefilter("ignore", FutureWarning)
         if method in LIST_METHODS:
             _run_list(s, proposals, batch_size or default_batch_size(method))
@@ -778,12 +788,16 @@ def _run_list(s: _Search, proposals: pd.DataFrame, batch_size: int) -> None:
 
 
 def _make_sampler(method: str, seed: int, population_size: int | None):
+    import optuna
+
     if method == "tpe":
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
     return optuna.samplers.NSGAIISampler(seed=seed, population_size=population_size)
 
 
 def _run_optuna(s: _Search, seed: int, batch_size: int, population_size: int | None) -> None:
+    import optuna
+
     work = optuna.create_study(directions=s.directions,
                                sampler=_make_sampler(s.method, _derived_seed(seed, len(s.done)), population_size))
     if s.done:
@@ -1018,6 +1032,8 @@ def param_importance(result: OptimizeResult, evaluator: str = "ped_anova", seed:
     names = [n for n in names if t[n].iloc[idx].nunique() > 1]
     if len(idx) < 3 or not names:
         return pd.DataFrame(columns=cols)
+    import optuna
+
     dists = {d.name: d.distribution() for d in result.dims if d.name in names}
     study = optuna.create_study(direction="maximize")
     study.add_trials([optuna.trial.create_trial(params={n: py_scalar(t[n].iloc[i]) for n in names},

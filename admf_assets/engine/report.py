@@ -25,14 +25,17 @@ import pathlib
 import tempfile
 from collections.abc import Mapping
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from . import charts
 from .analysis import correlation_summary, drawdown_analysis, equity_curve, underwater
 from .labels import card_label, describe, plain_number, show
+
+if TYPE_CHECKING:  # jinja2 is imported when a report is rendered
+    import jinja2
 
 __all__ = [
     "render_report",
@@ -77,7 +80,9 @@ _PERCENT_SUFFIXES = ("_return", "_drawdown", "_volatility", "_win_rate")
 
 
 @lru_cache(maxsize=1)
-def _env() -> Environment:
+def _env() -> "jinja2.Environment":
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape  # when a report is rendered
+
     env = Environment(
         loader=FileSystemLoader(str(TEMPLATE_DIR)),
         autoescape=select_autoescape(enabled_extensions=("html", "htm", "j2"), default_for_string=True, default=True),

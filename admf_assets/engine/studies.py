@@ -23,16 +23,17 @@ loses nothing (written data is in the OS page cache) and a power cut at most tha
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
 from datetime import timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import optuna
-from optuna.storages import BaseStorage, JournalStorage
-from optuna.storages.journal import JournalFileBackend
+if TYPE_CHECKING:  # optuna is imported when a storage is opened, not with this module (see __getattr__)
+    import optuna
+    from optuna.storages import BaseStorage
 
 __all__ = ["JOURNAL_SUFFIX", "journal_dir", "journal_path", "workflow_journals", "study_name", "open_storage",
            "describe_storage", "sync_storage", "SyncedJournalFile", "record_trials"]
@@ -67,43 +68,57 @@ def study_name(*parts: str, version: str | None = None) -> str:
     return f"{name}@{version}" if version else name
 
 
-class SyncedJournalFile(JournalFileBackend):
-    """Optuna's journal file backend, synced to disk at most every ``sync_seconds``."""
+@functools.cache
+def _synced_journal_file() -> type:
+    """The class below, built the first time a journal is opened (it subclasses Optuna's)."""
+    from optuna.storages.journal import JournalFileBackend
 
-    def __init__(self, file_path: str, sync_seconds: float = 1.0):
-        super().__init__(file_path)
-        self.sync_seconds = float(sync_seconds)
-        self._last_sync = time.monotonic()
-        self._unsynced = False
+    class SyncedJournalFile(JournalFileBackend):
+        """Optuna's journal file backend, synced to disk at most every ``sync_seconds``."""
 
-    def append_logs(self, logs: list[dict[str, Any]]) -> None:
-        text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
-        self._lock.acquire()
-        try:
-            with open(self._file_path, "ab") as f:
-                f.write(text.encode("utf-8"))
-                f.flush()
-                self._unsynced = True
-                if time.monotonic() - self._last_sync >= self.sync_seconds:
-                    os.fsync(f.fileno())
-                    self._mark_synced()
-        finally:
-            self._lock.release()
+        def __init__(self, file_path: str, sync_seconds: float = 1.0):
+            super().__init__(file_path)
+            self.sync_seconds = float(sync_seconds)
+            self._last_sync = time.monotonic()
+            self._unsynced = False
 
-    def sync(self) -> None:
-        """Flush what was written to disk now."""
-        if not self._unsynced:
-            return
-        fd = os.open(self._file_path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        self._mark_synced()
+        def append_logs(self, logs: list[dict[str, Any]]) -> None:
+            text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
+            self._lock.acquire()
+            try:
+                with open(self._file_path, "ab") as f:
+                    f.write(text.encode("utf-8"))
+                    f.flush()
+                    self._unsynced = True
+                    if time.monotonic() - self._last_sync >= self.sync_seconds:
+                        os.fsync(f.fileno())
+                        self._mark_synced()
+            finally:
+                self._lock.release()
 
-    def _mark_synced(self) -> None:
-        self._unsynced = False
-        self._last_sync = time.monotonic()
+        def sync(self) -> None:
+            """Flush what was written to disk now."""
+            if not self._unsynced:
+                return
+            fd = os.open(self._file_path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._mark_synced()
+
+        def _mark_synced(self) -> None:
+            self._unsynced = False
+            self._last_sync = time.monotonic()
+
+    SyncedJournalFile.__qualname__ = "SyncedJournalFile"  # pickled by name, found via __getattr__
+    return SyncedJournalFile
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SyncedJournalFile":  # ``from admf_assets.engine.studies import SyncedJournalFile``
+        return _synced_journal_file()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_storage(spec: str | os.PathLike | None, sync_seconds: float = 1.0) -> BaseStorage | None:
@@ -111,17 +126,19 @@ def open_storage(spec: str | os.PathLike | None, sync_seconds: float = 1.0) -> B
     if spec is None:
         return None
     text = str(spec)
+    from optuna.storages import JournalStorage, RDBStorage
+
     if "://" in text:
-        return optuna.storages.RDBStorage(text)
+        return RDBStorage(text)
     path = Path(text).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(SyncedJournalFile(str(path), sync_seconds))
+    return JournalStorage(_synced_journal_file()(str(path), sync_seconds))
 
 
 def sync_storage(storage: BaseStorage | None) -> None:
     """Sync a journal file to disk (RDB storages commit every write themselves)."""
     backend = getattr(storage, "_backend", None)
-    if isinstance(backend, SyncedJournalFile):
+    if backend is not None and isinstance(backend, _synced_journal_file()):
         backend.sync()
 
 
@@ -139,7 +156,9 @@ def record_trials(study: optuna.Study, trials: list) -> None:
     """
     storage = study._storage
     backend = getattr(storage, "_backend", None)
-    fast = isinstance(storage, JournalStorage) and isinstance(backend, SyncedJournalFile)
+    from optuna.storages import JournalStorage
+
+    fast = isinstance(storage, JournalStorage) and isinstance(backend, _synced_journal_file())
     if fast:
         try:
             from optuna.distributions import distribution_to_json

@@ -56,6 +56,16 @@ def test_definitions_load_and_validate():
     assert {c.name for c in checks} == set(marketdata.CHECKS)
 
 
+@pytest.mark.parametrize("start, end", [("2015-01-01", "2015-12-31"), ("2019-12-28", "2020-01-06"),
+                                        ("2000-01-01", "2011-03-04"), ("2024-02-24", "2099-01-01"),
+                                        ("2016-07-09", "2016-07-10")])
+def test_partition_keys_between_are_dagsters_keys(start, end):
+    """The weekday arithmetic gives exactly the keys Dagster's partition set has in the range
+    (clipped to its first and last partition; a weekend alone is empty)."""
+    theirs = [k for k in market.market_partitions.get_partition_keys() if start <= k <= end]
+    assert market.partition_keys_between(start, end) == theirs
+
+
 def test_one_year_backfill_is_one_run_with_every_partition(tmp_path):
     with dg.instance_for_test() as instance:
         res = _backfill(instance, tmp_path, "2023-01-02", "2023-12-29")
