@@ -15,6 +15,7 @@ import functools
 import warnings
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from admf_assets import runtime
@@ -43,9 +44,10 @@ def partition_keys_between(start, end) -> list[str]:
     partition set one cron tick at a time (~0.1-0.2 s per call), on every `admf run`
     (tests/market/test_market_assets.py checks both agree).
     """
-    first = max(pd.Timestamp(start), pd.Timestamp(MARKET_START))
-    last = min(pd.Timestamp(end), pd.Timestamp(_last_partition(_utc_today())))
-    return [d.strftime("%Y-%m-%d") for d in pd.bdate_range(first, last)] if first <= last else []
+    first = max(pd.Timestamp(start), pd.Timestamp(MARKET_START)).strftime("%Y-%m-%d")
+    last = min(pd.Timestamp(end), pd.Timestamp(_last_partition(_utc_today()))).strftime("%Y-%m-%d")
+    days = np.arange(np.datetime64(first, "D"), np.datetime64(last, "D") + 1)  # empty when first > last
+    return np.datetime_as_string(days[np.is_busday(days)], unit="D").tolist()  # Mon-Fri, as bdate_range
 
 
 def _utc_today() -> str:

@@ -16,6 +16,7 @@ for every workflow after ingesting, by a sensor (running whenever the daemon run
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from datetime import date
@@ -29,12 +30,14 @@ from dagster._core.definitions.data_version import (
 )
 
 from admf_assets import market
-from admf_assets.versions import files_version
+from admf_assets.versions import FileDigests, files_version
 
 # observable source assets (the Dagster way to version data from outside a run) are labelled beta
 warnings.filterwarnings("ignore", message=".*observable_source_asset.*", category=dg.BetaWarning)
 
 OUTPUT = "market_snapshot"
+#: under the storage root: the remembered digests of the market-data partition files
+DIGESTS_FILE = ".admf/market_file_digests.json"
 SENSOR = "market_snapshots"
 
 
@@ -55,7 +58,12 @@ class Snapshot:
         """The snapshot's data version from the stored partition files, and its metadata."""
         keys = market.partition_keys_between(self.start, self.end)
         table = list(market.CLEAN_KEY.path)
-        version, missing = files_version((k, store.partition_path(table, k)) for k in keys)
+        if store.local:  # digests of unchanged files remembered (versions.FileDigests), plain paths
+            folder = os.fspath(store.table_path(table))
+            files = ((k, os.path.join(folder, f"{k}.parquet")) for k in keys)
+            version, missing = files_version(files, FileDigests(store.root / DIGESTS_FILE))
+        else:
+            version, missing = files_version((k, store.partition_path(table, k)) for k in keys)
         meta = {"first_date": str(self.start), "last_date": str(self.end), "partitions": len(keys),
                 "partitions_missing": missing}
         return version, meta
