@@ -113,11 +113,13 @@ def _check_duplicate_keys(root: Any, file: str) -> None:
 
 def parse_yaml(text: str, file: str) -> Any:
     """``yaml.safe_load`` with errors as ``file:line:col: message``."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        if node is not None:
-            _check_duplicate_keys(node, file)
-        return yaml.safe_load(text)
+    loader = yaml.SafeLoader(text)
+    try:  # one pass: the node tree is checked for duplicate keys, then constructed (safe_load's steps)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_duplicate_keys(node, file)
+        return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
@@ -140,6 +142,8 @@ def parse_yaml(text: str, file: str) -> Any:
             raise WorkflowError(f"invalid value '{bad.value}': {exc}", file=file,
                                 line=mark.line + 1, column=mark.column + 1) from None
         raise WorkflowError(f"invalid value: {exc}", file=file) from None
+    finally:
+        loader.dispose()
 
 
 def _bad_scalar(node: Any) -> Any:
