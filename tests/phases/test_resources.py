@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 PROBE = textwrap.dedent("""
     import json, sys
     import numpy as np
+    import optuna  # imported where a search runs: loaded before the baseline, the probe measures the data
     from admf_assets.engine import synthetic
     from admf_assets.phases.data_preparation import prepare_bars
     from admf_assets.phases.common import SplitConfig
