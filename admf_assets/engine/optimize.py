@@ -58,12 +58,12 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .backtest import BacktestConfig, run_grid
+from .backtest import BacktestConfig, GridMetrics, run_grid
 from .estimate import chunk_combinations, distinct_windows
 from .indicators import Indicators
 from .metrics import METRIC_COLUMNS, compute_metrics
 from .search import MINIMIZED, OBJECTIVE_ALIASES, default_direction, rank_trials, resolve_objective
-from .strategies import get_strategy, normalize_params, valid_mask
+from .strategies import _is_normalized, get_strategy, normalize_params, valid_mask
 from .studies import describe_storage, open_storage, record_trials, sync_storage
 
 if TYPE_CHECKING:  # optuna is imported where a search runs: `admf validate` and up-to-date runs never pay for it
@@ -577,9 +577,10 @@ class _Search:
             self.engine_calls += 1
             if len(res) != int(ok.sum()):
                 raise ValueError(f"evaluate returned {len(res)} rows for {int(ok.sum())} parameter sets")
-            rows = res[list(METRIC_COLUMNS)].to_numpy(dtype=np.float64)
-            for i, row in zip(np.flatnonzero(ok), rows):
-                out[i] = dict(zip(METRIC_COLUMNS, row.tolist()))
+            cols_ok = list(res.columns) == list(METRIC_COLUMNS)
+            rows = (res if cols_ok else res[list(METRIC_COLUMNS)]).to_numpy(dtype=np.float64)
+            for i, row in zip(np.flatnonzero(ok), rows.tolist()):
+                out[i] = dict(zip(METRIC_COLUMNS, row))
         self.n_evaluated += len(params)
         return out
 
@@ -1098,6 +1099,7 @@ class BacktestEvaluator:
         self.strategy = strategy
         self.config = config
         self.indicators = Indicators(close.to_numpy(dtype=np.float64))
+        self.fast = GridMetrics(close, self.indicators)
         self.decisions = None if decisions is None else np.asarray(decisions, dtype=bool)
         if self.decisions is not None and len(self.decisions) != len(close):
             raise ValueError(f"decision mask has {len(self.decisions)} bars, close has {len(close)}")
@@ -1127,6 +1129,9 @@ class BacktestEvaluator:
         if self.memory_limit_bytes is not None:  # the batch's working memory under the phase's limit
             chunk = chunk_combinations(self.memory_limit_bytes, len(strat), *self.close.shape,
                                        distinct_windows(strat), workers=self.workers, keep_returns=masked)
+        if not masked and (chunk is None or chunk >= len(strat)) and (self.workers == 1 or len(strat) < 2):
+            m = self.fast(self.strategy, strat, cfg, checked)  # one block: no chunking, no per-column frames
+            return pd.DataFrame(np.column_stack([m[k] for k in METRIC_COLUMNS]), columns=list(METRIC_COLUMNS))
         res = run_grid(self.close, self.strategy, strat, cfg, keep_positions=masked, indicators=self.indicators,
                        checked=checked, chunk_size=chunk, workers=self.workers, keep_returns=masked)
         if not masked:
@@ -1222,6 +1227,9 @@ def strategy_frame(strategy: str, frame: pd.DataFrame) -> pd.DataFrame:
     """The strategy's parameters of ``frame`` in its declared order and types, defaults filled
     (what ``normalize_params`` returns, built cheaply for the shapes a search produces)."""
     spec = get_strategy(strategy)
+    if _is_normalized(spec, frame) and isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0 \
+            and frame.index.step == 1:
+        return frame  # a batch's frame is usually built in this shape already
     n = len(frame)
     cols = {}
     for name, default in spec.params.items():

@@ -353,6 +353,26 @@ def test_batched_evaluation_equals_one_run_grid_per_set(close):
                                    rtol=1e-12, atol=1e-14)
 
 
+def test_grid_metrics_equal_run_grid_across_configs(close):
+    """The evaluator's one-block path (GridMetrics: closes prepared once, sizing arrays kept per config)
+    gives run_grid's metrics, call after call, whatever the config of each call."""
+    from admf_assets.engine.backtest import GridMetrics
+
+    gm = GridMetrics(close)
+    params = pd.DataFrame({"fast_period": [5, 10, 20, 5], "slow_period": [30, 50, 100, 30],
+                           "signal_threshold": [0.0, 0.01, 0.0, 0.02]})
+    configs = [BacktestConfig(), BacktestConfig(sizing="vol_target", target_vol=0.1),
+               BacktestConfig(sizing="vol_target", target_vol=0.2, cost_bps=3, weights={"A": 2, "B": 1, "C": 1}),
+               BacktestConfig(sizing="vol_target", target_vol=0.1), BacktestConfig(mode="long_short", stop_loss=0.05)]
+    for cfg in configs:
+        got = gm("momentum", params, cfg)
+        ref = run_grid(close, "momentum", params, cfg).metrics
+        for k in METRIC_COLUMNS:
+            np.testing.assert_allclose(got[k], ref[k].to_numpy(), rtol=1e-12, atol=1e-14, err_msg=k)
+    with pytest.raises(ValueError, match="invalid parameter"):
+        gm("momentum", pd.DataFrame({"fast_period": [50], "slow_period": [20]}))
+
+
 def test_position_size_scales_positions(close):
     p = pd.DataFrame({"fast_period": [10, 10], "slow_period": [40, 40], "signal_threshold": 0.0})
     a = run_grid(close, "momentum", p, BacktestConfig(position_size=[1.0, 0.5]))
