@@ -539,21 +539,12 @@ class _Search:
         return obj, viol
 
     def told(self, obj: np.ndarray, viol: np.ndarray, uses_constraints: bool) -> list[list[float]]:
-        """Values told to the sampler (see the module docstring)."""
-        out = []
-        for o, v in zip(obj, viol):
-            bad = np.maximum(v, 0.0).sum()
-            vals = []
-            for x, d in zip(o, self.directions):
-                sign = 1.0 if d == "maximize" else -1.0
-                if not math.isfinite(x):
-                    vals.append(-sign * PENALTY)
-                elif bad > 0 and not uses_constraints:
-                    vals.append(-sign * (PENALTY + bad))
-                else:
-                    vals.append(float(x))
-            out.append(vals)
-        return out
+        """Values told to the sampler (see the module docstring), computed for the whole batch."""
+        obj = np.asarray(obj, dtype=np.float64).reshape(len(obj), len(self.directions))
+        sign = np.array([1.0 if d == "maximize" else -1.0 for d in self.directions])
+        bad = np.maximum(np.asarray(viol, dtype=np.float64).reshape(len(obj), -1), 0.0).sum(axis=1)[:, None]
+        vals = obj if uses_constraints else np.where(bad > 0, -sign * (PENALTY + bad), obj)
+        return np.where(np.isfinite(obj), vals, -sign * PENALTY).tolist()
 
     # ---------------------------------------------------------------- evaluation
     def evaluate_params(self, params: list[dict]) -> list[dict | None]:
