@@ -21,6 +21,14 @@ Methods (the sampler that proposes each batch):
   driven directly: Optuna's sampler re-reads its pickled state on every ask, about 2.6 ms per
   trial measured here, more than the engine's cost of a trial); one generation per batch;
   mean 0.5 and sigma 1/6 on the unit cube as Optuna's; discrete values by rounding as Optuna's.
+  Population: Hansen's default 4 + 3 ln(n) (7 for 3 parameters), with IPOP restarts
+  (``restart_strategy="ipop"``, the default; Optuna's ``CmaEsSampler(restart_strategy="ipop")``):
+  a run that meets CMA-ES's stopping criteria (on integer parameters: every member on one
+  point, after which a plain CMA-ES spends the rest of the budget re-evaluating it) is followed
+  by a run from a random mean with twice the population.  Batched evaluation suits this: a
+  generation is one engine call whose cost grows little with its size (measured here, 7 rows
+  3.5 ms, 16 rows 5.4 ms), so the restarts' larger generations cost little more per call; the
+  first run is Hansen's, so the early trials are those of a plain CMA-ES.
 * ``differential_evolution`` -- ``scipy.optimize.differential_evolution`` (``vectorized``,
   ``updating='deferred'``, no polishing) over the unit cube from a Latin-hypercube population
   of ``population_size`` (15 x dimensions); one generation per batch; constraints through
@@ -673,7 +681,8 @@ def default_batch_size(method: str) -> int:
 
 
 def default_population_size(method: str, n_dims: int) -> int:
-    """NSGA-II: Optuna's 50; CMA-ES: 4 + 3 ln(n) (Hansen's); DE: scipy's 15 x dimensions."""
+    """NSGA-II: Optuna's 50; CMA-ES: 4 + 3 ln(n) (Hansen's; the first run's, IPOP restarts double
+    it); DE: scipy's 15 x dimensions."""
     if method == "nsga2":
         return 50
     if method == "cmaes":

@@ -268,6 +268,28 @@ def test_a_killed_search_resumes_its_study_to_the_budget(tmp_path, method):
     assert again.n_evaluated == 0 and again.engine_calls == 0 and again.best == res.best
 
 
+def test_cmaes_restarts_with_a_doubled_population_and_resumes_across_a_restart(tmp_path):
+    """IPOP-CMA-ES: on a discrete space the first run converges (every member on one point) and a run
+    with twice the population starts; a study continued past that point replays the first run and
+    restarts exactly where the uninterrupted search does."""
+    kw = dict(method="cmaes", seed=3, population_size=6, fixed={"x": 0.3})
+    clean = optimize(Planted(), DIMS[1:], SHARPE, n_trials=320, **kw)
+    sizes = clean.trials.groupby("batch").size().tolist()
+    assert sizes[0] == 6 and 12 in sizes and sizes.index(12) > 5  # converged, then the larger run
+    assert optimize(Planted(), DIMS[1:], SHARPE, n_trials=320, restart_strategy=None, **kw) \
+        .trials.groupby("batch").size().max() == 6
+    ref = StudyRef(str(tmp_path / "c.journal"), "c")
+    first = 6 * (sizes.index(12) - 2)  # the budget ends before the restart
+    optimize(Planted(), DIMS[1:], SHARPE, n_trials=first, study=ref, **kw)
+    f = Planted()
+    res = optimize(f, DIMS[1:], SHARPE, n_trials=320, study=ref, **kw)
+    assert res.n_resumed == first and sum(f.calls) == 320 - first
+    cols = ["y", "k", "objective"]
+    pd.testing.assert_frame_equal(res.trials[cols], clean.trials[cols])
+    with pytest.raises(ValueError, match="restart_strategy"):
+        optimize(Planted(), DIMS[1:], SHARPE, n_trials=10, restart_strategy="bipop", **kw)
+
+
 def test_a_larger_budget_continues_and_resume_false_starts_over(tmp_path):
     ref = StudyRef(str(tmp_path / "s.journal"), "s")
     optimize(Planted(), DIMS, SHARPE, method="tpe", n_trials=32, seed=1, study=ref)
