@@ -655,7 +655,7 @@ def _combined_block(pos, ret_sb, config, w, combos: slice, vol_scale, vol, block
 class GridMetrics:
     """``run_grid``'s metrics of many small batches over the same closes, without its per-call
     work: the closes are checked and their returns computed once, each call evaluates its rows
-    in one block (no chunking) and returns plain arrays, not frames.  For a search that calls
+    in one block (at most ``max_rows``, run_grid's default chunk) and returns plain arrays, not frames.  For a search that calls
     the engine once per batch of a few dozen trials, where that fixed work would dominate.
 
     ``GridMetrics(close, indicators)(strategy, params, config, checked)`` returns
@@ -672,6 +672,8 @@ class GridMetrics:
         self.ret_sb = np.ascontiguousarray(asset_returns_from_close(values).T)
         self.symbols = list(close.columns)
         self._sizing: dict[tuple, tuple] = {}
+        #: the most rows one call takes: ``run_grid``'s default chunk (its memory bound)
+        self.max_rows = _chunk_size(values.shape[1], values.shape[0], None)
 
     def __call__(self, strategy: str, params, config: BacktestConfig = BacktestConfig(),
                  checked: bool = False) -> dict[str, np.ndarray]:
@@ -681,6 +683,8 @@ class GridMetrics:
         C = len(p)
         if C == 0:
             return {k: np.empty(0) for k in METRIC_COLUMNS}
+        if C > self.max_rows:
+            raise ValueError(f"{C} rows exceed one block of {self.max_rows}; use run_grid, which chunks")
         w = resolve_weights(self.symbols, S, config.weights)
         key = (config.sizing, config.vol_lookback, config.periods_per_year, config.max_leverage,
                None if np.size(config.target_vol) > 1 else float(config.target_vol))

@@ -1149,7 +1149,8 @@ class BacktestEvaluator:
         if self.memory_limit_bytes is not None:  # the batch's working memory under the phase's limit
             chunk = chunk_combinations(self.memory_limit_bytes, len(strat), *self.close.shape,
                                        distinct_windows(strat), workers=self.workers, keep_returns=masked)
-        if not masked and (chunk is None or chunk >= len(strat)) and (self.workers == 1 or len(strat) < 2):
+        fits = len(strat) <= min(self.fast.max_rows, chunk if chunk is not None else self.fast.max_rows)
+        if not masked and fits and (self.workers == 1 or len(strat) < 2):
             m = self.fast(self.strategy, strat, cfg, checked)  # one block: no chunking, no per-column frames
             return pd.DataFrame(np.column_stack([m[k] for k in METRIC_COLUMNS]), columns=list(METRIC_COLUMNS))
         res = run_grid(self.close, self.strategy, strat, cfg, keep_positions=masked, indicators=self.indicators,

@@ -393,6 +393,12 @@ def test_grid_metrics_equal_run_grid_across_configs(close):
             np.testing.assert_allclose(got[k], ref[k].to_numpy(), rtol=1e-12, atol=1e-14, err_msg=k)
     with pytest.raises(ValueError, match="invalid parameter"):
         gm("momentum", pd.DataFrame({"fast_period": [50], "slow_period": [20]}))
+    big = pd.DataFrame({"fast_period": np.full(gm.max_rows + 1, 5), "slow_period": 30})
+    with pytest.raises(ValueError, match="exceed one block"):
+        gm("momentum", big)
+    ev = BacktestEvaluator(close, "momentum")  # a batch larger than a block goes through run_grid's chunks
+    np.testing.assert_allclose(ev(big)["sharpe_ratio"], run_grid(close, "momentum", big).metrics["sharpe_ratio"],
+                               rtol=1e-12)
 
 
 def test_position_size_scales_positions(close):
