@@ -566,12 +566,20 @@ class _Search:
             arr = np.asarray(vals) if all(type(v) in (int, float) for v in vals) else vals  # numbers: no inference
             cols[k] = arr if isinstance(arr, list) or arr.dtype.kind in "if" else vals
         cols.update({k: [v] * len(params) for k, v in self.fixed.items() if k not in cols})
-        frame = pd.DataFrame(cols)
-        ok = np.ones(len(frame), bool) if self.valid is None else np.asarray(self.valid(frame), bool)
-        out: list[dict | None] = [None] * len(frame)
+        n = len(params)
+        if self.valid is None:
+            ok = np.ones(n, bool)
+        elif getattr(self.valid, "takes_columns", False):  # tested before any frame is built
+            ok = np.asarray(self.valid(cols), bool)
+        else:
+            ok = np.asarray(self.valid(pd.DataFrame(cols)), bool)
+        out: list[dict | None] = [None] * n
         if ok.any():
             t0 = time.perf_counter()
-            rows = frame[ok].reset_index(drop=True) if not ok.all() else frame
+            if not ok.all():  # one frame of the rows to evaluate
+                idx = np.flatnonzero(ok)
+                cols = {k: v[ok] if isinstance(v, np.ndarray) else [v[i] for i in idx] for k, v in cols.items()}
+            rows = pd.DataFrame(cols)
             if self.valid is not None and getattr(self.evaluate, "takes_checked", False):
                 res = self.evaluate(rows, checked=True)  # the rows passed ``valid``: do not test them again
             else:
@@ -1269,29 +1277,54 @@ def strategy_frame(strategy: str, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def strategy_valid(strategy: str) -> Callable[[pd.DataFrame], np.ndarray]:
-    """Rows of a parameter frame that satisfy the strategy's own constraint (defaults filled).
+    """Rows of a parameter frame -- or of ``{name: values}`` columns of equal length (``valid.takes_columns``:
+    a search tests its batch before building a frame) -- that satisfy the strategy's own constraint
+    (defaults filled).
 
-    The constraint is first applied to the columns as numpy arrays (``{name: array}``): the
-    built-in constraints are elementwise comparisons, about 60x faster on arrays than on a
-    frame's Series for a search's batch of a few dozen rows.  A constraint that needs the frame
-    (a DataFrame method, or an answer of the wrong shape) is applied to the frame, as
-    ``valid_mask`` does."""
+    The constraint is first applied to the columns as numpy arrays: the built-in constraints are
+    elementwise comparisons, about 60x faster on arrays than on a frame's Series for a search's
+    batch of a few dozen rows.  A constraint that needs the frame (a DataFrame method, or an answer
+    of the wrong shape) is applied to the frame, as ``valid_mask`` does."""
     spec = get_strategy(strategy)
 
-    def valid(frame: pd.DataFrame) -> np.ndarray:
+    def valid(frame) -> np.ndarray:
+        n = len(frame) if isinstance(frame, pd.DataFrame) else len(next(iter(frame.values()), ()))
         if spec.constraint is None:
-            return np.ones(len(frame), bool)
-        f = strategy_frame(spec.name, frame)
-        try:
-            with np.errstate(invalid="ignore"):
-                ok = np.asarray(spec.constraint({c: f[c].to_numpy() for c in f.columns}))
-            if ok.dtype == bool and ok.shape == (len(f),):
-                return ok
-        except (AttributeError, TypeError, KeyError, ValueError, IndexError):
-            pass
-        return valid_mask(spec, f)
+            return np.ones(n, bool)
+        arrays = _strategy_arrays(spec, frame, n)
+        if arrays is not None:
+            try:
+                with np.errstate(invalid="ignore"):
+                    ok = np.asarray(spec.constraint(arrays))
+                if ok.dtype == bool and ok.shape == (n,):
+                    return ok
+            except (AttributeError, TypeError, KeyError, ValueError, IndexError):
+                pass
+        f = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(dict(frame))
+        return valid_mask(spec, strategy_frame(spec.name, f))
 
+    valid.takes_columns = True
     return valid
+
+
+def _strategy_arrays(spec, frame, n: int) -> dict[str, np.ndarray] | None:
+    """The strategy's parameters of a frame or of columns as typed arrays (defaults filled), or None
+    when a value does not fit its parameter's type (the frame path then normalizes or names it)."""
+    out = {}
+    for name, default in spec.params.items():
+        vals = np.asarray(frame[name]) if name in frame else np.full(n, default)
+        if isinstance(default, bool):
+            if vals.dtype != bool:
+                return None
+        elif isinstance(default, (int, np.integer)):
+            if vals.dtype.kind not in "iu":
+                return None
+        elif isinstance(default, float):
+            if vals.dtype.kind not in "iuf":
+                return None
+            vals = vals.astype(np.float64, copy=False)
+        out[name] = vals
+    return out
 
 
 def list_proposals(strategy: str, space: Mapping[str, Any], method: str, n_trials: int | None = None,
