@@ -655,8 +655,10 @@ def _combined_block(pos, ret_sb, config, w, combos: slice, vol_scale, vol, block
 class GridMetrics:
     """``run_grid``'s metrics of many small batches over the same closes, without its per-call
     work: the closes are checked and their returns computed once, each call evaluates its rows
-    in one block (at most ``max_rows``, run_grid's default chunk) and returns plain arrays, not frames.  For a search that calls
-    the engine once per batch of a few dozen trials, where that fixed work would dominate.
+    in one block (at most ``max_rows``, run_grid's default chunk) and returns plain arrays, not
+    frames.  For a search that calls the engine once per batch of a few dozen trials, where that
+    fixed work would dominate (measured here: 7 rows, 3.1 ms by run_grid, 1.5 ms of it the
+    backtest and metrics themselves).
 
     ``GridMetrics(close, indicators)(strategy, params, config, checked)`` returns
     ``{metric: array}`` (``METRIC_COLUMNS``, one value per row of ``params``), the values

@@ -190,7 +190,8 @@ def record_trials(study: optuna.Study, trials: list) -> None:
         key = (int(t.state), bool(t.intermediate_values), tuple((k, id(d)) for k, d in t.distributions.items()))
         if key not in head:
             fixed = {"op_code": JournalOperation.CREATE_TRIAL, "worker_id": worker, "study_id": study._study_id,
-                     "state": t.state, "distributions": {k: distribution_to_json(d) for k, d in t.distributions.items()}}
+                     "state": t.state,
+                     "distributions": {k: distribution_to_json(d) for k, d in t.distributions.items()}}
             if not t.intermediate_values:
                 fixed["intermediate_values"] = {}
             head[key] = enc.encode(fixed)[:-1]  # without the closing brace
