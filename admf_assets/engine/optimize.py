@@ -21,6 +21,14 @@ Methods (the sampler that proposes each batch):
   driven directly: Optuna's sampler re-reads its pickled state on every ask, about 2.6 ms per
   trial measured here, more than the engine's cost of a trial); one generation per batch;
   mean 0.5 and sigma 1/6 on the unit cube as Optuna's; discrete values by rounding as Optuna's.
+  Population: Hansen's default 4 + 3 ln(n) (7 for 3 parameters), with IPOP restarts
+  (``restart_strategy="ipop"``, the default; Optuna's ``CmaEsSampler(restart_strategy="ipop")``):
+  a run that meets CMA-ES's stopping criteria (on integer parameters: every member on one
+  point, after which a plain CMA-ES spends the rest of the budget re-evaluating it) is followed
+  by a run from a random mean with twice the population.  Batched evaluation suits this: a
+  generation is one engine call whose cost grows little with its size (measured here, 7 rows
+  3.5 ms, 16 rows 5.4 ms), so the restarts' larger generations cost little more per call; the
+  first run is Hansen's, so the early trials are those of a plain CMA-ES.
 * ``differential_evolution`` -- ``scipy.optimize.differential_evolution`` (``vectorized``,
   ``updating='deferred'``, no polishing) over the unit cube from a Latin-hypercube population
   of ``population_size`` (15 x dimensions); one generation per batch; constraints through
@@ -58,12 +66,12 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .backtest import BacktestConfig, run_grid
+from .backtest import BacktestConfig, GridMetrics, run_grid
 from .estimate import chunk_combinations, distinct_windows
 from .indicators import Indicators
 from .metrics import METRIC_COLUMNS, compute_metrics
 from .search import MINIMIZED, OBJECTIVE_ALIASES, default_direction, rank_trials, resolve_objective
-from .strategies import get_strategy, normalize_params, valid_mask
+from .strategies import _is_normalized, get_strategy, normalize_params, valid_mask
 from .studies import describe_storage, open_storage, record_trials, sync_storage
 
 if TYPE_CHECKING:  # optuna is imported where a search runs: `admf validate` and up-to-date runs never pay for it
@@ -539,21 +547,12 @@ class _Search:
         return obj, viol
 
     def told(self, obj: np.ndarray, viol: np.ndarray, uses_constraints: bool) -> list[list[float]]:
-        """Values told to the sampler (see the module docstring)."""
-        out = []
-        for o, v in zip(obj, viol):
-            bad = np.maximum(v, 0.0).sum()
-            vals = []
-            for x, d in zip(o, self.directions):
-                sign = 1.0 if d == "maximize" else -1.0
-                if not math.isfinite(x):
-                    vals.append(-sign * PENALTY)
-                elif bad > 0 and not uses_constraints:
-                    vals.append(-sign * (PENALTY + bad))
-                else:
-                    vals.append(float(x))
-            out.append(vals)
-        return out
+        """Values told to the sampler (see the module docstring), computed for the whole batch."""
+        obj = np.asarray(obj, dtype=np.float64).reshape(len(obj), len(self.directions))
+        sign = np.array([1.0 if d == "maximize" else -1.0 for d in self.directions])
+        bad = np.maximum(np.asarray(viol, dtype=np.float64).reshape(len(obj), -1), 0.0).sum(axis=1)[:, None]
+        vals = obj if uses_constraints else np.where(bad > 0, -sign * (PENALTY + bad), obj)
+        return np.where(np.isfinite(obj), vals, -sign * PENALTY).tolist()
 
     # ---------------------------------------------------------------- evaluation
     def evaluate_params(self, params: list[dict]) -> list[dict | None]:
@@ -561,14 +560,26 @@ class _Search:
         if not params:
             return []
         names = list(dict.fromkeys(k for p in params for k in p))
-        cols: dict[str, Any] = {k: [p.get(k) for p in params] for k in names}
+        cols: dict[str, Any] = {}
+        for k in names:
+            vals = [p.get(k) for p in params]
+            arr = np.asarray(vals) if all(type(v) in (int, float) for v in vals) else vals  # numbers: no inference
+            cols[k] = arr if isinstance(arr, list) or arr.dtype.kind in "if" else vals
         cols.update({k: [v] * len(params) for k, v in self.fixed.items() if k not in cols})
-        frame = pd.DataFrame(cols)
-        ok = np.ones(len(frame), bool) if self.valid is None else np.asarray(self.valid(frame), bool)
-        out: list[dict | None] = [None] * len(frame)
+        n = len(params)
+        if self.valid is None:
+            ok = np.ones(n, bool)
+        elif getattr(self.valid, "takes_columns", False):  # tested before any frame is built
+            ok = np.asarray(self.valid(cols), bool)
+        else:
+            ok = np.asarray(self.valid(pd.DataFrame(cols)), bool)
+        out: list[dict | None] = [None] * n
         if ok.any():
             t0 = time.perf_counter()
-            rows = frame[ok].reset_index(drop=True) if not ok.all() else frame
+            if not ok.all():  # one frame of the rows to evaluate
+                idx = np.flatnonzero(ok)
+                cols = {k: v[ok] if isinstance(v, np.ndarray) else [v[i] for i in idx] for k, v in cols.items()}
+            rows = pd.DataFrame(cols)
             if self.valid is not None and getattr(self.evaluate, "takes_checked", False):
                 res = self.evaluate(rows, checked=True)  # the rows passed ``valid``: do not test them again
             else:
@@ -577,9 +588,10 @@ class _Search:
             self.engine_calls += 1
             if len(res) != int(ok.sum()):
                 raise ValueError(f"evaluate returned {len(res)} rows for {int(ok.sum())} parameter sets")
-            rows = res[list(METRIC_COLUMNS)].to_numpy(dtype=np.float64)
-            for i, row in zip(np.flatnonzero(ok), rows):
-                out[i] = dict(zip(METRIC_COLUMNS, row.tolist()))
+            cols_ok = list(res.columns) == list(METRIC_COLUMNS)
+            rows = (res if cols_ok else res[list(METRIC_COLUMNS)]).to_numpy(dtype=np.float64)
+            for i, row in zip(np.flatnonzero(ok), rows.tolist()):
+                out[i] = dict(zip(METRIC_COLUMNS, row))
         self.n_evaluated += len(params)
         return out
 
@@ -603,13 +615,15 @@ class _Search:
                                     sum(self.t.values())))
 
     def frozen(self, number: int, params: dict, told: list[float], metrics: dict | None, obj: np.ndarray,
-               viol: np.ndarray, start: datetime, batch_seconds: float, n: int, ask_seconds: float) -> FrozenTrial:
+               viol: np.ndarray, start: datetime, batch_seconds: float, n: int, ask_seconds: float,
+               end: datetime | None = None) -> FrozenTrial:
+        """A finished trial; ``end``: when its batch's evaluation ended (now by default)."""
         from optuna.trial import FrozenTrial, TrialState
 
         values = told if len(told) > 1 else None
         return FrozenTrial(
             number=number, state=TrialState.COMPLETE, value=None if values else told[0], values=values,
-            datetime_start=start, datetime_complete=datetime.now(timezone.utc),
+            datetime_start=start, datetime_complete=end or datetime.now(timezone.utc),
             params={k: py_scalar(v) for k, v in params.items()}, distributions=self.dists,
             user_attrs=self.attrs(metrics, obj, batch_seconds, n, ask_seconds),
             system_attrs={f"{_STATE_KEY}{k}": float(v) for k, v in zip(self.constraint_keys, viol)},
@@ -675,7 +689,8 @@ def default_batch_size(method: str) -> int:
 
 
 def default_population_size(method: str, n_dims: int) -> int:
-    """NSGA-II: Optuna's 50; CMA-ES: 4 + 3 ln(n) (Hansen's); DE: scipy's 15 x dimensions."""
+    """NSGA-II: Optuna's 50; CMA-ES: 4 + 3 ln(n) (Hansen's; the first run's, IPOP restarts double
+    it); DE: scipy's 15 x dimensions."""
     if method == "nsga2":
         return 50
     if method == "cmaes":
@@ -690,7 +705,8 @@ def optimize(evaluate: Callable[[pd.DataFrame], pd.DataFrame], dims: Sequence[Di
              fixed: Mapping[str, Any] | None = None, valid: Callable[[pd.DataFrame], Any] | None = None,
              proposals: pd.DataFrame | None = None, batch_size: int | None = None,
              population_size: int | None = None, study: StudyRef | None = None,
-             on_batch: Callable[[BatchInfo], None] | None = None) -> OptimizeResult:
+             on_batch: Callable[[BatchInfo], None] | None = None,
+             restart_strategy: str | None = "ipop") -> OptimizeResult:
     """Search ``dims`` with ``method`` until ``n_trials`` trials are recorded (see the module
     docstring); returns every trial (the study's earlier ones included) and the best."""
     if method not in METHODS:
@@ -709,6 +725,8 @@ def optimize(evaluate: Callable[[pd.DataFrame], pd.DataFrame], dims: Sequence[Di
             raise ValueError(f"method {method!r} evaluates given proposals")
     elif not dims:
         raise ValueError(f"method {method!r} needs at least one searched parameter (a range or several values)")
+    if restart_strategy not in (None, "ipop"):
+        raise ValueError(f"restart_strategy must be None or 'ipop', got {restart_strategy!r}")
     if method == "cmaes" and len(dims) < 2:
         raise ValueError("method 'cmaes' needs at least 2 searched parameters (CMA-ES is multivariate); use "
                          "'bayesian' or 'differential_evolution' for one")
@@ -728,7 +746,7 @@ def optimize(evaluate: Callable[[pd.DataFrame], pd.DataFrame], dims: Sequence[Di
             pop = population_size or (default_population_size(method, len(dims)) if method == "nsga2" else None)
             _run_optuna(s, seed, batch_size or (pop if method == "nsga2" else default_batch_size(method)), pop)
         elif method == "cmaes":
-            _run_cmaes(s, seed, population_size or default_population_size(method, len(dims)))
+            _run_cmaes(s, seed, population_size or default_population_size(method, len(dims)), restart_strategy)
         else:
             _run_de(s, seed, population_size or default_population_size(method, len(dims)))
     s.sync()
@@ -771,8 +789,9 @@ def _propose(s: _Search, start: int, params: list[dict], uses_constraints: bool,
     obj, viol = s.score(metrics)
     told = s.told(obj, viol, uses_constraints)
     base = len(s.done)
-    trials = [s.frozen(base + n, params[i], told[i], metrics[i], obj[i], viol[i], now, secs, len(new), ask_seconds)
-              for n, i in enumerate(new)]
+    end = datetime.now(timezone.utc)  # the batch's trials finish together
+    trials = [s.frozen(base + n, params[i], told[i], metrics[i], obj[i], viol[i], now, secs, len(new), ask_seconds,
+                       end) for n, i in enumerate(new)]
     if trials:
         s.record(trials)
     s.last = (obj, viol, told)
@@ -825,14 +844,19 @@ def _run_optuna(s: _Search, seed: int, batch_size: int, population_size: int | N
         s.record(work.get_trials(deepcopy=False)[-k:])
 
 
-def _run_cmaes(s: _Search, seed: int, popsize: int) -> None:
+def _run_cmaes(s: _Search, seed: int, popsize: int, restart_strategy: str | None = "ipop") -> None:
+    """CMA-ES, one generation per batch; with ``restart_strategy="ipop"`` (IPOP-CMA-ES, Auger &
+    Hansen 2005, Optuna's ``CmaEsSampler(restart_strategy="ipop")``): when a run meets its stopping
+    criteria (``CMA.should_stop``: converged, e.g. every member on the same integer point), a new
+    run starts from a random mean (``default_rng([seed, run])``) with twice the population."""
     import cmaes
 
     d = len(s.dims)
-    opt = cmaes.CMA(mean=np.full(d, 0.5), sigma=1.0 / 6.0, bounds=np.tile([0.0, 1.0], (d, 1)), seed=int(seed),
+    bounds = np.tile([0.0, 1.0], (d, 1))
+    opt = cmaes.CMA(mean=np.full(d, 0.5), sigma=1.0 / 6.0, bounds=bounds, seed=int(seed),
                     population_size=int(popsize))
     sign = -1.0 if s.directions[0] == "maximize" else 1.0  # cmaes minimizes
-    proposal = 0
+    proposal = run = 0
     while len(s.done) < s.n_trials:
         t0 = time.perf_counter()
         xs = [opt.ask() for _ in range(opt.population_size)]
@@ -842,6 +866,11 @@ def _run_cmaes(s: _Search, seed: int, popsize: int) -> None:
         if used < len(xs):
             break  # the budget ended inside this generation
         opt.tell([(x, sign * v[0]) for x, v in zip(xs, s.last[2])])
+        if restart_strategy == "ipop" and opt.should_stop():
+            run += 1
+            rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, run])
+            opt = cmaes.CMA(mean=rng.uniform(0.0, 1.0, d), sigma=1.0 / 6.0, bounds=bounds,
+                            seed=int(rng.integers(2**31 - 1)), population_size=2 * opt.population_size)
 
 
 def _decode(dims: Sequence[Dim], X: np.ndarray) -> list[dict]:
@@ -1098,6 +1127,7 @@ class BacktestEvaluator:
         self.strategy = strategy
         self.config = config
         self.indicators = Indicators(close.to_numpy(dtype=np.float64))
+        self.fast = GridMetrics(close, self.indicators)
         self.decisions = None if decisions is None else np.asarray(decisions, dtype=bool)
         if self.decisions is not None and len(self.decisions) != len(close):
             raise ValueError(f"decision mask has {len(self.decisions)} bars, close has {len(close)}")
@@ -1127,6 +1157,10 @@ class BacktestEvaluator:
         if self.memory_limit_bytes is not None:  # the batch's working memory under the phase's limit
             chunk = chunk_combinations(self.memory_limit_bytes, len(strat), *self.close.shape,
                                        distinct_windows(strat), workers=self.workers, keep_returns=masked)
+        fits = len(strat) <= min(self.fast.max_rows, chunk if chunk is not None else self.fast.max_rows)
+        if not masked and fits and (self.workers == 1 or len(strat) < 2):
+            m = self.fast(self.strategy, strat, cfg, checked)  # one block: no chunking, no per-column frames
+            return pd.DataFrame(np.column_stack([m[k] for k in METRIC_COLUMNS]), columns=list(METRIC_COLUMNS))
         res = run_grid(self.close, self.strategy, strat, cfg, keep_positions=masked, indicators=self.indicators,
                        checked=checked, chunk_size=chunk, workers=self.workers, keep_returns=masked)
         if not masked:
@@ -1222,6 +1256,9 @@ def strategy_frame(strategy: str, frame: pd.DataFrame) -> pd.DataFrame:
     """The strategy's parameters of ``frame`` in its declared order and types, defaults filled
     (what ``normalize_params`` returns, built cheaply for the shapes a search produces)."""
     spec = get_strategy(strategy)
+    if _is_normalized(spec, frame) and isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0 \
+            and frame.index.step == 1:
+        return frame  # a batch's frame is usually built in this shape already
     n = len(frame)
     cols = {}
     for name, default in spec.params.items():
@@ -1240,15 +1277,54 @@ def strategy_frame(strategy: str, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def strategy_valid(strategy: str) -> Callable[[pd.DataFrame], np.ndarray]:
-    """Rows of a parameter frame that satisfy the strategy's own constraint (defaults filled)."""
+    """Rows of a parameter frame -- or of ``{name: values}`` columns of equal length (``valid.takes_columns``:
+    a search tests its batch before building a frame) -- that satisfy the strategy's own constraint
+    (defaults filled).
+
+    The constraint is first applied to the columns as numpy arrays: the built-in constraints are
+    elementwise comparisons, about 60x faster on arrays than on a frame's Series for a search's
+    batch of a few dozen rows.  A constraint that needs the frame (a DataFrame method, or an answer
+    of the wrong shape) is applied to the frame, as ``valid_mask`` does."""
     spec = get_strategy(strategy)
 
-    def valid(frame: pd.DataFrame) -> np.ndarray:
+    def valid(frame) -> np.ndarray:
+        n = len(frame) if isinstance(frame, pd.DataFrame) else len(next(iter(frame.values()), ()))
         if spec.constraint is None:
-            return np.ones(len(frame), bool)
-        return valid_mask(spec, strategy_frame(spec.name, frame))
+            return np.ones(n, bool)
+        arrays = _strategy_arrays(spec, frame, n)
+        if arrays is not None:
+            try:
+                with np.errstate(invalid="ignore"):
+                    ok = np.asarray(spec.constraint(arrays))
+                if ok.dtype == bool and ok.shape == (n,):
+                    return ok
+            except (AttributeError, TypeError, KeyError, ValueError, IndexError):
+                pass
+        f = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(dict(frame))
+        return valid_mask(spec, strategy_frame(spec.name, f))
 
+    valid.takes_columns = True
     return valid
+
+
+def _strategy_arrays(spec, frame, n: int) -> dict[str, np.ndarray] | None:
+    """The strategy's parameters of a frame or of columns as typed arrays (defaults filled), or None
+    when a value does not fit its parameter's type (the frame path then normalizes or names it)."""
+    out = {}
+    for name, default in spec.params.items():
+        vals = np.asarray(frame[name]) if name in frame else np.full(n, default)
+        if isinstance(default, bool):
+            if vals.dtype != bool:
+                return None
+        elif isinstance(default, (int, np.integer)):
+            if vals.dtype.kind not in "iu":
+                return None
+        elif isinstance(default, float):
+            if vals.dtype.kind not in "iuf":
+                return None
+            vals = vals.astype(np.float64, copy=False)
+        out[name] = vals
+    return out
 
 
 def list_proposals(strategy: str, space: Mapping[str, Any], method: str, n_trials: int | None = None,

@@ -83,7 +83,11 @@ def _synced_journal_file() -> type:
             self._unsynced = False
 
         def append_logs(self, logs: list[dict[str, Any]]) -> None:
-            text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
+            self.append_lines([json.dumps(log, separators=(",", ":")) for log in logs])
+
+        def append_lines(self, lines: list[str]) -> None:
+            """Append journal records already encoded as JSON (one per line) in one locked write."""
+            text = "\n".join(lines) + "\n"
             self._lock.acquire()
             try:
                 with open(self._file_path, "ab") as f:
@@ -170,28 +174,41 @@ def record_trials(study: optuna.Study, trials: list) -> None:
     if not fast:
         study.add_trials(trials)
         return
-    logs = []
-    dist_json: dict[int, str] = {}  # a search's trials share their distribution objects: encode each once
+    # one JSON line per trial; the parts every trial of a search shares (its distributions, the
+    # worker, the study) and each distinct timestamp (a batch shares its times) are encoded once
+    enc = json.JSONEncoder(separators=(",", ":"))
+    head: dict[tuple, str] = {}
+    stamps: dict[Any, str] = {}
+
+    def stamp(dt) -> str:
+        if dt not in stamps:
+            stamps[dt] = enc.encode(dt.astimezone(timezone.utc).isoformat(timespec="microseconds"))
+        return stamps[dt]
+
+    lines = []
     for t in trials:
+        key = (int(t.state), bool(t.intermediate_values), tuple((k, id(d)) for k, d in t.distributions.items()))
+        if key not in head:
+            fixed = {"op_code": JournalOperation.CREATE_TRIAL, "worker_id": worker, "study_id": study._study_id,
+                     "state": t.state,
+                     "distributions": {k: distribution_to_json(d) for k, d in t.distributions.items()}}
+            if not t.intermediate_values:
+                fixed["intermediate_values"] = {}
+            head[key] = enc.encode(fixed)[:-1]  # without the closing brace
         values = t.values
-        log: dict[str, Any] = {
-            "op_code": JournalOperation.CREATE_TRIAL, "worker_id": worker, "study_id": study._study_id,
-            "state": t.state,
-            "value": None if values is not None and len(values) > 1 else t.value,
-            "values": values if values is not None and len(values) > 1 else None,
-            "datetime_start": t.datetime_start.astimezone(timezone.utc).isoformat(timespec="microseconds")
-            if t.datetime_start else None,
-            "distributions": {k: dist_json[id(d)] if id(d) in dist_json else
-                              dist_json.setdefault(id(d), distribution_to_json(d)) for k, d in t.distributions.items()},
-            "params": {k: t.distributions[k].to_internal_repr(v) for k, v in t.params.items()},
-            "user_attrs": t.user_attrs, "system_attrs": t.system_attrs,
-            "intermediate_values": t.intermediate_values,
-        }
+        multi = values is not None and len(values) > 1
+        rest = {"value": None if multi else t.value, "values": values if multi else None,
+                "params": {k: t.distributions[k].to_internal_repr(v) for k, v in t.params.items()},
+                "user_attrs": t.user_attrs, "system_attrs": t.system_attrs}
+        if t.intermediate_values:
+            rest["intermediate_values"] = t.intermediate_values
+        line = head[key] + "," + enc.encode(rest)[1:-1]
+        line += ',"datetime_start":' + (stamp(t.datetime_start) if t.datetime_start else "null")
         if t.datetime_complete:
-            log["datetime_complete"] = t.datetime_complete.astimezone(timezone.utc).isoformat(timespec="microseconds")
-        logs.append(log)
-    if logs:
-        backend.append_logs(logs)
+            line += ',"datetime_complete":' + stamp(t.datetime_complete)
+        lines.append(line + "}")
+    if lines:
+        backend.append_lines(lines)
 
 
 def describe_storage(spec: str | os.PathLike | None) -> str:

@@ -268,6 +268,28 @@ def test_a_killed_search_resumes_its_study_to_the_budget(tmp_path, method):
     assert again.n_evaluated == 0 and again.engine_calls == 0 and again.best == res.best
 
 
+def test_cmaes_restarts_with_a_doubled_population_and_resumes_across_a_restart(tmp_path):
+    """IPOP-CMA-ES: on a discrete space the first run converges (every member on one point) and a run
+    with twice the population starts; a study continued past that point replays the first run and
+    restarts exactly where the uninterrupted search does."""
+    kw = dict(method="cmaes", seed=3, population_size=6, fixed={"x": 0.3})
+    clean = optimize(Planted(), DIMS[1:], SHARPE, n_trials=320, **kw)
+    sizes = clean.trials.groupby("batch").size().tolist()
+    assert sizes[0] == 6 and 12 in sizes and sizes.index(12) > 5  # converged, then the larger run
+    assert optimize(Planted(), DIMS[1:], SHARPE, n_trials=320, restart_strategy=None, **kw) \
+        .trials.groupby("batch").size().max() == 6
+    ref = StudyRef(str(tmp_path / "c.journal"), "c")
+    first = 6 * (sizes.index(12) - 2)  # the budget ends before the restart
+    optimize(Planted(), DIMS[1:], SHARPE, n_trials=first, study=ref, **kw)
+    f = Planted()
+    res = optimize(f, DIMS[1:], SHARPE, n_trials=320, study=ref, **kw)
+    assert res.n_resumed == first and sum(f.calls) == 320 - first
+    cols = ["y", "k", "objective"]
+    pd.testing.assert_frame_equal(res.trials[cols], clean.trials[cols])
+    with pytest.raises(ValueError, match="restart_strategy"):
+        optimize(Planted(), DIMS[1:], SHARPE, n_trials=10, restart_strategy="bipop", **kw)
+
+
 def test_a_larger_budget_continues_and_resume_false_starts_over(tmp_path):
     ref = StudyRef(str(tmp_path / "s.journal"), "s")
     optimize(Planted(), DIMS, SHARPE, method="tpe", n_trials=32, seed=1, study=ref)
@@ -351,6 +373,32 @@ def test_batched_evaluation_equals_one_run_grid_per_set(close):
                        BacktestConfig(sizing="vol_target", target_vol=t))
         np.testing.assert_allclose(got.iloc[i].to_numpy(), ref.metrics[list(METRIC_COLUMNS)].iloc[0].to_numpy(),
                                    rtol=1e-12, atol=1e-14)
+
+
+def test_grid_metrics_equal_run_grid_across_configs(close):
+    """The evaluator's one-block path (GridMetrics: closes prepared once, sizing arrays kept per config)
+    gives run_grid's metrics, call after call, whatever the config of each call."""
+    from admf_assets.engine.backtest import GridMetrics
+
+    gm = GridMetrics(close)
+    params = pd.DataFrame({"fast_period": [5, 10, 20, 5], "slow_period": [30, 50, 100, 30],
+                           "signal_threshold": [0.0, 0.01, 0.0, 0.02]})
+    configs = [BacktestConfig(), BacktestConfig(sizing="vol_target", target_vol=0.1),
+               BacktestConfig(sizing="vol_target", target_vol=0.2, cost_bps=3, weights={"A": 2, "B": 1, "C": 1}),
+               BacktestConfig(sizing="vol_target", target_vol=0.1), BacktestConfig(mode="long_short", stop_loss=0.05)]
+    for cfg in configs:
+        got = gm("momentum", params, cfg)
+        ref = run_grid(close, "momentum", params, cfg).metrics
+        for k in METRIC_COLUMNS:
+            np.testing.assert_allclose(got[k], ref[k].to_numpy(), rtol=1e-12, atol=1e-14, err_msg=k)
+    with pytest.raises(ValueError, match="invalid parameter"):
+        gm("momentum", pd.DataFrame({"fast_period": [50], "slow_period": [20]}))
+    big = pd.DataFrame({"fast_period": np.full(gm.max_rows + 1, 5), "slow_period": 30})
+    with pytest.raises(ValueError, match="exceed one block"):
+        gm("momentum", big)
+    ev = BacktestEvaluator(close, "momentum")  # a batch larger than a block goes through run_grid's chunks
+    np.testing.assert_allclose(ev(big)["sharpe_ratio"], run_grid(close, "momentum", big).metrics["sharpe_ratio"],
+                               rtol=1e-12)
 
 
 def test_position_size_scales_positions(close):
