@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from .indicators import Indicators
-from .metrics import (METRIC_COLUMNS, POSITION_METRICS, RETURN_METRICS, _check_which, _metrics_of_block_rows,
+from .metrics import (METRIC_COLUMNS, POSITION_METRICS, _check_which, _metrics_of_block_rows,
                       _position_stats_scb, positions_bsc)
 from .strategies import MODES, get_strategy, normalize_params, raw_positions
 
