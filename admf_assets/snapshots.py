@@ -16,7 +16,6 @@ for every workflow after ingesting, by a sensor (running whenever the daemon run
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass
 from datetime import date
@@ -58,12 +57,8 @@ class Snapshot:
         """The snapshot's data version from the stored partition files, and its metadata."""
         keys = market.partition_keys_between(self.start, self.end)
         table = list(market.CLEAN_KEY.path)
-        if store.local:  # digests of unchanged files remembered (versions.FileDigests), plain paths
-            folder = os.fspath(store.table_path(table))
-            files = ((k, os.path.join(folder, f"{k}.parquet")) for k in keys)
-            version, missing = files_version(files, FileDigests(store.root / DIGESTS_FILE))
-        else:
-            version, missing = files_version((k, store.partition_path(table, k)) for k in keys)
+        cache = FileDigests(store.root / DIGESTS_FILE) if store.local else None  # local files: stat, not reread
+        version, missing = files_version(zip(keys, store.partition_paths(table, keys)), cache)
         meta = {"first_date": str(self.start), "last_date": str(self.end), "partitions": len(keys),
                 "partitions_missing": missing}
         return version, meta

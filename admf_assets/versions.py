@@ -117,7 +117,7 @@ class FileDigests:
             return None
         sig = [st.st_size, st.st_mtime_ns, st.st_ino]
         entry = self._known.get(key)
-        if isinstance(entry, list) and entry[:3] == sig and isinstance(entry[3], str):
+        if isinstance(entry, list) and len(entry) == 4 and entry[:3] == sig and isinstance(entry[3], str):
             try:
                 return bytes.fromhex(entry[3])
             except ValueError:

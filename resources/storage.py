@@ -111,6 +111,12 @@ class TableStore:
     def partition_path(self, key: Sequence[str], partition: str) -> Path:
         return self.table_path(key) / f"{partition}.parquet"
 
+    def partition_paths(self, key: Sequence[str], partitions: Iterable[str]) -> list[Path]:
+        """``partition_path`` of each partition, the table's folder resolved once (thousands of
+        market days on every ``admf run``)."""
+        folder = self.table_path(key)
+        return [folder / f"{p}.parquet" for p in partitions]
+
     def stored_partitions(self, key: Sequence[str]) -> set[str]:
         d = self.table_path(key)
         if not d.is_dir():
@@ -172,12 +178,12 @@ class TableStore:
     def read_partitions(self, key: Sequence[str], partitions: Iterable[str],
                         columns: list[str] | None = None) -> pd.DataFrame:
         partitions = list(partitions)
-        missing = [p for p in partitions if not self.partition_path(key, p).exists()]
+        files = self.partition_paths(key, partitions)
+        missing = [p for p, f in zip(partitions, files) if not f.exists()]
         if missing:
             raise MissingPartitionsError(key, missing)
         if not partitions:
             return pd.DataFrame(columns=columns) if columns else pd.DataFrame()
-        files = [self.partition_path(key, p) for p in partitions]
         with ThreadPoolExecutor(max_workers=4) as pool:  # pyarrow releases the GIL while reading
             tables = list(pool.map(lambda f: _read_table(f, columns), files))
         tables = [t for t in tables if t.num_rows] or tables[:1]

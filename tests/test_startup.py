@@ -105,11 +105,14 @@ def test_a_broken_cache_file_is_ignored_and_rewritten(tmp_path, files, content):
     assert len(json.loads(cache.read_text())) >= len(files)
 
 
-def test_a_forged_entry_for_another_file_is_not_trusted(tmp_path, files):
-    """An entry whose signature is not the file's (another size, mtime or inode) is ignored."""
+@pytest.mark.parametrize("forge", [lambda st: [st.st_size + 1, st.st_mtime_ns, st.st_ino, "00" * 32],
+                                   lambda st: [st.st_size, st.st_mtime_ns, st.st_ino],
+                                   lambda st: [st.st_size, st.st_mtime_ns, st.st_ino, "not hex"]])
+def test_a_forged_entry_for_another_file_is_not_trusted(tmp_path, files, forge):
+    """An entry whose signature is not the file's (another size, mtime or inode), or that is
+    not a signature and a digest, is ignored."""
     cache = tmp_path / "digests.json"
-    st = files[0][1].stat()
-    cache.write_text(json.dumps({os.fspath(files[0][1]): [st.st_size + 1, st.st_mtime_ns, st.st_ino, "00" * 32]}))
+    cache.write_text(json.dumps({os.fspath(files[0][1]): forge(files[0][1].stat())}))
     assert files_version(files, FileDigests(cache)) == files_version(files)
 
 

@@ -563,8 +563,8 @@ class _Search:
         cols: dict[str, Any] = {}
         for k in names:
             vals = [p.get(k) for p in params]
-            arr = np.asarray(vals) if all(type(v) in (int, float) for v in vals) else vals  # numbers: no inference
-            cols[k] = arr if isinstance(arr, list) or arr.dtype.kind in "if" else vals
+            arr = np.asarray(vals) if all(type(v) in (int, float) for v in vals) else None  # numbers: no inference
+            cols[k] = arr if arr is not None and arr.dtype.kind in "if" else vals  # (ints beyond int64: a list)
         cols.update({k: [v] * len(params) for k, v in self.fixed.items() if k not in cols})
         n = len(params)
         if self.valid is None:
