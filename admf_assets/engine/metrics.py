@@ -101,31 +101,31 @@ def _return_metrics_into(out: dict, r: np.ndarray, ppy: float, want: set) -> Non
     total = mdd = under = None
 
     if need_dd:
-        # log-equity: one cumulative sum instead of a (slower) cumulative product
-        logeq = np.log1p(r)
-        np.cumsum(logeq, axis=1, out=logeq)
-        if np.isfinite(logeq[:, -1]).all() or not (r <= -1.0).any():
+        # the equity curve as a cumulative product of (1 + r): one multiply pass (a log1p
+        # pass costs more than the rest of the drawdown together)
+        equity = np.add(r, 1.0)
+        np.multiply.accumulate(equity, axis=1, out=equity)
+        if np.isfinite(equity[:, -1]).all() or (r <= -1.0).any():
+            total = equity[:, -1] - 1.0
+            peak = np.maximum.accumulate(equity, axis=1)
+            np.maximum(peak, 1.0, out=peak)  # the initial capital is the first peak
+            under = equity < peak
+            np.divide(equity, peak, out=equity)
+            mdd = np.minimum(equity.min(axis=1) - 1.0, 0.0)
+            del peak
+        else:  # the product overflowed: log-equity (a bar losing 100% or more has no logarithm)
+            logeq = np.log1p(r, out=equity)
+            np.cumsum(logeq, axis=1, out=logeq)
             total = np.expm1(logeq[:, -1])
             peak = np.maximum.accumulate(logeq, axis=1)
-            np.maximum(peak, 0.0, out=peak)  # the initial capital is the first peak
+            np.maximum(peak, 0.0, out=peak)
             np.subtract(logeq, peak, out=logeq)  # log drawdown, <= 0
             del peak
             under = logeq < 0.0
             mdd = np.expm1(logeq.min(axis=1))
-        del logeq
-    if (need_dd and under is None) or (need_total and not need_dd and (r <= -1.0).any()):
-        # a bar losing 100% or more has no logarithm: the (slower) product form
-        equity = np.cumprod(1.0 + r, axis=1)
-        total = equity[:, -1] - 1.0
-        if need_dd:
-            peak = np.maximum.accumulate(equity, axis=1)
-            np.maximum(peak, 1.0, out=peak)
-            under = equity < peak
-            mdd = np.minimum((equity / peak - 1.0).min(axis=1), 0.0)
-            del peak
         del equity
-    elif need_total and not need_dd:
-        total = np.expm1(np.log1p(r).sum(axis=1))
+    elif need_total:
+        total = np.multiply.reduce(np.add(r, 1.0), axis=1) - 1.0
     if need_total:
         out["total_return"] = total
         years = n / ppy

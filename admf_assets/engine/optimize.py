@@ -579,17 +579,20 @@ class _Search:
             if not ok.all():  # one frame of the rows to evaluate
                 idx = np.flatnonzero(ok)
                 cols = {k: v[ok] if isinstance(v, np.ndarray) else [v[i] for i in idx] for k, v in cols.items()}
-            rows = pd.DataFrame(cols)
-            if self.valid is not None and getattr(self.evaluate, "takes_checked", False):
-                res = self.evaluate(rows, checked=True)  # the rows passed ``valid``: do not test them again
+            checked = self.valid is not None  # the rows passed ``valid``: an evaluator need not test them again
+            by_columns = getattr(self.evaluate, "evaluate_columns", None)
+            if by_columns is not None:
+                rows = np.asarray(by_columns(cols, int(ok.sum()), checked=checked), dtype=np.float64)
             else:
-                res = self.evaluate(rows)
+                frame = pd.DataFrame(cols)
+                res = (self.evaluate(frame, checked=True) if checked and getattr(self.evaluate, "takes_checked", False)
+                       else self.evaluate(frame))
+                rows = (res if list(res.columns) == list(METRIC_COLUMNS) else res[list(METRIC_COLUMNS)]).to_numpy(
+                    dtype=np.float64)
             self.t["engine"] += time.perf_counter() - t0
             self.engine_calls += 1
-            if len(res) != int(ok.sum()):
-                raise ValueError(f"evaluate returned {len(res)} rows for {int(ok.sum())} parameter sets")
-            cols_ok = list(res.columns) == list(METRIC_COLUMNS)
-            rows = (res if cols_ok else res[list(METRIC_COLUMNS)]).to_numpy(dtype=np.float64)
+            if len(rows) != int(ok.sum()):
+                raise ValueError(f"evaluate returned {len(rows)} rows for {int(ok.sum())} parameter sets")
             for i, row in zip(np.flatnonzero(ok), rows.tolist()):
                 out[i] = dict(zip(METRIC_COLUMNS, row))
         self.n_evaluated += len(params)
@@ -1135,37 +1138,59 @@ class BacktestEvaluator:
     def split(self, params: pd.DataFrame) -> tuple[pd.DataFrame, BacktestConfig]:
         """Strategy parameters (normalized) and the config with the batch's trading settings."""
         trading = [c for c in params.columns if c in TRADING_PARAMS]
-        updates: dict[str, Any] = {}
-        for c in trading:
-            vals = params[c].to_numpy(dtype=np.float64)
-            updates[c] = vals if len(vals) > 1 else float(vals[0])
-        if "target_vol" in updates and self.config.sizing != "vol_target":
-            updates["sizing"] = "vol_target"
         unknown = [c for c in params.columns if c not in TRADING_PARAMS and get_strategy(self.strategy)
                    .canonical_param(c) != c]
         if unknown:  # aliases or strangers: the strict path names the problem
             strat = normalize_params(self.strategy, params.drop(columns=trading), check=False)
         else:
             strat = strategy_frame(self.strategy, params)
-        return strat, (replace(self.config, **updates) if updates else self.config)
+        return strat, self._config({c: params[c].to_numpy(dtype=np.float64) for c in trading})
+
+    def _config(self, trading: Mapping[str, np.ndarray]) -> BacktestConfig:
+        """The config with a batch's trading settings (per-row arrays; one row: a scalar)."""
+        updates: dict[str, Any] = {c: v if len(v) > 1 else float(v[0]) for c, v in trading.items()}
+        if "target_vol" in updates and self.config.sizing != "vol_target":
+            updates["sizing"] = "vol_target"
+        return replace(self.config, **updates) if updates else self.config
+
+    def _one_block(self, strat: pd.DataFrame) -> bool:
+        """Whether the batch is evaluated by ``GridMetrics`` in one block (under the memory limit)."""
+        if self.decisions is not None or (self.workers > 1 and len(strat) > 1):
+            return False
+        limit = self.fast.max_rows
+        if self.memory_limit_bytes is not None:  # the batch's working memory under the phase's limit
+            limit = min(limit, chunk_combinations(self.memory_limit_bytes, len(strat), *self.close.shape,
+                                                  distinct_windows(strat), workers=self.workers, keep_returns=False))
+        return len(strat) <= limit
 
     def __call__(self, params: pd.DataFrame, checked: bool = False) -> pd.DataFrame:
         """Metrics of each row; ``checked``: the rows already satisfy the strategy's constraint."""
         strat, cfg = self.split(params)
-        masked = self.decisions is not None
-        chunk = None
-        if self.memory_limit_bytes is not None:  # the batch's working memory under the phase's limit
-            chunk = chunk_combinations(self.memory_limit_bytes, len(strat), *self.close.shape,
-                                       distinct_windows(strat), workers=self.workers, keep_returns=masked)
-        fits = len(strat) <= min(self.fast.max_rows, chunk if chunk is not None else self.fast.max_rows)
-        if not masked and fits and (self.workers == 1 or len(strat) < 2):
+        if self._one_block(strat):
             m = self.fast(self.strategy, strat, cfg, checked)  # one block: no chunking, no per-column frames
             return pd.DataFrame(np.column_stack([m[k] for k in METRIC_COLUMNS]), columns=list(METRIC_COLUMNS))
+        masked = self.decisions is not None
+        chunk = None
+        if self.memory_limit_bytes is not None:
+            chunk = chunk_combinations(self.memory_limit_bytes, len(strat), *self.close.shape,
+                                       distinct_windows(strat), workers=self.workers, keep_returns=masked)
         res = run_grid(self.close, self.strategy, strat, cfg, keep_positions=masked, indicators=self.indicators,
                        checked=checked, chunk_size=chunk, workers=self.workers, keep_returns=masked)
         if not masked:
             return res.metrics[list(METRIC_COLUMNS)].reset_index(drop=True)
         return self._masked(res.returns.to_numpy(), res.positions, cfg)
+
+    def evaluate_columns(self, cols: Mapping[str, Any], n: int, checked: bool = False) -> np.ndarray:
+        """``self(pd.DataFrame(cols), checked)`` as an (n x ``METRIC_COLUMNS``) array: what ``optimize``
+        calls with a batch's ``{name: values}`` columns.  A batch of a search (a generation of a
+        few dozen rows) is evaluated without the frames around it, whose construction costs about
+        as much as the backtest of a CMA-ES generation."""
+        strat = _strategy_columns(self.strategy, cols, n)
+        if strat is not None and self._one_block(strat):
+            cfg = self._config({c: np.asarray(v, dtype=np.float64) for c, v in cols.items() if c in TRADING_PARAMS})
+            m = self.fast(self.strategy, strat, cfg, checked)
+            return np.column_stack([m[k] for k in METRIC_COLUMNS])
+        return self(pd.DataFrame(dict(cols)), checked).to_numpy(dtype=np.float64)
 
     def _masked(self, returns: np.ndarray, positions: np.ndarray, cfg: BacktestConfig) -> pd.DataFrame:
         d = self.decisions
@@ -1274,6 +1299,22 @@ def strategy_frame(strategy: str, frame: pd.DataFrame) -> pd.DataFrame:
             values = values.astype(np.float64)
         cols[name] = values
     return pd.DataFrame(cols, index=pd.RangeIndex(n))
+
+
+def _strategy_columns(strategy: str, cols: Mapping[str, Any], n: int) -> pd.DataFrame | None:
+    """``strategy_frame`` of a batch given as ``{name: values}`` columns (trading settings left out),
+    built from the arrays; None when a name is not the strategy's own (an alias, a stranger) or a
+    value does not fit its type: the frame path then normalizes or names it."""
+    spec = get_strategy(strategy)
+    if any(k not in spec.params and k not in TRADING_PARAMS for k in cols):
+        return None
+    arrays = _strategy_arrays(spec, cols, n)
+    if arrays is None:
+        return None
+    for name, default in spec.params.items():
+        if isinstance(default, (int, np.integer)) and not isinstance(default, bool):
+            arrays[name] = arrays[name].astype(np.int64, copy=False)
+    return pd.DataFrame(arrays, index=pd.RangeIndex(n), copy=False)
 
 
 def strategy_valid(strategy: str) -> Callable[[pd.DataFrame], np.ndarray]:
