@@ -482,6 +482,16 @@ def _trial_metrics(t: FrozenTrial) -> dict[str, float] | None:
     return {k: (np.nan if m.get(k) is None else float(m[k])) for k in METRIC_COLUMNS}
 
 
+def _metric_block(metrics: list[dict | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-trial metric dicts (None: no metrics) as ``evaluate_block``'s (array, has) pair."""
+    has = np.array([m is not None for m in metrics], dtype=bool)
+    m = np.full((len(metrics), len(METRIC_COLUMNS)), np.nan)
+    for i, x in enumerate(metrics):
+        if x is not None:
+            m[i] = [x[c] for c in METRIC_COLUMNS]
+    return m, has
+
+
 # ================================================================== the loop
 class _Search:
     """State shared by every method's loop: scoring, recording, timing."""
@@ -523,27 +533,35 @@ class _Search:
         self.batch = max((int(t.user_attrs.get("batch", -1)) for t in self.done), default=-1) + 1
         self.constraint_keys = (["valid_parameters"] if valid is not None else []) + ["objective_defined"] + \
             [c.key for c in constraints]
+        #: trials_frame columns of the trials recorded after the first ``n_kept_from`` (``keep``)
+        self.blocks: list[dict[str, list]] | None = []
+        self.n_kept_from, self.n_kept = self.n_resumed, 0
+        self._best, self._best_upto = None, 0  # _best_value: of the first _best_upto trials
 
     # ---------------------------------------------------------------- scoring
     def score(self, metrics: list[dict | None]) -> tuple[np.ndarray, np.ndarray]:
         """(objective values (n x k), constraint violations (n x m)) of a batch's metrics."""
-        n, k = len(metrics), len(self.objectives)
+        return self.score_block(*_metric_block(metrics))
+
+    def score_block(self, m: np.ndarray, has: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``score`` of a batch's metrics as an (n x ``METRIC_COLUMNS``) array; ``has[i]``: row i has
+        metrics (False: it failed the strategy's constraint and was not evaluated)."""
+        n, k = len(m), len(self.objectives)
         obj = np.full((n, k), np.nan)
         viol = np.zeros((n, len(self.constraint_keys)))
-        ok = [i for i, m in enumerate(metrics) if m is not None]
         col = 0
         if self.valid is not None:
-            viol[:, 0] = [0.0 if m is not None else 1.0 for m in metrics]
+            viol[:, 0] = np.where(has, 0.0, 1.0)
             col = 1
-        if ok:
-            arrays = {c: np.array([metrics[i][c] for i in ok], dtype=np.float64) for c in METRIC_COLUMNS}
+        if has.any():
+            arrays = {c: m[has, j] for j, c in enumerate(METRIC_COLUMNS)}
             for j, o in enumerate(self.objectives):
-                obj[ok, j] = o.values(arrays)
+                obj[has, j] = o.values(arrays)
             for j, c in enumerate(self.constraints):
-                viol[ok, col + 1 + j] = c.violation(arrays)
+                viol[has, col + 1 + j] = c.violation(arrays)
         viol[:, col] = np.where(np.isfinite(obj).all(axis=1), 0.0, 1.0)
         if self.valid is not None:  # no metrics: the metric constraints are unknown, not violated
-            viol[[i for i, m in enumerate(metrics) if m is None], col + 1:] = 0.0
+            viol[~has, col + 1:] = 0.0
         return obj, viol
 
     def told(self, obj: np.ndarray, viol: np.ndarray, uses_constraints: bool) -> list[list[float]]:
@@ -557,8 +575,13 @@ class _Search:
     # ---------------------------------------------------------------- evaluation
     def evaluate_params(self, params: list[dict]) -> list[dict | None]:
         """Metrics of each parameter set (None: fails the strategy's constraint), ONE evaluate call."""
+        m, has = self.evaluate_block(params)
+        return [dict(zip(METRIC_COLUMNS, row)) if h else None for row, h in zip(m.tolist(), has)]
+
+    def evaluate_block(self, params: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+        """``evaluate_params`` as (metrics (n x ``METRIC_COLUMNS``, NaN rows where not evaluated), evaluated)."""
         if not params:
-            return []
+            return np.empty((0, len(METRIC_COLUMNS))), np.zeros(0, bool)
         names = list(dict.fromkeys(k for p in params for k in p))
         cols: dict[str, Any] = {}
         for k in names:
@@ -573,7 +596,7 @@ class _Search:
             ok = np.asarray(self.valid(cols), bool)
         else:
             ok = np.asarray(self.valid(pd.DataFrame(cols)), bool)
-        out: list[dict | None] = [None] * n
+        out = np.full((n, len(METRIC_COLUMNS)), np.nan)
         if ok.any():
             t0 = time.perf_counter()
             if not ok.all():  # one frame of the rows to evaluate
@@ -593,10 +616,9 @@ class _Search:
             self.engine_calls += 1
             if len(rows) != int(ok.sum()):
                 raise ValueError(f"evaluate returned {len(rows)} rows for {int(ok.sum())} parameter sets")
-            for i, row in zip(np.flatnonzero(ok), rows.tolist()):
-                out[i] = dict(zip(METRIC_COLUMNS, row))
+            out[ok] = rows
         self.n_evaluated += len(params)
-        return out
+        return out, ok
 
     def attrs(self, metrics: dict | None, obj: np.ndarray, batch_seconds: float, n: int, ask_seconds: float) -> dict:
         clean = None if metrics is None else {k: (v if v == v and abs(v) != math.inf else None)
@@ -606,6 +628,40 @@ class _Search:
                 **({"fixed": {k: _clean(v) for k, v in self.fixed.items()}} if self.fixed else {})}
 
     # ---------------------------------------------------------------- recording
+    def keep(self, params: list[dict], metrics: np.ndarray, obj: np.ndarray, viol: np.ndarray,
+             batch_seconds: float, ask_seconds: float) -> None:
+        """The ``trials_frame`` columns of the batch about to be recorded (numbered from
+        ``len(self.done)``; ``metrics`` as ``evaluate_block`` gives them), built from its arrays: the values ``trials_frame`` reads back from its
+        FrozenTrials (non-finite objectives and metrics as NaN, the rounded durations)."""
+        n = len(params)
+        if self.blocks is None or len(self.done) != self.n_kept_from + self.n_kept:
+            self.blocks = None  # a trial was recorded without its columns: the frame reads them all back
+            return
+        block: dict[str, list] = {"trial_id": list(range(len(self.done), len(self.done) + n)),
+                                  "state": ["COMPLETE"] * n}
+        for d in self.dims:
+            block[d.name] = [p.get(d.name) for p in params]
+        finite = np.isfinite(obj)
+        for j in range(obj.shape[1]):
+            block[f"objective_{j}"] = np.where(finite[:, j], obj[:, j], np.nan).tolist()
+        for j, c in enumerate(self.constraint_keys):
+            block[f"violation_{c}"] = viol[:, j].astype(np.float64).tolist()
+        m = np.where(np.isfinite(metrics), metrics, np.nan)  # rows without metrics are NaN already
+        for j, c in enumerate(METRIC_COLUMNS):
+            block[c] = m[:, j].tolist()
+        block["duration"] = [round(ask_seconds, 6) + round(batch_seconds / max(n, 1), 6)] * n
+        block["batch"] = [self.batch] * n
+        block["resumed"] = [False] * n
+        self.blocks.append(block)
+        self.n_kept += n
+
+    def frame(self) -> pd.DataFrame:
+        """``trials_frame`` of every trial: the recorded ones read back, the rest from the kept columns."""
+        if self.blocks is None or self.n_kept_from + self.n_kept != len(self.done):
+            return trials_frame(self.done, self.dims, self.objectives, self.constraint_keys, self.session)
+        return trials_frame(self.done[: self.n_kept_from], self.dims, self.objectives, self.constraint_keys,
+                            self.session, self.blocks)
+
     def record(self, trials: list[FrozenTrial]) -> None:
         if self.persist is not None and trials:
             t0 = time.perf_counter()
@@ -634,9 +690,10 @@ class _Search:
         )
 
     def _best_value(self) -> float | None:
-        best = None
+        """The best feasible first objective recorded so far (kept up to date, trial by trial)."""
         d = self.directions[0]
-        for t in self.done:
+        best = self._best
+        for t in self.done[self._best_upto:]:
             if any(v > 0 for v in t.constraints.values()):
                 continue
             x = t.user_attrs.get("objective", [None])[0]
@@ -644,6 +701,7 @@ class _Search:
                 continue
             if best is None or (x > best if d == "maximize" else x < best):
                 best = x
+        self._best, self._best_upto = best, len(self.done)
         return best
 
     def recorded(self, i: int, params: dict) -> FrozenTrial | None:
@@ -756,7 +814,7 @@ def optimize(evaluate: Callable[[pd.DataFrame], pd.DataFrame], dims: Sequence[Di
     total = time.perf_counter() - t0
     seconds = {**{k: round(v, 4) for k, v in s.t.items()}, "total": round(total, 4)}
     seconds["sampler"] = round(max(0.0, total - s.t["engine"] - s.t["storage"]), 4)
-    trials = trials_frame(s.done, dims, objectives, s.constraint_keys, s.session)
+    trials = s.frame()
     best, pareto = _best_and_front(trials, objectives)
     msg = (f"{method}: {len(trials)} trials ({s.n_resumed} from the study, {s.n_evaluated} evaluated in "
            f"{s.engine_calls} engine calls)")
@@ -774,28 +832,34 @@ def _propose(s: _Search, start: int, params: list[dict], uses_constraints: bool,
     proposals were used (fewer than given when the budget ran out); fills ``s.last``."""
     budget = s.n_trials - len(s.done)
     new: list[int] = []
-    metrics: list[dict | None] = []
+    replayed: dict[int, FrozenTrial] = {}
     for i, p in enumerate(params):
         rec = s.recorded(start + i, p) if start + i < s.replay_limit else None
         if rec is None:
             if len(new) >= budget:
                 break
             new.append(i)
-        metrics.append(None if rec is None else _trial_metrics(rec))
-    used = len(metrics)
+        else:
+            replayed[i] = rec
+    used = len(new) + len(replayed)
     now = datetime.now(timezone.utc)
     t0 = time.perf_counter()
-    fresh = s.evaluate_params([params[i] for i in new])
+    fresh, fresh_has = s.evaluate_block([params[i] for i in new])
     secs = time.perf_counter() - t0
-    for i, m in zip(new, fresh):
-        metrics[i] = m
-    obj, viol = s.score(metrics)
+    if replayed:  # the batch's rows in proposal order: recorded metrics and fresh ones
+        m, has = _metric_block([_trial_metrics(replayed[i]) if i in replayed else None for i in range(used)])
+        m[new], has[new] = fresh, fresh_has
+    else:
+        m, has = fresh, fresh_has
+    obj, viol = s.score_block(m, has)
     told = s.told(obj, viol, uses_constraints)
     base = len(s.done)
     end = datetime.now(timezone.utc)  # the batch's trials finish together
-    trials = [s.frozen(base + n, params[i], told[i], metrics[i], obj[i], viol[i], now, secs, len(new), ask_seconds,
-                       end) for n, i in enumerate(new)]
+    rows = m.tolist()
+    trials = [s.frozen(base + n, params[i], told[i], dict(zip(METRIC_COLUMNS, rows[i])) if has[i] else None, obj[i],
+                       viol[i], now, secs, len(new), ask_seconds, end) for n, i in enumerate(new)]
     if trials:
+        s.keep([params[i] for i in new], m[new], obj[new], viol[new], secs, ask_seconds)
         s.record(trials)
     s.last = (obj, viol, told)
     return used
@@ -941,12 +1005,15 @@ def _run_de(s: _Search, seed: int, popsize: int) -> None:
 
 # ================================================================== result tables
 def trials_frame(trials: Sequence[FrozenTrial], dims: Sequence[Dim], objectives: Sequence[Objective],
-                 constraint_keys: Sequence[str], session: str = "") -> pd.DataFrame:
+                 constraint_keys: Sequence[str], session: str = "", blocks: Sequence[Mapping[str, list]] = ()
+                 ) -> pd.DataFrame:
     """One row per trial: ``trial_id``, ``state``, the parameters, ``objective`` (the first
     objective; ``objective_<i>`` for each when there are several), ``feasible``,
     ``violation`` (sum of the positive constraint violations), ``violation_<key>`` per
     constraint, the metrics, ``duration`` (seconds: the trial's own sampling time plus its
-    share of its batch's evaluation), ``batch`` and ``resumed`` (recorded by an earlier run)."""
+    share of its batch's evaluation), ``batch`` and ``resumed`` (recorded by an earlier run).
+    ``blocks``: the columns of further trials, after ``trials``, as a search kept them (see
+    ``_Search.keep``)."""
     k = len(objectives)
     names = [d.name for d in dims]
     keys = [f"{_STATE_KEY}{c}" for c in constraint_keys]
@@ -972,6 +1039,9 @@ def trials_frame(trials: Sequence[FrozenTrial], dims: Sequence[Dim], objectives:
         cols["duration"].append(float(ua.get("ask_seconds", 0.0)) + float(ua.get("eval_seconds", 0.0)))
         cols["batch"].append(int(ua.get("batch", -1)))
         cols["resumed"].append(ua.get("session") != session)
+    for b in blocks:
+        for c, v in b.items():
+            cols[c].extend(v)
     frame = pd.DataFrame(cols)
     viol = frame[[f"violation_{c}" for c in constraint_keys]].to_numpy(dtype=np.float64).reshape(len(frame), -1)
     at = 2 + len(names) + k

@@ -322,6 +322,55 @@ def test_recorded_trials_carry_metrics_constraints_and_timing(tmp_path):
     json.loads(path.read_text().splitlines()[-1])
 
 
+@pytest.mark.parametrize("method", ["grid", "tpe", "nsga2", "cmaes", "differential_evolution"])
+def test_the_trials_table_is_what_the_study_holds(tmp_path, method):
+    """The table a search returns is built from the columns it kept while searching; it equals the one
+    read back from the study's FrozenTrials, resumed trials included (and NaN / inf objectives and
+    metrics as NaN)."""
+    from admf_assets.engine.optimize import trials_frame
+
+    class Holes(Planted):
+        def __call__(self, params):
+            out = super().__call__(params)
+            out.loc[params["y"].to_numpy() == 3, "sharpe_ratio"] = np.inf  # no objective
+            out.loc[params["y"].to_numpy() == 4, "calmar_ratio"] = np.nan
+            return out
+
+    ref = StudyRef(str(tmp_path / "t.journal"), "t")
+    objectives = parse_objectives(["sharpe_ratio", "calmar_ratio"] if method == "nsga2" else "sharpe_ratio")
+    kw = dict(method=method, seed=4, constraints=parse_constraints({"max_drawdown": 0.3}),
+              valid=lambda f: np.asarray(f["y"]) != 5, population_size=None if method in ("grid", "tpe") else 10)
+    if method == "grid":
+        kw["proposals"] = pd.DataFrame({"x": np.linspace(-1, 1, 60), "y": np.arange(60) % 21,
+                                        "k": np.arange(60) % 4 + 1})
+    optimize(Holes(), DIMS, objectives, n_trials=30, study=ref, **kw)
+    res = optimize(Holes(), DIMS, objectives, n_trials=60, study=ref, **kw)
+    assert res.n_resumed == 30 and res.trials["resumed"].tolist() == [True] * 30 + [False] * 30
+    study = optuna.load_study(study_name="t", storage=open_storage(ref.storage))
+    trials = sorted(study.get_trials(), key=lambda t: t.number)
+    back = trials_frame(trials, DIMS, objectives, ["valid_parameters", "objective_defined", "max_drawdown"])
+    back["resumed"] = res.trials["resumed"]  # the session is the search's own
+    pd.testing.assert_frame_equal(res.trials, back)
+    assert res.trials["objective"].isna().any() and res.trials["calmar_ratio"].isna().any()
+
+
+def test_the_evaluator_takes_a_batch_as_columns(close):
+    """``evaluate_columns`` (how a search hands over its batch) gives the frame call's numbers, through
+    the one-block path and through the others (aliases, more rows than a block, a decision mask)."""
+    cols = {"fast_period": np.array([5, 10, 20]), "slow_period": np.array([30, 50, 100]),
+            "signal_threshold": np.array([0.0, 0.01, 0.0]), "stop_loss": [0.05, 0.05, 0.05]}
+    for ev in (BacktestEvaluator(close, "momentum", BacktestConfig(cost_bps=5)),
+               BacktestEvaluator(close, "momentum", decisions=np.arange(len(close)) % 3 > 0)):
+        np.testing.assert_array_equal(ev.evaluate_columns(cols, 3), ev(pd.DataFrame(cols)).to_numpy())
+    ev = BacktestEvaluator(close, "momentum")
+    alias = {"fast": [5, 10], "slow": [30, 50]}
+    np.testing.assert_array_equal(ev.evaluate_columns(alias, 2), ev(pd.DataFrame(alias)).to_numpy())
+    n = ev.fast.max_rows + 1
+    big = {"fast_period": np.full(n, 5), "slow_period": np.full(n, 30)}
+    np.testing.assert_allclose(ev.evaluate_columns(big, n)[:, list(METRIC_COLUMNS).index("sharpe_ratio")],
+                               run_grid(close, "momentum", pd.DataFrame(big)).metrics["sharpe_ratio"], rtol=1e-12)
+
+
 def test_study_names_and_paths(tmp_path):
     assert journal_path(tmp_path, "wf", "opt", "v1", "momentum@regime=calm") == \
         tmp_path / "optuna" / "wf" / "opt@v1" / "momentum@regime=calm.journal"
