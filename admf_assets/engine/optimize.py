@@ -673,21 +673,38 @@ class _Search:
             self.on_batch(BatchInfo(self.batch - 1, len(self.done), self.n_trials, len(trials), self._best_value(),
                                     sum(self.t.values())))
 
-    def frozen(self, number: int, params: dict, told: list[float], metrics: dict | None, obj: np.ndarray,
-               viol: np.ndarray, start: datetime, batch_seconds: float, n: int, ask_seconds: float,
-               end: datetime | None = None) -> FrozenTrial:
-        """A finished trial; ``end``: when its batch's evaluation ended (now by default)."""
+    def frozen(self, base: int, params: list[dict], told: list[list[float]], metrics: np.ndarray, has: np.ndarray,
+               obj: np.ndarray, viol: np.ndarray, start: datetime, batch_seconds: float, ask_seconds: float,
+               end: datetime) -> list[FrozenTrial]:
+        """The finished trials of a batch, numbered from ``base`` (``metrics`` as ``evaluate_block``
+        gives them; ``end``: when the batch's evaluation ended): the user attributes ``attrs`` gives,
+        built for the whole batch at once."""
         from optuna.trial import FrozenTrial, TrialState
 
-        values = told if len(told) > 1 else None
-        return FrozenTrial(
-            number=number, state=TrialState.COMPLETE, value=None if values else told[0], values=values,
-            datetime_start=start, datetime_complete=end or datetime.now(timezone.utc),
-            params={k: py_scalar(v) for k, v in params.items()}, distributions=self.dists,
-            user_attrs=self.attrs(metrics, obj, batch_seconds, n, ask_seconds),
-            system_attrs={f"{_STATE_KEY}{k}": float(v) for k, v in zip(self.constraint_keys, viol)},
-            intermediate_values={}, trial_id=number,
-        )
+        n = len(params)
+        shared = {"batch": self.batch, "session": self.session, "ask_seconds": round(ask_seconds, 6),
+                  "eval_seconds": round(batch_seconds / max(n, 1), 6)}
+        if self.fixed:
+            shared["fixed"] = {k: _clean(v) for k, v in self.fixed.items()}
+        finite = np.isfinite(metrics)
+        clean = np.where(finite, metrics, 0.0).tolist()
+        objective = np.where(np.isfinite(obj), obj, 0.0).tolist()
+        obj_ok = np.isfinite(obj).tolist()
+        keys = [f"{_STATE_KEY}{k}" for k in self.constraint_keys]
+        out = []
+        for i in range(n):
+            row, ok = clean[i], finite[i]
+            m = dict(zip(METRIC_COLUMNS, [v if f else None for v, f in zip(row, ok.tolist())])) if has[i] else None
+            values = told[i] if len(told[i]) > 1 else None
+            out.append(FrozenTrial(
+                number=base + i, state=TrialState.COMPLETE, value=None if values else told[i][0], values=values,
+                datetime_start=start, datetime_complete=end,
+                params={k: v if type(v) in (int, float, str, bool) else py_scalar(v) for k, v in params[i].items()},
+                distributions=self.dists,
+                user_attrs={"metrics": m, "objective": [x if f else None for x, f in zip(objective[i], obj_ok[i])],
+                            **shared},
+                system_attrs=dict(zip(keys, viol[i].tolist())), intermediate_values={}, trial_id=base + i))
+        return out
 
     def _best_value(self) -> float | None:
         """The best feasible first objective recorded so far (kept up to date, trial by trial)."""
@@ -855,9 +872,8 @@ def _propose(s: _Search, start: int, params: list[dict], uses_constraints: bool,
     told = s.told(obj, viol, uses_constraints)
     base = len(s.done)
     end = datetime.now(timezone.utc)  # the batch's trials finish together
-    rows = m.tolist()
-    trials = [s.frozen(base + n, params[i], told[i], dict(zip(METRIC_COLUMNS, rows[i])) if has[i] else None, obj[i],
-                       viol[i], now, secs, len(new), ask_seconds, end) for n, i in enumerate(new)]
+    trials = s.frozen(base, [params[i] for i in new], [told[i] for i in new], m[new], has[new], obj[new], viol[new],
+                      now, secs, ask_seconds, end)
     if trials:
         s.keep([params[i] for i in new], m[new], obj[new], viol[new], secs, ask_seconds)
         s.record(trials)
