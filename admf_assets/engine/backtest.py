@@ -43,7 +43,7 @@ import pandas as pd
 from .indicators import Indicators
 from .metrics import (METRIC_COLUMNS, POSITION_METRICS, _check_which, _metrics_of_block_rows,
                       _position_stats_scb, positions_bsc)
-from .strategies import MODES, get_strategy, normalize_params, raw_positions
+from .strategies import MODES, get_strategy, n_rows, normalize_params, raw_positions
 
 SIZINGS = ("fixed", "vol_target")
 #: the cost model a phase charges when it includes transaction costs (bps of traded notional)
@@ -678,11 +678,18 @@ class GridMetrics:
         self.max_rows = _chunk_size(values.shape[1], values.shape[0], None)
 
     def __call__(self, strategy: str, params, config: BacktestConfig = BacktestConfig(),
-                 checked: bool = False) -> dict[str, np.ndarray]:
+                 checked: bool = False, normalized: bool = False) -> dict[str, np.ndarray]:
+        """``normalized`` with ``checked``: ``params`` are ``{name: array}`` columns of the strategy's
+        normalized parameters (``strategy_frame``'s values) that satisfy its constraint; a strategy
+        that ``takes_columns`` gets them as they are."""
         spec = get_strategy(strategy)
-        p = normalize_params(spec, params, check=not checked)
+        if normalized and checked and isinstance(params, Mapping):
+            p = params if spec.takes_columns else pd.DataFrame(dict(params), copy=False)
+        else:
+            p = normalize_params(spec, pd.DataFrame(dict(params)) if isinstance(params, Mapping) else params,
+                                 check=not checked)
         S, T = self.ret_sb.shape
-        C = len(p)
+        C = n_rows(p)
         if C == 0:
             return {k: np.empty(0) for k in METRIC_COLUMNS}
         if C > self.max_rows:

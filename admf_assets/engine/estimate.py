@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -132,9 +133,11 @@ def chunk_combinations(budget_bytes: float, n_combos: int, n_bars: int, n_symbol
     return max(1, min(chunk, est.default_chunk))
 
 
-def distinct_windows(params: pd.DataFrame) -> int:
-    """Distinct values of the integer parameters (each a cached indicator array)."""
-    return int(sum(params[c].nunique() for c in params.columns if np.issubdtype(params[c].dtype, np.integer)))
+def distinct_windows(params) -> int:
+    """Distinct values of the integer parameters (each a cached indicator array) of a parameter frame
+    or of ``{name: array}`` columns."""
+    cols = params if isinstance(params, Mapping) else {c: params[c].to_numpy() for c in params.columns}
+    return int(sum(len(np.unique(v)) for v in cols.values() if np.issubdtype(np.asarray(v).dtype, np.integer)))
 
 
 def format_bytes(n: float) -> str:

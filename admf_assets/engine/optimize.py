@@ -71,7 +71,7 @@ from .estimate import chunk_combinations, distinct_windows
 from .indicators import Indicators
 from .metrics import METRIC_COLUMNS, compute_metrics
 from .search import MINIMIZED, OBJECTIVE_ALIASES, default_direction, rank_trials, resolve_objective
-from .strategies import _is_normalized, get_strategy, normalize_params, valid_mask
+from .strategies import _is_normalized, get_strategy, n_rows, normalize_params, valid_mask
 from .studies import describe_storage, open_storage, record_trials, sync_storage
 
 if TYPE_CHECKING:  # optuna is imported where a search runs: `admf validate` and up-to-date runs never pay for it
@@ -1239,15 +1239,17 @@ class BacktestEvaluator:
             updates["sizing"] = "vol_target"
         return replace(self.config, **updates) if updates else self.config
 
-    def _one_block(self, strat: pd.DataFrame) -> bool:
-        """Whether the batch is evaluated by ``GridMetrics`` in one block (under the memory limit)."""
-        if self.decisions is not None or (self.workers > 1 and len(strat) > 1):
+    def _one_block(self, strat) -> bool:
+        """Whether the batch (normalized parameters: a frame or columns) is evaluated by ``GridMetrics``
+        in one block (under the memory limit)."""
+        n = n_rows(strat)
+        if self.decisions is not None or (self.workers > 1 and n > 1):
             return False
         limit = self.fast.max_rows
         if self.memory_limit_bytes is not None:  # the batch's working memory under the phase's limit
-            limit = min(limit, chunk_combinations(self.memory_limit_bytes, len(strat), *self.close.shape,
+            limit = min(limit, chunk_combinations(self.memory_limit_bytes, n, *self.close.shape,
                                                   distinct_windows(strat), workers=self.workers, keep_returns=False))
-        return len(strat) <= limit
+        return n <= limit
 
     def __call__(self, params: pd.DataFrame, checked: bool = False) -> pd.DataFrame:
         """Metrics of each row; ``checked``: the rows already satisfy the strategy's constraint."""
@@ -1271,10 +1273,10 @@ class BacktestEvaluator:
         calls with a batch's ``{name: values}`` columns.  A batch of a search (a generation of a
         few dozen rows) is evaluated without the frames around it, whose construction costs about
         as much as the backtest of a CMA-ES generation."""
-        strat = _strategy_columns(self.strategy, cols, n)
+        strat = _strategy_columns(self.strategy, cols, n) if checked else None
         if strat is not None and self._one_block(strat):
             cfg = self._config({c: np.asarray(v, dtype=np.float64) for c, v in cols.items() if c in TRADING_PARAMS})
-            m = self.fast(self.strategy, strat, cfg, checked)
+            m = self.fast(self.strategy, strat, cfg, checked=True, normalized=True)
             return np.column_stack([m[k] for k in METRIC_COLUMNS])
         return self(pd.DataFrame(dict(cols)), checked).to_numpy(dtype=np.float64)
 
@@ -1387,10 +1389,10 @@ def strategy_frame(strategy: str, frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(cols, index=pd.RangeIndex(n))
 
 
-def _strategy_columns(strategy: str, cols: Mapping[str, Any], n: int) -> pd.DataFrame | None:
-    """``strategy_frame`` of a batch given as ``{name: values}`` columns (trading settings left out),
-    built from the arrays; None when a name is not the strategy's own (an alias, a stranger) or a
-    value does not fit its type: the frame path then normalizes or names it."""
+def _strategy_columns(strategy: str, cols: Mapping[str, Any], n: int) -> dict[str, np.ndarray] | None:
+    """``strategy_frame``'s values of a batch given as ``{name: values}`` columns (trading settings
+    left out), as typed arrays; None when a name is not the strategy's own (an alias, a stranger) or
+    a value does not fit its type: the frame path then normalizes or names it."""
     spec = get_strategy(strategy)
     if any(k not in spec.params and k not in TRADING_PARAMS for k in cols):
         return None
@@ -1400,7 +1402,7 @@ def _strategy_columns(strategy: str, cols: Mapping[str, Any], n: int) -> pd.Data
     for name, default in spec.params.items():
         if isinstance(default, (int, np.integer)) and not isinstance(default, bool):
             arrays[name] = arrays[name].astype(np.int64, copy=False)
-    return pd.DataFrame(arrays, index=pd.RangeIndex(n), copy=False)
+    return arrays
 
 
 def strategy_valid(strategy: str) -> Callable[[pd.DataFrame], np.ndarray]:

@@ -90,6 +90,10 @@ class StrategySpec:
     bounds: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     #: the constraint in words, for messages ("fast_period < slow_period")
     constraint_text: str = ""
+    #: ``func`` also takes the parameters as ``{name: array}`` columns of normalized values (the
+    #: built-ins: they read each column with ``np.asarray``); a search's small batches then reach it
+    #: without a DataFrame, whose construction costs as much as a backtest of a few rows
+    takes_columns: bool = False
 
     def check_value(self, name: str, value: Any) -> str | None:
         """Why ``value`` cannot be parameter ``name`` (its type is the default's: whole
@@ -143,6 +147,7 @@ def register_strategy(
     long_short_only: bool = False,
     bounds: Mapping[str, tuple[Any, Any]] | None = None,
     constraint_text: str = "",
+    takes_columns: bool = False,
 ):
     """Decorator registering ``func(ind, params, mode) -> (bars x symbols x combos)``.
 
@@ -154,7 +159,9 @@ def register_strategy(
     strategy's positions keep both signs in ``long_only`` mode (a pair trade).
     ``expand_grid`` and rejected by ``generate_positions``.  bounds: inclusive
     ``(low, high)`` per parameter, checked by ``admf validate`` (with the type of the
-    default); constraint_text: the constraint in words for its messages.
+    default); constraint_text: the constraint in words for its messages.  takes_columns: ``func``
+    also accepts ``{name: array}`` columns (each read with ``np.asarray``, the row count from the
+    arrays, not ``len(params)``).
     """
     key = name.lower()
     aliases = tuple(a.lower() for a in ((aliases,) if isinstance(aliases, str) else aliases))
@@ -176,6 +183,7 @@ def register_strategy(
             long_short_only=bool(long_short_only),
             bounds=dict(bounds or {}),
             constraint_text=constraint_text,
+            takes_columns=bool(takes_columns),
         )
         unknown = [k for k in spec.space if k not in spec.params]
         if unknown:
@@ -388,6 +396,13 @@ def _as_close_array(close) -> np.ndarray:
     return arr
 
 
+def n_rows(params) -> int:
+    """Rows of a parameter frame or of ``{name: array}`` columns."""
+    if isinstance(params, pd.DataFrame):
+        return len(params)
+    return len(next(iter(params.values()))) if len(params) else 0
+
+
 def raw_positions(strategy, close, params: pd.DataFrame, mode: str = "long_only", indicators: Indicators | None = None) -> np.ndarray:
     """Like ``generate_positions`` but keeps the strategy's own dtype (int8 for the
     built-ins) and memory layout; ``params`` must already be normalized."""
@@ -396,7 +411,7 @@ def raw_positions(strategy, close, params: pd.DataFrame, mode: str = "long_only"
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     ind = indicators if indicators is not None else Indicators(_as_close_array(close))
     n_bars, n_sym = ind.n_bars, ind.n_symbols
-    ncomb = len(params)
+    ncomb = n_rows(params)
     if ncomb == 0:
         return np.zeros((n_bars, n_sym, 0), dtype=np.int8)
     out = np.asarray(spec.func(ind, params, mode))
@@ -440,6 +455,7 @@ def _momentum_constraint(p: pd.DataFrame):
 
 @register_strategy(
     "momentum",
+    takes_columns=True,
     params={"fast_period": 10, "slow_period": 30, "signal_threshold": 0.0},
     aliases=("ma_crossover", "sma_crossover"),
     constraint=_momentum_constraint,
@@ -451,9 +467,9 @@ def _momentum_constraint(p: pd.DataFrame):
 )
 def momentum(ind: Indicators, params: pd.DataFrame, mode: str) -> np.ndarray:
     """Moving-average crossover with a relative-gap threshold."""
-    fast = params["fast_period"].to_numpy(np.int64)
-    slow = params["slow_period"].to_numpy(np.int64)
-    thr = params["signal_threshold"].to_numpy(np.float64)
+    fast = np.asarray(params["fast_period"], dtype=np.int64)
+    slow = np.asarray(params["slow_period"], dtype=np.int64)
+    thr = np.asarray(params["signal_threshold"], dtype=np.float64)
     # distinct (fast, slow) pairs in lexicographic order, via one 1-D key (much faster
     # than np.unique(axis=0), same result); windows are small non-negative integers
     key = fast.astype(np.uint64) << np.uint64(32) | slow.astype(np.uint64)
@@ -487,6 +503,7 @@ def _mean_reversion_constraint(p: pd.DataFrame):
 
 @register_strategy(
     "mean_reversion",
+    takes_columns=True,
     params={"lookback": 20, "entry_z": 2.0, "exit_z": 0.0},
     aliases=("zscore_reversion",),
     constraint=_mean_reversion_constraint,
@@ -498,9 +515,9 @@ def _mean_reversion_constraint(p: pd.DataFrame):
 )
 def mean_reversion(ind: Indicators, params: pd.DataFrame, mode: str) -> np.ndarray:
     """Z-score mean reversion with entry/exit bands (stateful, via latches)."""
-    look = params["lookback"].to_numpy(np.int64)
-    e = params["entry_z"].to_numpy(np.float64)[None, :, None]
-    x = params["exit_z"].to_numpy(np.float64)[None, :, None]
+    look = np.asarray(params["lookback"], dtype=np.int64)
+    e = np.asarray(params["entry_z"], dtype=np.float64)[None, :, None]
+    x = np.asarray(params["exit_z"], dtype=np.float64)[None, :, None]
     z = ind._grid_scb("zscore", look)  # (S, C, T)
     undefined = np.isnan(z)
     enter_long = z < -e
@@ -522,6 +539,7 @@ def _breakout_constraint(p: pd.DataFrame):
 
 @register_strategy(
     "breakout",
+    takes_columns=True,
     params={"lookback": 20, "exit_lookback": 0},
     aliases=("donchian", "channel_breakout"),
     constraint=_breakout_constraint,
@@ -531,8 +549,8 @@ def _breakout_constraint(p: pd.DataFrame):
 )
 def breakout(ind: Indicators, params: pd.DataFrame, mode: str) -> np.ndarray:
     """Donchian channel breakout of the previous bars, with an optional exit channel."""
-    look = params["lookback"].to_numpy(np.int64)
-    xl = params["exit_lookback"].to_numpy(np.int64)
+    look = np.asarray(params["lookback"], dtype=np.int64)
+    xl = np.asarray(params["exit_lookback"], dtype=np.int64)
     xl = np.where(xl > 0, xl, look)
     c = ind._close_sb[:, None, :]
     enter_long = c > ind._grid_scb("prior_max", look)
@@ -582,6 +600,7 @@ def _pair_fit(ind: Indicators, a: int, b: int, lookback: int) -> np.ndarray:
 
 @register_strategy(
     "pairs_trading",
+    takes_columns=True,
     params={"lookback": 60, "entry_z": 2.0, "exit_z": 0.5, "pair": 0},
     aliases=("pairs", "pair_trading", "stat_arb"),
     constraint=_pairs_constraint,
@@ -596,16 +615,16 @@ def _pair_fit(ind: Indicators, a: int, b: int, lookback: int) -> np.ndarray:
 def pairs_trading(ind: Indicators, params: pd.DataFrame, mode: str) -> np.ndarray:
     """Two-symbol spread with a rolling hedge ratio, z-score entry and exit bands."""
     pairs = symbol_pairs(ind.n_symbols)
-    pair = params["pair"].to_numpy(np.int64)
+    pair = np.asarray(params["pair"], dtype=np.int64)
     if not pairs:
         raise ValueError("strategy 'pairs_trading' needs at least 2 symbols")
     if pair.size and pair.max() >= len(pairs):
         raise ValueError(f"strategy 'pairs_trading': pair {int(pair.max())} does not exist; {ind.n_symbols} symbols "
                          f"make {len(pairs)} pair(s), numbered 0..{len(pairs) - 1}")
-    look = params["lookback"].to_numpy(np.int64)
-    entry = params["entry_z"].to_numpy(np.float64)
-    exit_ = params["exit_z"].to_numpy(np.float64)
-    T, C = ind.n_bars, len(params)
+    look = np.asarray(params["lookback"], dtype=np.int64)
+    entry = np.asarray(params["entry_z"], dtype=np.float64)
+    exit_ = np.asarray(params["exit_z"], dtype=np.float64)
+    T, C = ind.n_bars, len(look)
     out = np.zeros((T, ind.n_symbols, C), dtype=np.float64)
     t_idx = np.arange(T)[:, None]
     key = pair * (int(look.max()) + 1) + look

@@ -362,6 +362,19 @@ def test_the_evaluator_takes_a_batch_as_columns(close):
     for ev in (BacktestEvaluator(close, "momentum", BacktestConfig(cost_bps=5)),
                BacktestEvaluator(close, "momentum", decisions=np.arange(len(close)) % 3 > 0)):
         np.testing.assert_array_equal(ev.evaluate_columns(cols, 3), ev(pd.DataFrame(cols)).to_numpy())
+    from admf_assets.engine.search import sample_params
+    from admf_assets.engine.strategies import STRATEGIES, normalize_params
+
+    for name, spec in STRATEGIES.items():  # every strategy that takes columns: the numbers of the frame path
+        if not spec.takes_columns:
+            continue
+        frame = normalize_params(name, sample_params(name, spec.space, 6, seed=1)[0].head(6))
+        cols = {c: frame[c].to_numpy() for c in frame.columns}
+        ev = BacktestEvaluator(close, name, BacktestConfig(mode="long_short"))
+        np.testing.assert_array_equal(ev.evaluate_columns(cols, len(frame), checked=True), ev(frame).to_numpy(),
+                                      err_msg=name)
+    assert {n for n, sp in STRATEGIES.items() if sp.takes_columns} >= {"momentum", "mean_reversion", "breakout",
+                                                                          "pairs_trading"}
     ev = BacktestEvaluator(close, "momentum")
     alias = {"fast": [5, 10], "slow": [30, 50]}
     np.testing.assert_array_equal(ev.evaluate_columns(alias, 2), ev(pd.DataFrame(alias)).to_numpy())

@@ -172,13 +172,13 @@ from admf_assets.workflow.loader import load_workflow_dict
 from resources.storage import TableStore
 
 calls = []
-real = optimize.BacktestEvaluator.__call__
-def counting(self, params, checked=False):
-    calls.append(len(params))
+real = optimize.BacktestEvaluator.evaluate_columns  # what a search calls with each batch
+def counting(self, cols, n, checked=False):
+    calls.append(n)
     if len(calls) == {kill_at}:
         os.kill(os.getpid(), signal.SIGKILL)  # the run dies in the middle of the search
-    return real(self, params, checked)
-optimize.BacktestEvaluator.__call__ = counting
+    return real(self, cols, n, checked)
+optimize.BacktestEvaluator.evaluate_columns = counting
 doc = json.loads({doc!r})
 execute(load_workflow_dict(doc, source="<killed>").graph, TableStore({root_store!r}))
 """
