@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
-import pandas as pd
 
 __all__ = ["Estimate", "search_estimate", "chunk_combinations", "distinct_windows", "format_bytes",
            "format_seconds", "BYTES_PER_COMBO", "BYTES_PER_DRAWN_TRIAL", "BYTES_PER_CHUNK_ELEMENT",

@@ -621,18 +621,26 @@ class _Search:
         return out, ok
 
     def attrs(self, metrics: dict | None, obj: np.ndarray, batch_seconds: float, n: int, ask_seconds: float) -> dict:
+        """A recorded trial's user attributes: its metrics and objective values (NaN / inf as None, JSON's
+        null), then what the trials of its batch share (``shared_attrs``)."""
         clean = None if metrics is None else {k: (v if v == v and abs(v) != math.inf else None)
-                                              for k, v in metrics.items()}  # NaN / inf -> null (JSON)
-        return {"metrics": clean, "objective": [_clean(x) for x in obj], "batch": self.batch, "session": self.session,
-                "ask_seconds": round(ask_seconds, 6), "eval_seconds": round(batch_seconds / max(n, 1), 6),
+                                              for k, v in metrics.items()}
+        return {"metrics": clean, "objective": [_clean(x) for x in obj],
+                **self.shared_attrs(batch_seconds, n, ask_seconds)}
+
+    def shared_attrs(self, batch_seconds: float, n: int, ask_seconds: float) -> dict:
+        """The user attributes every trial of a batch of ``n`` shares."""
+        return {"batch": self.batch, "session": self.session, "ask_seconds": round(ask_seconds, 6),
+                "eval_seconds": round(batch_seconds / max(n, 1), 6),
                 **({"fixed": {k: _clean(v) for k, v in self.fixed.items()}} if self.fixed else {})}
 
     # ---------------------------------------------------------------- recording
     def keep(self, params: list[dict], metrics: np.ndarray, obj: np.ndarray, viol: np.ndarray,
              batch_seconds: float, ask_seconds: float) -> None:
         """The ``trials_frame`` columns of the batch about to be recorded (numbered from
-        ``len(self.done)``; ``metrics`` as ``evaluate_block`` gives them), built from its arrays: the values ``trials_frame`` reads back from its
-        FrozenTrials (non-finite objectives and metrics as NaN, the rounded durations)."""
+        ``len(self.done)``; ``metrics`` as ``evaluate_block`` gives them), built from its arrays:
+        the values ``trials_frame`` reads back from its FrozenTrials (non-finite objectives and
+        metrics as NaN, the rounded durations)."""
         n = len(params)
         if self.blocks is None or len(self.done) != self.n_kept_from + self.n_kept:
             self.blocks = None  # a trial was recorded without its columns: the frame reads them all back
@@ -677,15 +685,12 @@ class _Search:
                obj: np.ndarray, viol: np.ndarray, start: datetime, batch_seconds: float, ask_seconds: float,
                end: datetime) -> list[FrozenTrial]:
         """The finished trials of a batch, numbered from ``base`` (``metrics`` as ``evaluate_block``
-        gives them; ``end``: when the batch's evaluation ended): the user attributes ``attrs`` gives,
-        built for the whole batch at once."""
+        gives them; ``end``: when the batch's evaluation ended), with the user attributes ``attrs``
+        gives, built for the whole batch at once."""
         from optuna.trial import FrozenTrial, TrialState
 
         n = len(params)
-        shared = {"batch": self.batch, "session": self.session, "ask_seconds": round(ask_seconds, 6),
-                  "eval_seconds": round(batch_seconds / max(n, 1), 6)}
-        if self.fixed:
-            shared["fixed"] = {k: _clean(v) for k, v in self.fixed.items()}
+        shared = self.shared_attrs(batch_seconds, n, ask_seconds)
         finite = np.isfinite(metrics)
         clean = np.where(finite, metrics, 0.0).tolist()
         objective = np.where(np.isfinite(obj), obj, 0.0).tolist()

@@ -72,6 +72,23 @@ def test_drawdown_from_initial_capital_and_total_loss():
     assert wipe.total_return == -1.0 and wipe.max_drawdown == -1.0 and wipe.annual_return == -1.0
 
 
+def test_an_equity_curve_beyond_float_range_keeps_its_drawdown():
+    """The drawdowns come from the cumulative product of (1 + r); where that product overflows (a
+    column doubling for over 1,024 bars) they come from log-equity, so its drawdown stays the -50%
+    it is, next to an ordinary column computed the usual way."""
+    r = np.zeros((1100, 2))
+    r[:1030, 0] = 1.0
+    r[1030, 0] = -0.5
+    r[1031:1034, 0] = 0.1  # 1.1^3 < 2: never back to the peak
+    r[:, 1] = np.tile([0.01, -0.02, 0.015, 0.0], 275)
+    m = compute_metrics(r)
+    assert m.loc[0, "max_drawdown"] == pytest.approx(-0.5, rel=1e-12)
+    assert m.loc[0, "max_drawdown_duration"] == 1100 - 1030 and np.isinf(m.loc[0, "total_return"])
+    ref = _reference_metrics(r[:, 1])
+    for k in ("max_drawdown", "max_drawdown_duration", "total_return"):
+        assert m.loc[1, k] == pytest.approx(ref[k], rel=1e-12, abs=1e-15), k
+
+
 def _reference_metrics(r, ppy=252):
     """Straightforward per-series implementation (loops) for comparison."""
     n = len(r)
