@@ -686,8 +686,7 @@ class GridMetrics:
         if normalized and checked and isinstance(params, Mapping):
             p = params if spec.takes_columns else pd.DataFrame(dict(params), copy=False)
         else:
-            p = normalize_params(spec, pd.DataFrame(dict(params)) if isinstance(params, Mapping) else params,
-                                 check=not checked)
+            p = normalize_params(spec, params, check=not checked)
         S, T = self.ret_sb.shape
         C = n_rows(p)
         if C == 0:

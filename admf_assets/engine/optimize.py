@@ -534,7 +534,7 @@ class _Search:
         self.constraint_keys = (["valid_parameters"] if valid is not None else []) + ["objective_defined"] + \
             [c.key for c in constraints]
         #: trials_frame columns of the trials recorded after the first ``n_kept_from`` (``keep``)
-        self.blocks: list[dict[str, list]] | None = []
+        self.blocks: list[dict[str, Any]] | None = []
         self.n_kept_from, self.n_kept = self.n_resumed, 0
         self._best, self._best_upto = None, 0  # _best_value: of the first _best_upto trials
 
@@ -645,21 +645,20 @@ class _Search:
         if self.blocks is None or len(self.done) != self.n_kept_from + self.n_kept:
             self.blocks = None  # a trial was recorded without its columns: the frame reads them all back
             return
-        block: dict[str, list] = {"trial_id": list(range(len(self.done), len(self.done) + n)),
-                                  "state": ["COMPLETE"] * n}
+        start = len(self.done)
+        block: dict[str, Any] = {"trial_id": np.arange(start, start + n), "state": ["COMPLETE"] * n}
         for d in self.dims:
             block[d.name] = [p.get(d.name) for p in params]
-        finite = np.isfinite(obj)
         for j in range(obj.shape[1]):
-            block[f"objective_{j}"] = np.where(finite[:, j], obj[:, j], np.nan).tolist()
+            block[f"objective_{j}"] = np.where(np.isfinite(obj[:, j]), obj[:, j], np.nan)
         for j, c in enumerate(self.constraint_keys):
-            block[f"violation_{c}"] = viol[:, j].astype(np.float64).tolist()
+            block[f"violation_{c}"] = viol[:, j].astype(np.float64)
         m = np.where(np.isfinite(metrics), metrics, np.nan)  # rows without metrics are NaN already
         for j, c in enumerate(METRIC_COLUMNS):
-            block[c] = m[:, j].tolist()
-        block["duration"] = [round(ask_seconds, 6) + round(batch_seconds / max(n, 1), 6)] * n
-        block["batch"] = [self.batch] * n
-        block["resumed"] = [False] * n
+            block[c] = m[:, j]
+        block["duration"] = np.full(n, round(ask_seconds, 6) + round(batch_seconds / max(n, 1), 6))
+        block["batch"] = np.full(n, self.batch)
+        block["resumed"] = np.zeros(n, bool)
         self.blocks.append(block)
         self.n_kept += n
 
@@ -1026,7 +1025,7 @@ def _run_de(s: _Search, seed: int, popsize: int) -> None:
 
 # ================================================================== result tables
 def trials_frame(trials: Sequence[FrozenTrial], dims: Sequence[Dim], objectives: Sequence[Objective],
-                 constraint_keys: Sequence[str], session: str = "", blocks: Sequence[Mapping[str, list]] = ()
+                 constraint_keys: Sequence[str], session: str = "", blocks: Sequence[Mapping[str, Any]] = ()
                  ) -> pd.DataFrame:
     """One row per trial: ``trial_id``, ``state``, the parameters, ``objective`` (the first
     objective; ``objective_<i>`` for each when there are several), ``feasible``,
@@ -1060,9 +1059,15 @@ def trials_frame(trials: Sequence[FrozenTrial], dims: Sequence[Dim], objectives:
         cols["duration"].append(float(ua.get("ask_seconds", 0.0)) + float(ua.get("eval_seconds", 0.0)))
         cols["batch"].append(int(ua.get("batch", -1)))
         cols["resumed"].append(ua.get("session") != session)
-    for b in blocks:
-        for c, v in b.items():
-            cols[c].extend(v)
+    if blocks:  # the kept columns after the trials': arrays joined as arrays, lists as lists
+        data: dict[str, Any] = {}
+        for c, head in cols.items():
+            parts = [b[c] for b in blocks]
+            if isinstance(parts[0], np.ndarray):
+                data[c] = np.concatenate([np.asarray(head, dtype=parts[0].dtype).reshape(-1), *parts])
+            else:
+                data[c] = head + [x for p in parts for x in p]
+        cols = data
     frame = pd.DataFrame(cols)
     viol = frame[[f"violation_{c}" for c in constraint_keys]].to_numpy(dtype=np.float64).reshape(len(frame), -1)
     at = 2 + len(names) + k

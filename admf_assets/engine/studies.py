@@ -81,6 +81,9 @@ def _synced_journal_file() -> type:
             self.sync_seconds = float(sync_seconds)
             self._last_sync = time.monotonic()
             self._unsynced = False
+            #: record_trials' encoded record heads (what every trial of a search shares), kept
+            #: with the distribution objects they encode (so their ids stay theirs)
+            self.heads: dict[tuple, tuple[tuple, str]] = {}
 
         def append_logs(self, logs: list[dict[str, Any]]) -> None:
             self.append_lines([json.dumps(log, separators=(",", ":")) for log in logs])
@@ -175,9 +178,11 @@ def record_trials(study: optuna.Study, trials: list) -> None:
         study.add_trials(trials)
         return
     # one JSON line per trial; the parts every trial of a search shares (its distributions, the
-    # worker, the study) and each distinct timestamp (a batch shares its times) are encoded once
+    # worker, the study) are encoded once per search, each distinct timestamp once per batch
     enc = json.JSONEncoder(separators=(",", ":"))
-    head: dict[tuple, str] = {}
+    heads = backend.heads
+    if len(heads) > 256:  # trials with distributions of their own: a bounded cache
+        heads.clear()
     stamps: dict[Any, str] = {}
 
     def stamp(dt) -> str:
@@ -187,14 +192,16 @@ def record_trials(study: optuna.Study, trials: list) -> None:
 
     lines = []
     for t in trials:
-        key = (int(t.state), bool(t.intermediate_values), tuple((k, id(d)) for k, d in t.distributions.items()))
-        if key not in head:
+        key = (study._study_id, worker, int(t.state), bool(t.intermediate_values),
+               tuple((k, id(d)) for k, d in t.distributions.items()))
+        if key not in heads:
             fixed = {"op_code": JournalOperation.CREATE_TRIAL, "worker_id": worker, "study_id": study._study_id,
                      "state": t.state,
                      "distributions": {k: distribution_to_json(d) for k, d in t.distributions.items()}}
             if not t.intermediate_values:
                 fixed["intermediate_values"] = {}
-            head[key] = enc.encode(fixed)[:-1]  # without the closing brace
+            heads[key] = (tuple(t.distributions.values()), enc.encode(fixed)[:-1])  # without the closing brace
+        head = heads[key][1]
         values = t.values
         multi = values is not None and len(values) > 1
         rest = {"value": None if multi else t.value, "values": values if multi else None,
@@ -202,7 +209,7 @@ def record_trials(study: optuna.Study, trials: list) -> None:
                 "user_attrs": t.user_attrs, "system_attrs": t.system_attrs}
         if t.intermediate_values:
             rest["intermediate_values"] = t.intermediate_values
-        line = head[key] + "," + enc.encode(rest)[1:-1]
+        line = head + "," + enc.encode(rest)[1:-1]
         line += ',"datetime_start":' + (stamp(t.datetime_start) if t.datetime_start else "null")
         if t.datetime_complete:
             line += ',"datetime_complete":' + stamp(t.datetime_complete)
