@@ -26,9 +26,10 @@ Methods (the sampler that proposes each batch):
   a run that meets CMA-ES's stopping criteria (on integer parameters: every member on one
   point, after which a plain CMA-ES spends the rest of the budget re-evaluating it) is followed
   by a run from a random mean with twice the population.  Batched evaluation suits this: a
-  generation is one engine call whose cost grows little with its size (measured here, 7 rows
-  3.5 ms, 16 rows 5.4 ms), so the restarts' larger generations cost little more per call; the
-  first run is Hansen's, so the early trials are those of a plain CMA-ES.
+  generation is one engine call whose cost grows little with its size (measured here, momentum
+  on 2 symbols x 10 years: 1 row 0.95 ms, 7 rows 1.7 ms, 16 rows 2.3 ms), so the restarts'
+  larger generations cost little more per call; the first run is Hansen's, so the early trials
+  are those of a plain CMA-ES.
 * ``differential_evolution`` -- ``scipy.optimize.differential_evolution`` (``vectorized``,
   ``updating='deferred'``, no polishing) over the unit cube from a Latin-hypercube population
   of ``population_size`` (15 x dimensions); one generation per batch; constraints through
