@@ -8,7 +8,7 @@ Data: the synthetic market (engine.synthetic, seed 42), SPY and QQQ, 2014-01-01.
 objective sharpe_ratio with 5 + 2 bps costs; fast >= slow is infeasible.
 
 Printed, side by side, all in this process:
-  1. TPE: the batched ask/tell loop with the engine (batches of 16, constant liar, trials recorded in an
+  1. TPE: the batched ask/tell loop with the engine (batches of 8, constant liar, trials recorded in an
      Optuna journal file) against the same loop with a free objective (sampler and storage only): the
      engine's share of the wall time; and against the plain study.optimize loop (one run_grid per trial).
   2. CMA-ES and differential evolution: trials/s of the batched search (one generation per engine call,

@@ -14,7 +14,11 @@ the same order; :class:`BacktestEvaluator` is the engine's (one ``run_grid`` cal
 Methods (the sampler that proposes each batch):
 
 * ``tpe`` -- Optuna's ``TPESampler`` (multivariate, ``constant_liar``: the trials of a batch
-  in flight are counted as bad, so a batch spreads out); batches of ``batch_size`` (16).
+  in flight are counted as bad, so a batch spreads out); batches of ``batch_size`` (8: TPE's own
+  ask costs several ms a trial, so a batch hides the engine's cost at any size, while each trial
+  of a batch is sampled without the results of the others in it; measured here on momentum, 5
+  seeds, the best Sharpe after 100 trials was the plain sequential loop's with batches of 4 or 8,
+  0.009 lower with 16).
 * ``nsga2`` -- Optuna's ``NSGAIISampler``; one generation (``population_size``, 50) per batch.
   With several objectives the result's ``pareto`` is the Pareto front.
 * ``cmaes`` -- the ``cmaes`` library's CMA-ES (the optimizer Optuna's ``CmaEsSampler`` wraps,
@@ -768,7 +772,7 @@ def _derived_seed(seed: int, n_done: int) -> int:
 
 
 def default_batch_size(method: str) -> int:
-    return {"tpe": 16}.get(method, DEFAULT_LIST_BATCH)
+    return {"tpe": 8}.get(method, DEFAULT_LIST_BATCH)
 
 
 def default_population_size(method: str, n_dims: int) -> int:

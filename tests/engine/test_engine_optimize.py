@@ -531,4 +531,4 @@ def test_search_a_real_strategy_end_to_end(close):
                                                                 "slow_period": list(range(20, 121, 10))}), cfg)
     ok = grid.metrics["max_drawdown"].abs() <= 0.3
     assert b["objective"] >= grid.metrics.loc[ok, "sharpe_ratio"].max() - 0.15
-    assert res.engine_calls <= math.ceil(120 / 16)  # batches of 16: at most one run_grid call each
+    assert res.engine_calls <= math.ceil(120 / 8)  # batches of 8: at most one run_grid call each

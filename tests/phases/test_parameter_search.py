@@ -69,7 +69,7 @@ def test_every_method_runs_through_the_kind(kit, store, method):
     if method == "random":
         assert len(hist) <= 40  # invalid and duplicate draws dropped
     else:
-        assert len(hist) == 40 and hist["batch"].nunique() == (3 if tpe else 4)  # 16 per TPE batch
+        assert len(hist) == 40 and hist["batch"].nunique() == (5 if tpe else 4)  # 8 per TPE batch
     feasible = hist[hist["feasible"]]
     assert best["objective"] == feasible["objective"].max() and best["rank"] == 1
     params = json.loads(best["params"])
@@ -185,8 +185,8 @@ execute(load_workflow_dict(doc, source="<killed>").graph, TableStore({root_store
 
 
 def test_a_killed_run_re_executed_continues_its_search(kit, store, tmp_path):
-    """The phase dies (SIGKILL) after 3 batches of 16; executing the same workflow again takes those
-    48 trials from the study and evaluates only the rest of the budget."""
+    """The phase dies (SIGKILL) after 3 batches of 8; executing the same workflow again takes those
+    24 trials from the study and evaluates only the rest of the budget."""
     import os
     import subprocess
     import sys
@@ -199,9 +199,9 @@ def test_a_killed_run_re_executed_continues_its_search(kit, store, tmp_path):
     assert proc.returncode == -9, proc.stderr[-2000:]
     _, results = run(kit, store, config)
     meta = results["opt"].metadata["optimization_history"]
-    assert meta["resumed_trials"] == 48 and meta["evaluated_trials"] == 32 and meta["engine_calls"] == 2
+    assert meta["resumed_trials"] == 24 and meta["evaluated_trials"] == 56 and meta["engine_calls"] == 7
     hist = results["opt"].outputs["optimization_history"]
-    assert len(hist) == 80 and hist["resumed"].sum() == 48 and hist["study_trial"].tolist() == list(range(80))
+    assert len(hist) == 80 and hist["resumed"].sum() == 24 and hist["study_trial"].tolist() == list(range(80))
 
 
 def test_constraints_mark_trials_infeasible_and_every_reported_set_satisfies_them(kit, store):
