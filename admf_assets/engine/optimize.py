@@ -696,14 +696,19 @@ class _Search:
         n = len(params)
         shared = self.shared_attrs(batch_seconds, n, ask_seconds)
         finite = np.isfinite(metrics)
-        clean = np.where(finite, metrics, 0.0).tolist()
+        rows, fin, all_fin, evaluated = metrics.tolist(), finite.tolist(), finite.all(axis=1).tolist(), has.tolist()
         objective = np.where(np.isfinite(obj), obj, 0.0).tolist()
         obj_ok = np.isfinite(obj).tolist()
+        violations = viol.tolist()
         keys = [f"{_STATE_KEY}{k}" for k in self.constraint_keys]
         out = []
         for i in range(n):
-            row, ok = clean[i], finite[i]
-            m = dict(zip(METRIC_COLUMNS, [v if f else None for v, f in zip(row, ok.tolist())])) if has[i] else None
+            if not evaluated[i]:
+                m = None
+            elif all_fin[i]:
+                m = dict(zip(METRIC_COLUMNS, rows[i]))
+            else:  # NaN / inf -> None (JSON's null)
+                m = dict(zip(METRIC_COLUMNS, [v if f else None for v, f in zip(rows[i], fin[i])]))
             values = told[i] if len(told[i]) > 1 else None
             out.append(FrozenTrial(
                 number=base + i, state=TrialState.COMPLETE, value=None if values else told[i][0], values=values,
@@ -712,7 +717,7 @@ class _Search:
                 distributions=self.dists,
                 user_attrs={"metrics": m, "objective": [x if f else None for x, f in zip(objective[i], obj_ok[i])],
                             **shared},
-                system_attrs=dict(zip(keys, viol[i].tolist())), intermediate_values={}, trial_id=base + i))
+                system_attrs=dict(zip(keys, violations[i])), intermediate_values={}, trial_id=base + i))
         return out
 
     def _best_value(self) -> float | None:
