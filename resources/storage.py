@@ -109,7 +109,7 @@ class TableStore:
         return self.table_path(key).with_suffix(".parquet")
 
     def partition_path(self, key: Sequence[str], partition: str) -> Path:
-        return self.table_path(key) / f"{partition}.parquet"
+        return self.partition_paths(key, [partition])[0]
 
     def partition_paths(self, key: Sequence[str], partitions: Iterable[str]) -> list[Path]:
         """``partition_path`` of each partition, the table's folder resolved once (thousands of

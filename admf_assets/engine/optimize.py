@@ -539,7 +539,7 @@ class _Search:
         self.constraint_keys = (["valid_parameters"] if valid is not None else []) + ["objective_defined"] + \
             [c.key for c in constraints]
         #: trials_frame columns of the trials recorded after the first ``n_kept_from`` (``keep``)
-        self.blocks: list[dict[str, Any]] | None = []
+        self.blocks: list[dict[str, Any]] = []
         self.n_kept_from, self.n_kept = self.n_resumed, 0
         self._best, self._best_upto = None, 0  # _best_value: of the first _best_upto trials
 
@@ -647,9 +647,6 @@ class _Search:
         the values ``trials_frame`` reads back from its FrozenTrials (non-finite objectives and
         metrics as NaN, the rounded durations)."""
         n = len(params)
-        if self.blocks is None or len(self.done) != self.n_kept_from + self.n_kept:
-            self.blocks = None  # a trial was recorded without its columns: the frame reads them all back
-            return
         start = len(self.done)
         block: dict[str, Any] = {"trial_id": np.arange(start, start + n), "state": ["COMPLETE"] * n}
         for d in self.dims:
@@ -668,8 +665,9 @@ class _Search:
         self.n_kept += n
 
     def frame(self) -> pd.DataFrame:
-        """``trials_frame`` of every trial: the recorded ones read back, the rest from the kept columns."""
-        if self.blocks is None or self.n_kept_from + self.n_kept != len(self.done):
+        """``trials_frame`` of every trial: the recorded ones read back, the rest from the kept columns
+        (all read back when a trial was recorded without its columns: ``_run_optuna`` keeps none)."""
+        if self.n_kept_from + self.n_kept != len(self.done):
             return trials_frame(self.done, self.dims, self.objectives, self.constraint_keys, self.session)
         return trials_frame(self.done[: self.n_kept_from], self.dims, self.objectives, self.constraint_keys,
                             self.session, self.blocks)
@@ -886,11 +884,11 @@ def _propose(s: _Search, start: int, params: list[dict], uses_constraints: bool,
     told = s.told(obj, viol, uses_constraints)
     base = len(s.done)
     end = datetime.now(timezone.utc)  # the batch's trials finish together
-    trials = s.frozen(base, [params[i] for i in new], [told[i] for i in new], m[new], has[new], obj[new], viol[new],
-                      now, secs, ask_seconds, end)
-    if trials:
-        s.keep([params[i] for i in new], m[new], obj[new], viol[new], secs, ask_seconds)
-        s.record(trials)
+    if new:
+        fresh_params, fresh_obj, fresh_viol = [params[i] for i in new], obj[new], viol[new]
+        s.keep(fresh_params, fresh, fresh_obj, fresh_viol, secs, ask_seconds)
+        s.record(s.frozen(base, fresh_params, [told[i] for i in new], fresh, fresh_has, fresh_obj, fresh_viol, now,
+                          secs, ask_seconds, end))
     s.last = (obj, viol, told)
     return used
 
@@ -1416,13 +1414,7 @@ def _strategy_columns(strategy: str, cols: Mapping[str, Any], n: int) -> dict[st
     spec = get_strategy(strategy)
     if any(k not in spec.params and k not in TRADING_PARAMS for k in cols):
         return None
-    arrays = _strategy_arrays(spec, cols, n)
-    if arrays is None:
-        return None
-    for name, default in spec.params.items():
-        if isinstance(default, (int, np.integer)) and not isinstance(default, bool):
-            arrays[name] = arrays[name].astype(np.int64, copy=False)
-    return arrays
+    return _strategy_arrays(spec, cols, n)
 
 
 def strategy_valid(strategy: str) -> Callable[[pd.DataFrame], np.ndarray]:
@@ -1468,6 +1460,7 @@ def _strategy_arrays(spec, frame, n: int) -> dict[str, np.ndarray] | None:
         elif isinstance(default, (int, np.integer)):
             if vals.dtype.kind not in "iu":
                 return None
+            vals = vals.astype(np.int64, copy=False)
         elif isinstance(default, float):
             if vals.dtype.kind not in "iuf":
                 return None
